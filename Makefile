@@ -1,0 +1,41 @@
+# mmloom developer commands. `make demo` and `make test` create .venv and install whatever
+# is missing; nothing needs to be on the machine beforehand except python3.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
+OUT    ?= out/sample
+
+.PHONY: venv demo test lint style bench clean
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+
+$(STAMP): setup.py | $(BIN)/uv
+	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/mmloom build --config configs/sample.yaml --output $(OUT)
+	$(BIN)/mmloom show $(OUT) --summary
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+style: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: venv
+	$(BIN)/python bench/build_throughput.py
+
+clean:
+	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,160 @@
+"""``mmloom build``: the main Beam job.
+
+    Read<Source> (per source) -> RestructureRecords -> LoadImages -> ValidateRecords
+      -> DropDuplicateIds -> WriteRecords;  every DEAD output -> WriteDeadLetters;
+      all outcomes -> ComputeStats (stats.json)
+
+Locally (DirectRunner, the default):
+
+    mmloom build --config configs/sample.yaml --output out/sample
+    mmloom build --config configs/sample.yaml --output out/sample \\
+        --direct_num_workers 2 --direct_running_mode multi_processing
+
+On Dataflow (inputs and output on GCS; the package is staged from setup.py):
+
+    mmloom build --config gs://BUCKET/mmloom.yaml --output gs://BUCKET/builds/v1 \\
+        --runner DataflowRunner --project PROJECT --region REGION \\
+        --temp_location gs://BUCKET/tmp --setup_file ./setup.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
+
+import pipelines
+from pipelines.config import BuildConfig, load_config
+from pipelines.deadletter import DEAD
+from pipelines.errors import PipelineConfigError
+from pipelines.transforms.images import LoadImages
+from pipelines.transforms.io import (
+    DEAD_LETTERS_DIR,
+    RECORDS_DIR,
+    STATS_FILE,
+    WriteDeadLetters,
+    WriteRecords,
+)
+from pipelines.transforms.restructure import RestructureRecords
+from pipelines.transforms.stats import DROPPED, READ, WRITTEN, ComputeStats
+from pipelines.transforms.validate import DropDuplicateIds, ValidateRecords
+from sources import get_source
+
+LOG = logging.getLogger("mmloom.build")
+
+
+@dataclass(frozen=True)
+class BuildArgs:
+    config: str
+    output: str
+    overwrite: bool = False
+
+
+def parse_args(argv: list[str] | None) -> tuple[BuildArgs, list[str]]:
+    """Split mmloom's own flags from Beam's (which go to ``PipelineOptions``)."""
+    parser = argparse.ArgumentParser(prog="mmloom build", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="build config (YAML), e.g. configs/sample.yaml")
+    parser.add_argument("--output", required=True, help="build folder (local path or gs://...)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace records/, dead_letters/ and stats.json of an existing build",
+    )
+    known, beam_args = parser.parse_known_args(argv)
+    return BuildArgs(known.config, known.output, known.overwrite), beam_args
+
+
+def prepare_output(output: str, overwrite: bool) -> None:
+    """Refuse to mix two builds in one folder unless ``--overwrite`` says to replace it."""
+    leftovers = [
+        p
+        for p in (
+            FileSystems.join(output, STATS_FILE),
+            FileSystems.join(output, RECORDS_DIR),
+            FileSystems.join(output, DEAD_LETTERS_DIR),
+        )
+        if FileSystems.exists(p)
+    ]
+    if leftovers and not overwrite:
+        raise PipelineConfigError(
+            f"{output} already holds a build ({', '.join(leftovers)}); pass --overwrite to "
+            "replace it or choose another --output"
+        )
+    if leftovers:
+        FileSystems.delete(leftovers)
+
+
+def _event(kind: str, stage: str = ""):
+    def fn(element: dict[str, Any]) -> tuple[str, str, str, str]:
+        if kind == DROPPED:
+            return (DROPPED, element["source"], element["stage"], element["reason"])
+        source = element["source"] if "source" in element else element["provenance"]["source"]
+        return (kind, source, stage, "")
+
+    return fn
+
+
+def build_pipeline(p: beam.Pipeline, config: BuildConfig, output: str) -> None:
+    """Add the whole build to pipeline ``p``."""
+    items, dead = [], []
+    for name, options in config.sources.items():
+        label = get_source(name).reader.__name__
+        read = p | label >> get_source(name).reader(options)
+        items.append(read.items)
+        dead.append(read[DEAD])
+    # every unit a reader saw is read: good items and the read-stage dead letters alike
+    read_events = (
+        [i | f"ReadEvent{n}" >> beam.Map(_event(READ)) for n, i in enumerate(items)]
+        + [d | f"ReadDeadEvent{n}" >> beam.Map(lambda dl: (READ, dl["source"], "", "")) for n, d in enumerate(dead)]
+    )
+    all_items = items | "FlattenItems" >> beam.Flatten()
+
+    restructured = all_items | "RestructureRecords" >> RestructureRecords(config.sources)
+    loaded = restructured.drafts | "LoadImages" >> LoadImages()
+    validated = loaded.records | "ValidateRecords" >> ValidateRecords()
+    unique = validated.valid | "DropDuplicateIds" >> DropDuplicateIds()
+    _ = unique.unique | "WriteRecords" >> WriteRecords(output)
+
+    all_dead = (
+        [*dead, restructured[DEAD], loaded[DEAD], validated[DEAD], unique[DEAD]]
+        | "FlattenDeadLetters" >> beam.Flatten()
+    )
+    _ = all_dead | "WriteDeadLetters" >> WriteDeadLetters(output)
+
+    events = [
+        *read_events,
+        unique.unique | "WrittenEvent" >> beam.Map(_event(WRITTEN)),
+        all_dead | "DroppedEvent" >> beam.Map(_event(DROPPED)),
+    ] | "FlattenEvents" >> beam.Flatten()
+    header = {
+        "mmloom_version": pipelines.__version__,
+        "build": config.name,
+        "config": config.path,
+        "config_sha256": config.sha256,
+        "sources": sorted(config.sources),
+    }
+    _ = events | "ComputeStats" >> ComputeStats(FileSystems.join(output, STATS_FILE), header)
+
+
+def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
+    """Build a dataset. Returns the Beam ``PipelineResult`` (finished unless on Dataflow)."""
+    args, beam_args = parse_args(argv)
+    config = load_config(args.config)
+    options = PipelineOptions(beam_args)
+    std = options.view_as(StandardOptions)
+    if std.runner is None:
+        std.runner = "DirectRunner"
+    if not options.view_as(TestOptions).dry_run:
+        prepare_output(args.output, args.overwrite)
+    p = test_pipeline or beam.Pipeline(options=options)
+    build_pipeline(p, config, args.output)
+    LOG.info("building %s from %s into %s", config.name, ", ".join(config.sources), args.output)
+    result = p.run()
+    if std.runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
+        result.wait_until_finish()
+    return result

@@ -1,0 +1,94 @@
+"""The ``mmloom`` command line: a thin layer over the pipelines.
+
+    mmloom build --config CONFIG --output DIR [--overwrite] [Beam flags]
+    mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.errors import MmloomError
+
+
+def _cmd_build(argv: list[str]) -> int:
+    from pipelines import build
+
+    build.run(argv)
+    return 0
+
+
+def _cmd_show(argv: list[str]) -> int:
+    from pipelines.transforms.io import STATS_FILE, read_records, record_files
+
+    parser = argparse.ArgumentParser(prog="mmloom show", description="Print records of a build as JSON.")
+    parser.add_argument("build_dir", help="the --output folder of `mmloom build`")
+    parser.add_argument("--id", dest="record_id", help="print only this record")
+    parser.add_argument("--jsonl", action="store_true", help="one record per line")
+    parser.add_argument("--limit", type=int, default=None, help="print at most N records")
+    parser.add_argument("--summary", action="store_true", help="print counts instead of records")
+    args = parser.parse_args(argv)
+
+    if not record_files(args.build_dir):
+        raise MmloomError(
+            f"{args.build_dir} holds no records/*.parquet; run `mmloom build --config ... "
+            f"--output {args.build_dir}` first"
+        )
+    records = sorted(read_records(args.build_dir), key=lambda r: r["id"])
+    if args.record_id:
+        records = [r for r in records if r["id"] == args.record_id]
+        if not records:
+            raise MmloomError(f"no record with id {args.record_id} in {args.build_dir}")
+    if args.summary:
+        stats_path = FileSystems.join(args.build_dir, STATS_FILE)
+        by_cat = Counter((r["category"], r["field"]) for r in records)
+        print(f"{len(records)} records in {args.build_dir}")
+        for (cat, field), n in sorted(by_cat.items()):
+            print(f"  {cat:<4} {field:<12} {n}")
+        if FileSystems.exists(stats_path):
+            with FileSystems.open(stats_path) as f:
+                stats = json.loads(f.read())
+            print("per source: read = written + dropped")
+            for name, s in stats["sources"].items():
+                dropped = sum(s["dropped"].values())
+                reasons = ", ".join(f"{k} {v}" for k, v in s["dropped"].items()) or "-"
+                print(f"  {name:<10} {s['read']} = {s['written']} + {dropped}  ({reasons})")
+        return 0
+    if args.limit is not None:
+        records = records[: args.limit]
+    if args.jsonl:
+        for r in records:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(json.dumps(records, ensure_ascii=False, indent=2) + "\n")
+    return 0
+
+
+COMMANDS = {"build": _cmd_build, "show": _cmd_show}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__.strip())
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nunknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+            return 2
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except MmloomError as exc:
+        print(f"mmloom {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

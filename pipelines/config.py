@@ -1,0 +1,106 @@
+"""The build config: one typed place for what ``mmloom build`` reads from YAML.
+
+``load_config(path)`` parses the YAML, validates it against ``schemas/config.schema.json``,
+fills in the schema's defaults, resolves relative paths against the config file's folder,
+drops disabled sources and asks each source to check its options (paths exist). Any
+problem is a :class:`PipelineConfigError` raised before a pipeline is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.errors import PipelineConfigError
+from schemas import load_schema
+from schemas.validation import validate_against
+from sources import get_source
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """A validated build config.
+
+    Attributes:
+        path: the config file as given.
+        name: the build's name (``name:`` in the YAML, else the file stem).
+        sources: enabled source name -> its options (defaults filled, paths resolved).
+        sha256: hash of the config file's bytes, recorded in stats.json.
+    """
+
+    path: str
+    name: str
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sha256: str = ""
+
+
+def _is_uri(value: str) -> bool:
+    return "://" in value
+
+
+def resolve_path(value: str, base_dir: str) -> str:
+    """Absolute path or URI for ``value``; relative paths are taken from ``base_dir``."""
+    if _is_uri(value) or os.path.isabs(value):
+        return value
+    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+
+
+def _source_defs() -> dict[str, dict[str, Any]]:
+    schema = load_schema("config")
+    return {name: schema["$defs"][name] for name in schema["properties"]["sources"]["properties"]}
+
+
+def _fill(options: dict[str, Any], definition: dict[str, Any], base_dir: str) -> dict[str, Any]:
+    out = dict(options)
+    for key, prop in definition["properties"].items():
+        if key not in out and "default" in prop:
+            out[key] = prop["default"]
+        if key in out and prop.get("$ref") == "#/$defs/path":
+            out[key] = resolve_path(out[key], base_dir)
+    return out
+
+
+def parse_config(text: str, path: str) -> BuildConfig:
+    """Validate config text; ``path`` locates relative paths and names the build."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PipelineConfigError(f"{path} is not valid YAML: {exc}") from exc
+    issues = validate_against("config", data)
+    if issues:
+        listed = "\n".join(f"  {i}" for i in issues[:20])
+        raise PipelineConfigError(
+            f"{path} does not match schemas/config.schema.json:\n{listed}\n"
+            "See the config reference in README.md."
+        )
+    base_dir = os.path.dirname(os.path.abspath(path)) if not _is_uri(path) else path.rsplit("/", 1)[0]
+    defs = _source_defs()
+    sources: dict[str, dict[str, Any]] = {}
+    for name, options in data["sources"].items():
+        filled = _fill(options, defs[name], base_dir)
+        if not filled.get("enabled", True):
+            continue
+        get_source(name).check_options(filled)
+        sources[name] = filled
+    if not sources:
+        raise PipelineConfigError(f"{path}: every source is disabled; enable at least one")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return BuildConfig(
+        path=path,
+        name=data.get("name", stem),
+        sources=sources,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )
+
+
+def load_config(path: str) -> BuildConfig:
+    if not FileSystems.exists(path):
+        raise PipelineConfigError(f"config file {path} does not exist; try configs/sample.yaml")
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        text = f.read().decode("utf-8")
+    return parse_config(text, path)

@@ -1,0 +1,51 @@
+"""RestructureRecords: source items -> draft interleaved records, via each source's parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+
+from pipelines.deadletter import DEAD, STAGE_RESTRUCTURE, from_exception
+from pipelines.metrics import inc
+from sources import get_source
+
+
+class RestructureFn(beam.DoFn):
+    def __init__(self, options_by_source: dict[str, dict[str, Any]]) -> None:
+        self._options = options_by_source
+
+    def setup(self) -> None:
+        self._sources = {name: get_source(name) for name in self._options}
+
+    def process(self, item: dict[str, Any]):
+        source = item["source"]
+        try:
+            draft = self._sources[source].restructure(item, self._options[source])
+        except Exception as exc:  # a bad item is a dead letter, never a crash
+            dl = from_exception(STAGE_RESTRUCTURE, source, item.get("source_id", "?"), exc)
+            inc("RestructureRecords", f"dropped_{dl['reason']}")
+            yield beam.pvalue.TaggedOutput(DEAD, dl)
+            return
+        inc("RestructureRecords", "out")
+        yield draft
+
+
+class RestructureRecords(beam.PTransform):
+    """Apply each source's ``restructure`` to its items (one item -> one draft or one dead letter).
+
+    Args:
+        options_by_source: source name -> options from the build config.
+    Input: items from the ``Read<Source>`` transforms.
+    Output: ``DoOutputsTuple``: main ``drafts``; ``DEAD``: dead letters (stage ``restructure``).
+    Counters (``RestructureRecords``): ``out``, ``dropped_<reason>``.
+    """
+
+    def __init__(self, options_by_source: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self._options = options_by_source
+
+    def expand(self, items):
+        return items | "RestructureFn" >> beam.ParDo(RestructureFn(self._options)).with_outputs(
+            DEAD, main="drafts"
+        )

@@ -1,0 +1,97 @@
+"""ValidateRecords and DropDuplicateIds: the checks just before records are written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import apache_beam as beam
+
+from pipelines.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, dead_letter
+from pipelines.metrics import inc
+from schemas.records import json_view
+from schemas.validation import validate_record
+
+
+class ValidateRecordsFn(beam.DoFn):
+    def process(self, record: dict[str, Any]):
+        prov = record.get("provenance") or {}
+        try:
+            issues = validate_record(record)
+        except Exception as exc:  # a record too broken to validate is still only a dead letter
+            issues = [f"validator failed: {type(exc).__name__}: {exc}"]
+        if issues:
+            inc("ValidateRecords", "dropped_schema_invalid")
+            detail = f"id={record.get('id')}; " + "; ".join(str(i) for i in issues[:10])
+            yield beam.pvalue.TaggedOutput(
+                DEAD,
+                dead_letter(
+                    STAGE_VALIDATE,
+                    "schema_invalid",
+                    prov.get("source", "unknown"),
+                    prov.get("source_id", "?"),
+                    detail,
+                ),
+            )
+            return
+        inc("ValidateRecords", "out")
+        yield record
+
+
+class ValidateRecords(beam.PTransform):
+    """Check records against ``schemas/record.schema.json`` and the semantic rules.
+
+    Input: finished records. Output: ``DoOutputsTuple``: main ``valid``; ``DEAD``: dead letters
+    with reason ``schema_invalid`` whose detail lists JSON pointers and messages.
+    Counters (``ValidateRecords``): ``out``, ``dropped_schema_invalid``.
+    """
+
+    def expand(self, records):
+        return records | "ValidateRecordsFn" >> beam.ParDo(ValidateRecordsFn()).with_outputs(
+            DEAD, main="valid"
+        )
+
+
+def _tiebreak(record: dict[str, Any]) -> tuple[str, str, str]:
+    prov = record["provenance"]
+    content = json.dumps(json_view(record), sort_keys=True, ensure_ascii=False)
+    return prov["source_file"], prov["source_id"], hashlib.sha256(content.encode()).hexdigest()
+
+
+class PickOneFn(beam.DoFn):
+    def process(self, keyed):
+        record_id, records = keyed
+        ordered = sorted(records, key=_tiebreak)
+        inc("DropDuplicateIds", "out")
+        yield ordered[0]
+        for dup in ordered[1:]:
+            inc("DropDuplicateIds", "dropped_duplicate_id")
+            prov = dup["provenance"]
+            yield beam.pvalue.TaggedOutput(
+                DEAD,
+                dead_letter(
+                    STAGE_DEDUPE_IDS,
+                    "duplicate_id",
+                    prov["source"],
+                    prov["source_id"],
+                    f"id {record_id} already taken by {ordered[0]['provenance']['source_file']}",
+                ),
+            )
+
+
+class DropDuplicateIds(beam.PTransform):
+    """Keep one record per id (deterministically), dead-letter the rest as ``duplicate_id``.
+
+    Ids come from source coordinates, so a repeat means the same source unit was read twice
+    (e.g. a file listed twice by a glob). The kept record is the smallest by (source file,
+    source id, content hash), so reruns keep the same one.
+    """
+
+    def expand(self, records):
+        return (
+            records
+            | "KeyById" >> beam.Map(lambda r: (r["id"], r))
+            | "GroupById" >> beam.GroupByKey()
+            | "PickOne" >> beam.ParDo(PickOneFn()).with_outputs(DEAD, main="unique")
+        )

@@ -1,0 +1,23 @@
+"""Record and config schemas shipped as package data, plus the record helpers built on them.
+
+``load_schema("record")`` returns the parsed JSON Schema; ``schemas.records`` builds records;
+``schemas.validation.validate_record`` checks one against the schema and the rules JSON
+Schema cannot express (see that module).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+SCHEMA_VERSION = "1.0.0"
+CONFIG_SCHEMA_VERSION = 1
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """Load ``schemas/<name>.schema.json`` from package data (works on Dataflow workers)."""
+    text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text("utf-8")
+    return json.loads(text)

@@ -1,0 +1,166 @@
+"""Building blocks for mmloom records (the shape in ``record.schema.json``).
+
+Records are plain dicts so that they pickle cheaply between Beam stages and serialise to
+JSON unchanged. A reader's ``restructure`` function returns a *draft* record: its images
+are references that ``LoadImages`` later turns into content-addressed files. In a draft:
+
+* ``images`` is a list of ``{"ref": "@0", "uri": ..., "bytes": b"..." | None, "license": ...}``;
+* a segment's ``image`` is the ref string (``"@0"``).
+
+After ``LoadImages`` every image entry has ``path`` (``images/<sha256>.<ext>``), ``sha256``,
+``width``, ``height``, ``format``, ``source_uri``, ``license`` and the ``bytes``; segments
+point at ``path``. :func:`json_view` drops the bytes, giving the JSON that validates.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from schemas import SCHEMA_VERSION
+
+Record = dict[str, Any]
+
+CATEGORIES = ("SA", "PBL", "MSR", "IF")
+FIELDS = (
+    "Mathematics",
+    "Physics",
+    "Coding",
+    "Statistics",
+    "Literature",
+    "Philosophy",
+    "Education",
+    "Finance",
+    "Health",
+    "Sports",
+    "Art",
+    "EECS",
+)
+SOURCE_NAMES = ("vist", "wikihow", "mathvista", "remi", "coco")
+IF_COMPONENT_TYPES = (
+    "describe",
+    "length_limit",
+    "mention",
+    "linguistics",
+    "grammar",
+    "math",
+    "perspective",
+    "textual",
+)
+NULL_GT_ANSWER: list[dict[str, None]] = [{"text": None, "image": None}]
+
+_ID_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
+
+
+def make_id(category: str, source: str, *parts: object) -> str:
+    """Deterministic id ``<CAT>_<source>_<parts...>``, safe for MMIE's substring router.
+
+    Everything after the category token is lower-cased and reduced to ``[a-z0-9_.-]``, so
+    the upper-case tokens SA, PBL, MSR and IF can occur only once, at the start.
+    """
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
+    rest = "_".join(str(p) for p in (source, *parts)).lower()
+    rest = _ID_UNSAFE.sub("-", rest).strip("-_.")
+    return f"{category}_{rest}"
+
+
+def seg(text: str | None = None, image: str | None = None) -> dict[str, str | None]:
+    """One interleaved segment; at least one of ``text`` and ``image`` is set."""
+    if text is None and image is None:
+        raise ValueError("a segment needs text, an image, or both")
+    return {"text": text, "image": image}
+
+
+class ImageRefs:
+    """Collects the images a draft record uses and hands out their refs (``@0``, ``@1``...).
+
+    The same ``uri`` added twice gets the same ref, so a record lists each image once.
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[dict[str, Any]] = []
+        self._by_uri: dict[str, str] = {}
+
+    def add(self, uri: str, data: bytes | None = None, license: str | None = None) -> str:
+        if uri in self._by_uri:
+            return self._by_uri[uri]
+        ref = f"@{len(self._entries)}"
+        self._entries.append({"ref": ref, "uri": uri, "bytes": data, "license": license})
+        self._by_uri[uri] = ref
+        return ref
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        return list(self._entries)
+
+
+def new_record(
+    *,
+    record_id: str,
+    category: str,
+    field: str,
+    subfield: str,
+    question: list[dict[str, Any]],
+    answer: list[dict[str, Any]],
+    images: ImageRefs | list[dict[str, Any]],
+    provenance: dict[str, str],
+    source_metadata: dict[str, Any] | None = None,
+    gt_answer: list[dict[str, Any]] | None = None,
+    question_format: str = "open_ended",
+    options: list[dict[str, str]] | None = None,
+    answer_type: str | None = None,
+    unit: str | None = None,
+    precision: int | None = None,
+    answer_value: Any = None,
+    instruction: dict[str, Any] | None = None,
+) -> Record:
+    """Assemble a (draft) record with every schema key present, in schema order."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": record_id,
+        "category": category,
+        "field": field,
+        "subfield": subfield,
+        "question_format": question_format,
+        "question": question,
+        "answer": answer,
+        "model": "gt",
+        "gt_answer": gt_answer if gt_answer is not None else [dict(s) for s in NULL_GT_ANSWER],
+        "options": options,
+        "answer_type": answer_type,
+        "unit": unit,
+        "precision": precision,
+        "answer_value": answer_value,
+        "instruction": instruction,
+        "images": images.entries if isinstance(images, ImageRefs) else images,
+        "provenance": provenance,
+        "source_metadata": source_metadata or {},
+    }
+
+
+def provenance(source: str, split: str, source_id: str, license: str, source_file: str) -> dict:
+    return {
+        "source": source,
+        "split": split,
+        "source_id": str(source_id),
+        "license": license,
+        "source_file": source_file,
+    }
+
+
+def json_view(record: Record) -> Record:
+    """The record as JSON: image bytes removed (they live in the Parquet ``images`` column)."""
+    out = dict(record)
+    out["images"] = [{k: v for k, v in im.items() if k != "bytes"} for im in record["images"]]
+    return out
+
+
+def segment_images(record: Record) -> list[str]:
+    """Image paths (or draft refs) used by question, answer and gt_answer, in order."""
+    used: list[str] = []
+    for key in ("question", "answer", "gt_answer"):
+        for s in record.get(key) or []:
+            if s.get("image") is not None:
+                used.append(s["image"])
+    return used

@@ -1,0 +1,62 @@
+"""mmloom: build MMIE-style interleaved image-text benchmarks with Apache Beam.
+
+This is the real install of the project, and also what Dataflow workers install when a
+pipeline is launched with ``--setup_file ./setup.py``: Beam builds an sdist from this file,
+stages it, and pip-installs it on every worker. Everything a worker needs must therefore be
+a package listed by ``find_packages()`` or declared as package data (the JSON schemas and
+the per-source YAML tables).
+
+    pip install -e '.[dev]'          # local development (the Makefile does this in .venv)
+    mmloom build --config configs/sample.yaml --output out
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "pipelines" / "__init__.py").read_text(), re.M
+).group(1)
+
+INSTALL_REQUIRES = [
+    "apache-beam[gcp]>=2.77,<2.78",
+    "datasets>=3.0,<6",
+    "pillow>=11,<13",
+    "imagehash>=4.3,<5",
+    "open_clip_torch>=3.0,<4",
+    "jsonschema>=4.20,<5",
+    "argilla>=2.8,<2.9",
+    "pyarrow>=17,<26",
+    "pyyaml>=6,<7",
+    "numpy>=1.26,<3",
+]
+
+EXTRAS = {
+    "dev": [
+        "pytest>=8,<10",
+        "pytest-timeout>=2.3,<3",
+        "ruff>=0.6",
+        "build>=1.2",
+    ],
+}
+
+setup(
+    name="mmloom",
+    version=VERSION,
+    description="Build MMIE-style interleaved multimodal benchmarks with Apache Beam.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipelines*", "schemas*", "sources*", "annotation*"]),
+    package_data={
+        "schemas": ["*.json", "*.yaml", "CHANGELOG.md"],
+        "sources": ["*/*.yaml", "*/README.md", "*/CITATION.bib"],
+    },
+    include_package_data=False,
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["mmloom = pipelines.cli:main"]},
+)

@@ -1,0 +1,57 @@
+"""Shared fixtures: record factories and paths."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+
+from schemas.records import ImageRefs, make_id, new_record, provenance, seg
+from tools.sample_images import make_image
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_CONFIG = REPO / "configs" / "sample.yaml"
+
+
+def make_draft(n_images: int = 1, image_bytes: bytes | None = None, **overrides) -> dict:
+    """A valid draft MSR record with ``n_images`` embedded images; override any key."""
+    refs = ImageRefs()
+    segs = []
+    for i in range(n_images):
+        data = image_bytes if image_bytes is not None else make_image(f"draft-{i}")
+        segs.append(seg(f"part {i}", refs.add(f"mem://draft/{i}.jpg", data)))
+    draft = new_record(
+        record_id=make_id("MSR", "remi", "test", 7),
+        category="MSR",
+        field="Mathematics",
+        subfield="Algebra",
+        question=segs,
+        answer=[seg("42")],
+        gt_answer=[seg("42")],
+        images=refs,
+        provenance=provenance("remi", "test", "7", "unclear (cc)", "test.parquet"),
+        answer_value="42",
+    )
+    for key, value in overrides.items():
+        draft[key] = value
+    return copy.deepcopy(draft)
+
+
+@pytest.fixture
+def draft_factory():
+    return make_draft
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Tests never reach a hub: make any accidental attempt fail loudly and fast."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    yield
+
+
+def pytest_configure(config):
+    os.environ.setdefault("PYTHONHASHSEED", "0")
