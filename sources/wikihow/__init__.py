@@ -1,0 +1,19 @@
+"""wikiHow (VGSI, Yang et al. 2021) -> project-based learning (PBL) records.
+
+One record per (article, method): the goal, the method title and step 1 with its image form
+the question; the following steps with their images form the reference answer. See
+``README.md`` in this folder.
+"""
+
+from sources.base import Source
+from sources.wikihow import parse
+from sources.wikihow.reader import ReadWikiHow
+
+SOURCE = Source(
+    name="wikihow",
+    reader=ReadWikiHow,
+    restructure=parse.restructure,
+    check_options=parse.check_options,
+)
+
+__all__ = ["SOURCE", "ReadWikiHow"]
