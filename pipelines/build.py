@@ -58,7 +58,9 @@ class BuildArgs:
 def parse_args(argv: list[str] | None) -> tuple[BuildArgs, list[str]]:
     """Split mmloom's own flags from Beam's (which go to ``PipelineOptions``)."""
     parser = argparse.ArgumentParser(prog="mmloom build", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="build config (YAML), e.g. configs/sample.yaml")
+    parser.add_argument(
+        "--config", required=True, help="build config (YAML), e.g. configs/sample.yaml"
+    )
     parser.add_argument("--output", required=True, help="build folder (local path or gs://...)")
     parser.add_argument(
         "--overwrite",
@@ -108,22 +110,27 @@ def build_pipeline(p: beam.Pipeline, config: BuildConfig, output: str) -> None:
         items.append(read.items)
         dead.append(read[DEAD])
     # every unit a reader saw is read: good items and the read-stage dead letters alike
-    read_events = (
-        [i | f"ReadEvent{n}" >> beam.Map(_event(READ)) for n, i in enumerate(items)]
-        + [d | f"ReadDeadEvent{n}" >> beam.Map(lambda dl: (READ, dl["source"], "", "")) for n, d in enumerate(dead)]
-    )
-    all_items = items | "FlattenItems" >> beam.Flatten()
+    read_events = [i | f"ReadEvent{n}" >> beam.Map(_event(READ)) for n, i in enumerate(items)] + [
+        d | f"ReadDeadEvent{n}" >> beam.Map(lambda dl: (READ, dl["source"], "", ""))
+        for n, d in enumerate(dead)
+    ]
+    # a reader emits all items of one file from one element: reshuffle so that restructuring
+    # and image loading spread over workers instead of staying fused with the file's reader
+    all_items = items | "FlattenItems" >> beam.Flatten() | "ReshuffleItems" >> beam.Reshuffle()
 
     restructured = all_items | "RestructureRecords" >> RestructureRecords(config.sources)
-    loaded = restructured.drafts | "LoadImages" >> LoadImages()
+    loaded = restructured.drafts | "LoadImages" >> LoadImages(relative_to=config.base_dir)
     validated = loaded.records | "ValidateRecords" >> ValidateRecords()
     unique = validated.valid | "DropDuplicateIds" >> DropDuplicateIds()
     _ = unique.unique | "WriteRecords" >> WriteRecords(output)
 
-    all_dead = (
-        [*dead, restructured[DEAD], loaded[DEAD], validated[DEAD], unique[DEAD]]
-        | "FlattenDeadLetters" >> beam.Flatten()
-    )
+    all_dead = [
+        *dead,
+        restructured[DEAD],
+        loaded[DEAD],
+        validated[DEAD],
+        unique[DEAD],
+    ] | "FlattenDeadLetters" >> beam.Flatten()
     _ = all_dead | "WriteDeadLetters" >> WriteDeadLetters(output)
 
     events = [

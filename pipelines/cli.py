@@ -1,7 +1,7 @@
 """The ``mmloom`` command line: a thin layer over the pipelines.
 
-    mmloom build --config CONFIG --output DIR [--overwrite] [Beam flags]
-    mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary]
+mmloom build --config CONFIG --output DIR [--overwrite] [Beam flags]
+mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary]
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def _cmd_build(argv: list[str]) -> int:
 def _cmd_show(argv: list[str]) -> int:
     from pipelines.transforms.io import STATS_FILE, read_records, record_files
 
-    parser = argparse.ArgumentParser(prog="mmloom show", description="Print records of a build as JSON.")
+    parser = argparse.ArgumentParser(
+        prog="mmloom show", description="Print records of a build as JSON."
+    )
     parser.add_argument("build_dir", help="the --output folder of `mmloom build`")
     parser.add_argument("--id", dest="record_id", help="print only this record")
     parser.add_argument("--jsonl", action="store_true", help="one record per line")
@@ -78,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(__doc__.strip())
         if argv and argv[0] not in ("-h", "--help"):
-            print(f"\nunknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+            print(
+                f"\nunknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}",
+                file=sys.stderr,
+            )
             return 2
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

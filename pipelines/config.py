@@ -31,12 +31,15 @@ class BuildConfig:
         name: the build's name (``name:`` in the YAML, else the file stem).
         sources: enabled source name -> its options (defaults filled, paths resolved).
         sha256: hash of the config file's bytes, recorded in stats.json.
+        base_dir: the config file's folder; relative paths in the config start there, and
+            local paths written into records are made relative to it again.
     """
 
     path: str
     name: str
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     sha256: str = ""
+    base_dir: str = ""
 
 
 def _is_uri(value: str) -> bool:
@@ -78,7 +81,9 @@ def parse_config(text: str, path: str) -> BuildConfig:
             f"{path} does not match schemas/config.schema.json:\n{listed}\n"
             "See the config reference in README.md."
         )
-    base_dir = os.path.dirname(os.path.abspath(path)) if not _is_uri(path) else path.rsplit("/", 1)[0]
+    base_dir = (
+        os.path.dirname(os.path.abspath(path)) if not _is_uri(path) else path.rsplit("/", 1)[0]
+    )
     defs = _source_defs()
     sources: dict[str, dict[str, Any]] = {}
     for name, options in data["sources"].items():
@@ -95,6 +100,7 @@ def parse_config(text: str, path: str) -> BuildConfig:
         name=data.get("name", stem),
         sources=sources,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        base_dir=base_dir,
     )
 
 

@@ -24,7 +24,9 @@ def make_image(
     c1 = tuple(rnd.randrange(40, 216) for _ in range(3))
     c2 = tuple(rnd.randrange(40, 216) for _ in range(3))
     grad = Image.linear_gradient("L").resize((width, height))
-    im = Image.composite(Image.new("RGB", (width, height), c1), Image.new("RGB", (width, height), c2), grad)
+    im = Image.composite(
+        Image.new("RGB", (width, height), c1), Image.new("RGB", (width, height), c2), grad
+    )
     draw = ImageDraw.Draw(im)
     for _ in range(rnd.randrange(2, 5)):
         x0, y0 = rnd.randrange(0, width * 3 // 4), rnd.randrange(0, height * 3 // 4)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import warnings
 from typing import Any
 
@@ -105,11 +106,36 @@ def load_images(draft: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def relative_to(path: str, base_dir: str) -> str:
+    """``path`` relative to ``base_dir`` when it is a local path inside it, else unchanged.
+
+    Records name the files they came from; this keeps the builder's machine layout (home
+    folders, temporary mounts) out of them while keeping the names a config would use.
+    """
+    if not base_dir or "://" in path or not os.path.isabs(path.split("#", 1)[0]):
+        return path
+    rel = os.path.relpath(path, base_dir)
+    return path if rel.startswith("../../..") else rel
+
+
+def localize_paths(record: dict[str, Any], base_dir: str) -> dict[str, Any]:
+    """Rewrite ``provenance.source_file`` and ``images[].source_uri`` with :func:`relative_to`."""
+    record["provenance"] = dict(
+        record["provenance"], source_file=relative_to(record["provenance"]["source_file"], base_dir)
+    )
+    for im in record["images"]:
+        im["source_uri"] = relative_to(im["source_uri"], base_dir)
+    return record
+
+
 class LoadImagesFn(beam.DoFn):
+    def __init__(self, relative_to: str = "") -> None:
+        self._base_dir = relative_to
+
     def process(self, draft: dict[str, Any]):
         source = draft["provenance"]["source"]
         try:
-            record = load_images(draft)
+            record = localize_paths(load_images(draft), self._base_dir)
         except Exception as exc:  # every failure becomes a dead letter, never a crash
             dl = from_exception(STAGE_IMAGES, source, draft["provenance"]["source_id"], exc)
             inc("LoadImages", f"dropped_{dl['reason']}")
@@ -126,7 +152,16 @@ class LoadImages(beam.PTransform):
     Input: draft records. Output: a ``DoOutputsTuple`` with the finished records as the main
     output and dead letters (stage ``load_images``) under ``DEAD``.
     Counters (namespace ``LoadImages``): ``out``, ``images``, ``dropped_<reason>``.
+
+    Args:
+        relative_to: the build config's folder: local paths inside it that are written into
+            records (source files, image URIs) are made relative to it.
     """
 
+    def __init__(self, relative_to: str = "") -> None:
+        super().__init__()
+        self._base_dir = relative_to
+
     def expand(self, drafts):
-        return drafts | "LoadImagesFn" >> beam.ParDo(LoadImagesFn()).with_outputs(DEAD, main="records")
+        fn = LoadImagesFn(self._base_dir)
+        return drafts | "LoadImagesFn" >> beam.ParDo(fn).with_outputs(DEAD, main="records")

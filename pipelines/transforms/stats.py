@@ -20,7 +20,9 @@ WRITTEN = "written"
 DROPPED = "dropped"
 
 
-def build_stats(counts: list[tuple[tuple[str, str, str, str], int]], header: dict[str, Any]) -> dict:
+def build_stats(
+    counts: list[tuple[tuple[str, str, str, str], int]], header: dict[str, Any]
+) -> dict:
     """Fold ``((kind, source, stage, reason), n)`` counts into the stats.json structure."""
     per: dict[str, dict[str, Any]] = {
         name: {"read": 0, "written": 0, "dropped": {}, "dropped_by_stage": {}}

@@ -419,8 +419,9 @@ def test_restructure_prompt_goal_question_mark_and_split():
 def test_restructure_caps_answer_steps():
     article = make_article("62", n_steps=9)
     item = item_for(article, full_lookup(article))
-    rec = parse.restructure(item, {})
-    assert len(rec["answer"]) == 5 and rec["answer"][-1]["text"].startswith("Step 6:")
+    rec = parse.restructure(item, {})  # default cap 3: 1 + 3 = 4 images, MMIE's scorer limit
+    assert len(rec["answer"]) == 3 and rec["answer"][-1]["text"].startswith("Step 4:")
+    assert len(rec["images"]) == 4
     assert rec["source_metadata"]["answer_truncated"] is True
     assert rec["source_metadata"]["n_steps"] == 9
     rec2 = parse.restructure(item, {"max_answer_steps": 2})

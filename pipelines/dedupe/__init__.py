@@ -1,0 +1,1 @@
+"""Duplicate detection: perceptual-hash banding, union-find clusters, text normalisation."""
