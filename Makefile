@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
 OUT    ?= out/sample
 
-.PHONY: venv demo test lint style bench clean
+.PHONY: venv sysdeps demo test lint style bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,15 @@ $(STAMP): setup.py | $(BIN)/uv
 
 venv: $(STAMP)
 
-demo: venv
-	$(BIN)/mmloom build --config configs/sample.yaml --output $(OUT)
+# Debian packages for local services and browser tests (redis-server, chromium)
+sysdeps:
+	./scripts/install_system_deps.sh
+
+demo: venv sysdeps
+	$(BIN)/mmloom build --config configs/sample.yaml --output $(OUT) --overwrite
 	$(BIN)/mmloom show $(OUT) --summary
 
-test: venv
+test: venv sysdeps
 	$(BIN)/python -m pytest
 
 lint: venv

@@ -31,6 +31,8 @@ INSTALL_REQUIRES = [
     "pyarrow>=17,<26",
     "pyyaml>=6,<7",
     "numpy>=1.26,<3",
+    "matplotlib>=3.8,<4",
+    "datasketch>=1.6,<3",
 ]
 
 EXTRAS = {

@@ -12,7 +12,7 @@ import json
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 CONFIG_SCHEMA_VERSION = 1
 
 

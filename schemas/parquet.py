@@ -26,6 +26,7 @@ IMAGE = pa.struct(
         ("format", pa.string()),
         ("source_uri", pa.string()),
         ("license", pa.string()),
+        ("phash", pa.string()),
         ("bytes", pa.binary()),
     ]
 )
@@ -60,10 +61,11 @@ RECORD_SCHEMA = pa.schema(
         ("images", pa.list_(IMAGE)),
         ("provenance", PROVENANCE),
         ("source_metadata", pa.string()),  # JSON
+        ("scores", pa.string()),  # JSON
     ]
 )
 
-_JSON_COLUMNS = ("answer_value", "instruction", "source_metadata")
+_JSON_COLUMNS = ("answer_value", "instruction", "source_metadata", "scores")
 
 
 def _dumps(value: Any) -> str:
@@ -74,9 +76,7 @@ def to_row(record: Record) -> dict[str, Any]:
     """A finished record (images with bytes) as a row of :data:`RECORD_SCHEMA`."""
     row = {name: record[name] for name in RECORD_SCHEMA.names}
     for name in _JSON_COLUMNS:
-        row[name] = (
-            None if record[name] is None and name != "source_metadata" else _dumps(record[name])
-        )
+        row[name] = None if record[name] is None and name == "answer_value" else _dumps(record[name])
     return row
 
 

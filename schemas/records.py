@@ -136,7 +136,13 @@ def new_record(
         "images": images.entries if isinstance(images, ImageRefs) else images,
         "provenance": provenance,
         "source_metadata": source_metadata or {},
+        "scores": {"clip": not_scored("not scored yet")},
     }
+
+
+def not_scored(reason: str) -> dict[str, Any]:
+    """The ``scores.clip`` value of a record that has not been (or will not be) CLIP-scored."""
+    return {"scored": False, "model": None, "reason": reason, "pairs": [], "min_score": None}
 
 
 def provenance(source: str, split: str, source_id: str, license: str, source_file: str) -> dict:

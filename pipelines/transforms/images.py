@@ -94,6 +94,7 @@ def load_images(draft: dict[str, Any]) -> dict[str, Any]:
                 "format": fmt,
                 "source_uri": entry["uri"],
                 "license": entry.get("license"),
+                "phash": None,
                 "bytes": data,
             }
         )
