@@ -36,6 +36,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
+    # real photographs (bundled in these wheels) for bench/phash_draft.py and image_hashing.py
+    "bench": ["scikit-image>=0.22", "scikit-learn>=1.4"],
     "dev": [
         "pytest>=8,<10",
         "pytest-timeout>=2.3,<3",

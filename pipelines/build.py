@@ -1,7 +1,8 @@
 """``mmloom build``: the main Beam job.
 
-    Read<Source> (per source) -> RestructureRecords -> LoadImages -> ValidateRecords
-      -> DropDuplicateIds -> WriteRecords;  every DEAD output -> WriteDeadLetters;
+    Read<Source> (per source) -> RestructureRecords -> LoadImages (fetch, integrity, pHash)
+      -> ValidateRecords -> DropDuplicateIds -> DedupeRecords (image clusters, frequency
+      rule, duplicate items) -> WriteRecords;  every DEAD output -> WriteDeadLetters;
       all outcomes -> ComputeStats (stats.json)
 
 Locally (DirectRunner, the default):
@@ -30,7 +31,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 import pipelines
 from pipelines.config import BuildConfig, load_config
-from pipelines.deadletter import DEAD
+from pipelines.deadletter import DEAD, UNIT_IMAGE
+from pipelines.dedupe.stages import DedupeRecords
 from pipelines.errors import PipelineConfigError
 from pipelines.transforms.images import LoadImages
 from pipelines.transforms.io import (
@@ -41,7 +43,7 @@ from pipelines.transforms.io import (
     WriteRecords,
 )
 from pipelines.transforms.restructure import RestructureRecords
-from pipelines.transforms.stats import DROPPED, READ, WRITTEN, ComputeStats
+from pipelines.transforms.stats import DROPPED, IMAGES_DROPPED, READ, WRITTEN, ComputeStats
 from pipelines.transforms.validate import DropDuplicateIds, ValidateRecords
 from sources import get_source
 
@@ -94,7 +96,8 @@ def prepare_output(output: str, overwrite: bool) -> None:
 def _event(kind: str, stage: str = ""):
     def fn(element: dict[str, Any]) -> tuple[str, str, str, str]:
         if kind == DROPPED:
-            return (DROPPED, element["source"], element["stage"], element["reason"])
+            unit_kind = IMAGES_DROPPED if element.get("unit") == UNIT_IMAGE else DROPPED
+            return (unit_kind, element["source"], element["stage"], element["reason"])
         source = element["source"] if "source" in element else element["provenance"]["source"]
         return (kind, source, stage, "")
 
@@ -119,10 +122,16 @@ def build_pipeline(p: beam.Pipeline, config: BuildConfig, output: str) -> None:
     all_items = items | "FlattenItems" >> beam.Flatten() | "ReshuffleItems" >> beam.Reshuffle()
 
     restructured = all_items | "RestructureRecords" >> RestructureRecords(config.sources)
-    loaded = restructured.drafts | "LoadImages" >> LoadImages(relative_to=config.base_dir)
+    loaded = restructured.drafts | "LoadImages" >> LoadImages(
+        relative_to=config.base_dir, options=config.images
+    )
     validated = loaded.records | "ValidateRecords" >> ValidateRecords()
     unique = validated.valid | "DropDuplicateIds" >> DropDuplicateIds()
-    _ = unique.unique | "WriteRecords" >> WriteRecords(output)
+    deduped = unique.unique | "DedupeRecords" >> DedupeRecords(
+        config.dedupe, on_bad_image=config.images.get("on_bad_image", "drop_record")
+    )
+    final = deduped["records"]
+    _ = final | "WriteRecords" >> WriteRecords(output)
 
     all_dead = [
         *dead,
@@ -130,12 +139,13 @@ def build_pipeline(p: beam.Pipeline, config: BuildConfig, output: str) -> None:
         loaded[DEAD],
         validated[DEAD],
         unique[DEAD],
+        deduped[DEAD],
     ] | "FlattenDeadLetters" >> beam.Flatten()
     _ = all_dead | "WriteDeadLetters" >> WriteDeadLetters(output)
 
     events = [
         *read_events,
-        unique.unique | "WrittenEvent" >> beam.Map(_event(WRITTEN)),
+        final | "WrittenEvent" >> beam.Map(_event(WRITTEN)),
         all_dead | "DroppedEvent" >> beam.Map(_event(DROPPED)),
     ] | "FlattenEvents" >> beam.Flatten()
     header = {
@@ -145,7 +155,9 @@ def build_pipeline(p: beam.Pipeline, config: BuildConfig, output: str) -> None:
         "config_sha256": config.sha256,
         "sources": sorted(config.sources),
     }
-    _ = events | "ComputeStats" >> ComputeStats(FileSystems.join(output, STATS_FILE), header)
+    _ = events | "ComputeStats" >> ComputeStats(
+        FileSystems.join(output, STATS_FILE), header, sections=[deduped["report"]]
+    )
 
 
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):

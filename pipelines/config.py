@@ -40,6 +40,9 @@ class BuildConfig:
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     sha256: str = ""
     base_dir: str = ""
+    images: dict[str, Any] = field(default_factory=dict)
+    dedupe: dict[str, Any] = field(default_factory=dict)
+    clip: dict[str, Any] = field(default_factory=dict)
 
 
 def _is_uri(value: str) -> bool:
@@ -94,6 +97,11 @@ def parse_config(text: str, path: str) -> BuildConfig:
         sources[name] = filled
     if not sources:
         raise PipelineConfigError(f"{path}: every source is disabled; enable at least one")
+    schema = load_schema("config")
+    blocks = {
+        name: _fill(data.get(name, {}), schema["$defs"][name], base_dir)
+        for name in ("images", "dedupe", "clip")
+    }
     stem = os.path.splitext(os.path.basename(path))[0]
     return BuildConfig(
         path=path,
@@ -101,6 +109,7 @@ def parse_config(text: str, path: str) -> BuildConfig:
         sources=sources,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         base_dir=base_dir,
+        **blocks,
     )
 
 

@@ -21,8 +21,24 @@ STAGE_DEDUPE_IDS = "dedupe_ids"
 MAX_DETAIL = 2000
 
 
-def dead_letter(stage: str, reason: str, source: str, source_id: str, detail: str = "") -> dict:
-    """Build one dead letter. ``detail`` is truncated to keep dead-letter files readable."""
+UNIT_RECORD = "record"
+UNIT_IMAGE = "image"
+
+
+def dead_letter(
+    stage: str,
+    reason: str,
+    source: str,
+    source_id: str,
+    detail: str = "",
+    unit: str = UNIT_RECORD,
+) -> dict:
+    """Build one dead letter. ``detail`` is truncated to keep dead-letter files readable.
+
+    ``unit`` says what was rejected: a whole ``record`` (counted in stats.json's ``dropped``,
+    so that read = written + dropped) or one ``image`` of a record that was kept without it
+    (counted in ``images_dropped``).
+    """
     detail = str(detail)
     if len(detail) > MAX_DETAIL:
         detail = detail[:MAX_DETAIL] + f"... [{len(detail) - MAX_DETAIL} more characters]"
@@ -32,6 +48,7 @@ def dead_letter(stage: str, reason: str, source: str, source_id: str, detail: st
         "source": source,
         "source_id": str(source_id),
         "detail": detail,
+        "unit": unit,
     }
 
 

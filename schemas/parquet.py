@@ -76,7 +76,9 @@ def to_row(record: Record) -> dict[str, Any]:
     """A finished record (images with bytes) as a row of :data:`RECORD_SCHEMA`."""
     row = {name: record[name] for name in RECORD_SCHEMA.names}
     for name in _JSON_COLUMNS:
-        row[name] = None if record[name] is None and name == "answer_value" else _dumps(record[name])
+        row[name] = (
+            None if record[name] is None and name == "answer_value" else _dumps(record[name])
+        )
     return row
 
 

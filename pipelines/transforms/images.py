@@ -17,13 +17,18 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from PIL import Image, UnidentifiedImageError
+import imagehash
+import numpy as np
+import scipy.fft
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from pipelines.deadletter import DEAD, STAGE_IMAGES, from_exception
+from pipelines.deadletter import DEAD, STAGE_IMAGES, dead_letter, from_exception
 from pipelines.errors import RecordError
 from pipelines.metrics import inc
 from sources.base import exists, read_bytes
@@ -56,32 +61,186 @@ def fetch_bytes(entry: dict[str, Any]) -> bytes:
     return bytes(data)
 
 
-def describe_image(data: bytes, uri: str) -> tuple[str, str, int, int]:
-    """(format, extension, width, height) from the image header, without a full decode."""
+@dataclass(frozen=True)
+class ImageLimits:
+    """The integrity gates of ``inspect_image`` (the ``images`` block of the build config).
+
+    Attributes:
+        min_side: smallest accepted width or height, after EXIF orientation.
+        max_aspect: largest accepted long side / short side.
+        max_pixels: decompression-bomb cap on width x height, checked from the header before
+            any pixel is decoded.
+        check_size: apply ``min_side``/``max_aspect`` (off for exempt sources).
+        draft: hash JPEGs from a DCT-scaled (draft) decode; see ``bench/phash_draft.py``.
+    """
+
+    min_side: int = 150
+    max_aspect: float = 3.0
+    max_pixels: int = 89_478_485
+    check_size: bool = True
+    draft: bool = True
+
+
+# The pHash works on a 32x32 grey image, so a JPEG may be decoded at 1/2, 1/4 or 1/8 scale
+# (DCT scaling, Pillow's draft mode) as long as its short side stays at least this large.
+# Measured on 1,000 crops of real photographs (bench/phash_draft.py, bench/RESULTS.md): a
+# 128 px floor kept only ~97.9% of hashes within distance 2 of the full decode; 256 px keeps
+# over 99% and hashes ~2.5x faster than a full decode.
+DRAFT_MIN_SIDE = 256
+# Box-reduce to within this factor of 32x32 before the Lanczos resize of the pHash; 2.0 moved
+# too many hashes (97.7% within distance 2 with draft), 4.0 keeps draft's agreement.
+REDUCING_GAP = 4.0
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    ext: str
+    width: int
+    height: int
+    phash: str
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Pixels as 8-bit RGB or L whatever the stored mode: CMYK, palette, LA/RGBA (alpha
+    dropped), 16-bit and 32-bit integer and float greyscale (scaled, not clipped), 1-bit."""
+    mode = im.mode
+    if mode in ("RGB", "L"):
+        return im
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(scaled.round().astype(np.uint8), "L")
+    if mode in ("LA", "La"):
+        return im.convert("L")
+    return im.convert("RGB")
+
+
+def perceptual_hash(im: Image.Image, fast: bool = True) -> imagehash.ImageHash:
+    """64-bit DCT pHash. ``fast=False`` is exactly ``imagehash.phash``; ``fast=True`` lets
+    Pillow box-reduce before the 32x32 Lanczos resize (``reducing_gap``), which costs a
+    fraction of the full-image Lanczos and changes hashes as little as draft decoding does
+    (measured together with it: bench/phash_draft.py)."""
+    if not fast:
+        return imagehash.phash(im)
+    small = im.convert("L").resize((32, 32), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    pixels = np.asarray(small, dtype=np.float64)
+    dct = scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1)
+    low = dct[:8, :8]
+    return imagehash.ImageHash(low > np.median(low))
+
+
+def inspect_image(data: bytes, uri: str, limits: ImageLimits = ImageLimits()) -> ImageInfo:
+    """Decode ``data`` once under ``limits``; return its description and 64-bit pHash.
+
+    Raises:
+        RecordError: ``image_undecodable`` (not an image), ``image_unsupported_format``,
+        ``image_too_large`` (over ``max_pixels``), ``image_multiframe`` (animated GIF, WebP
+        or PNG), ``image_truncated``, ``image_corrupt``, ``image_too_small``,
+        ``image_bad_aspect``.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                fmt, (width, height) = im.format, im.size
+            im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise RecordError("image_too_large", f"{uri}: {exc}") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise RecordError("image_undecodable", f"{uri}: {type(exc).__name__}: {exc}") from exc
-    if fmt not in FORMATS:
-        raise RecordError("image_unsupported_format", f"{uri}: format {fmt} is not supported")
+    with im:
+        fmt = im.format
+        if fmt not in FORMATS:
+            raise RecordError("image_unsupported_format", f"{uri}: format {fmt} is not supported")
+        width, height = im.size
+        if width * height > limits.max_pixels:
+            raise RecordError(
+                "image_too_large",
+                f"{uri}: {width}x{height} = {width * height} pixels"
+                f" > max_pixels {limits.max_pixels}",
+            )
+        # MPO is a camera's multi-picture JPEG: its first frame is the photo
+        if fmt != "MPO" and getattr(im, "n_frames", 1) > 1:
+            raise RecordError("image_multiframe", f"{uri}: {fmt} with {im.n_frames} frames")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # JPEG keeps EXIF in a header segment; PNG may put it after the pixels, so
+                # for PNG this already decodes the image (and can fail like load() does)
+                orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
+                if limits.draft and fmt in ("JPEG", "MPO"):
+                    scale = min(im.size) // DRAFT_MIN_SIDE
+                    if scale >= 2:
+                        target = (im.size[0] // scale, im.size[1] // scale)
+                        im.draft("RGB" if im.mode not in ("L", "CMYK") else im.mode, target)
+                im.load()
+        except OSError as exc:
+            reason = "image_truncated" if "truncated" in str(exc) else "image_corrupt"
+            raise RecordError(reason, f"{uri}: {exc}") from exc
+        except (ValueError, SyntaxError, EOFError, struct.error) as exc:
+            raise RecordError("image_corrupt", f"{uri}: {type(exc).__name__}: {exc}") from exc
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        pixels = ImageOps.exif_transpose(to_rgb(im)) if orientation != 1 else to_rgb(im)
+        phash = str(perceptual_hash(pixels, fast=limits.draft))
+    if limits.check_size:
+        if min(width, height) < limits.min_side:
+            raise RecordError(
+                "image_too_small", f"{uri}: {width}x{height}, min side {limits.min_side}"
+            )
+        if max(width, height) / min(width, height) > limits.max_aspect:
+            raise RecordError(
+                "image_bad_aspect",
+                f"{uri}: {width}x{height}, aspect {max(width, height) / min(width, height):.2f}"
+                f" > {limits.max_aspect}",
+            )
     schema_format, ext = FORMATS[fmt]
-    return schema_format, ext, width, height
+    return ImageInfo(schema_format, ext, width, height, phash)
 
 
-def load_images(draft: dict[str, Any]) -> dict[str, Any]:
-    """Resolve every draft image; returns the finished record (images carry ``bytes``)."""
+DROP_RECORD = "drop_record"
+DROP_SEGMENT = "drop_segment"
+
+
+def load_images(
+    draft: dict[str, Any], limits: ImageLimits | None = None, on_bad_image: str = DROP_RECORD
+) -> dict[str, Any]:
+    """Resolve every draft image; returns the finished record (images carry ``bytes``).
+
+    Without ``limits`` only decoding is checked (no size or aspect gate), which is what the
+    readers' own tests need; the build passes the config's limits. Images that fail drop the
+    record (``drop_record``), or with ``drop_segment`` only their segment's picture, see
+    :func:`load_images_checked`, whose dropped-image list this function discards.
+    """
+    record, _ = load_images_checked(draft, limits, on_bad_image)
+    return record
+
+
+def load_images_checked(
+    draft: dict[str, Any], limits: ImageLimits | None = None, on_bad_image: str = DROP_RECORD
+) -> tuple[dict[str, Any], list[RecordError]]:
+    """:func:`load_images`, also returning the images dropped under ``drop_segment``.
+
+    Raises:
+        RecordError: an image failed under ``drop_record``; or, under ``drop_segment``, the
+        question lost all its images (the first question image's reason) or the answer lost
+        all its segments (``answer_empty``).
+    """
+    limits = limits or ImageLimits(check_size=False)
     images: list[dict[str, Any]] = []
     path_of: dict[str, str] = {}
+    failed: dict[str, RecordError] = {}
     for entry in draft["images"]:
-        data = fetch_bytes(entry)
-        fmt, ext, width, height = describe_image(data, entry["uri"])
+        try:
+            data = fetch_bytes(entry)
+            info = inspect_image(data, entry["uri"], limits)
+        except RecordError as exc:
+            if on_bad_image != DROP_SEGMENT:
+                raise
+            failed[entry["ref"]] = exc
+            continue
         digest = hashlib.sha256(data).hexdigest()
-        path = f"images/{digest}.{ext}"
+        path = f"images/{digest}.{info.ext}"
         path_of[entry["ref"]] = path
         if any(im["path"] == path for im in images):
             continue  # the same picture under two refs: list it once
@@ -89,22 +248,35 @@ def load_images(draft: dict[str, Any]) -> dict[str, Any]:
             {
                 "path": path,
                 "sha256": digest,
-                "width": width,
-                "height": height,
-                "format": fmt,
+                "width": info.width,
+                "height": info.height,
+                "format": info.format,
                 "source_uri": entry["uri"],
                 "license": entry.get("license"),
-                "phash": None,
+                "phash": info.phash,
                 "bytes": data,
             }
         )
     record = dict(draft)
     for key in ("question", "answer", "gt_answer"):
-        record[key] = [
-            {"text": s["text"], "image": path_of.get(s["image"], s["image"])} for s in draft[key]
-        ]
+        segments = []
+        for s in draft[key]:
+            image = s["image"]
+            if image in failed:
+                if s["text"] is None:
+                    continue  # an image-only segment without its image is nothing
+                image = None
+            segments.append({"text": s["text"], "image": path_of.get(image, image)})
+        record[key] = segments
+    if failed:
+        question_refs = [s["image"] for s in draft["question"] if s["image"] is not None]
+        if not any(s["image"] for s in record["question"]):
+            first = failed[next(r for r in question_refs if r in failed)]
+            raise RecordError(first.reason, f"{first.detail} (the question has no image left)")
+        if not record["answer"]:
+            raise RecordError("answer_empty", "every answer segment lost its image")
     record["images"] = images
-    return record
+    return record, list(failed.values())
 
 
 def relative_to(path: str, base_dir: str) -> str:
@@ -130,18 +302,47 @@ def localize_paths(record: dict[str, Any], base_dir: str) -> dict[str, Any]:
 
 
 class LoadImagesFn(beam.DoFn):
-    def __init__(self, relative_to: str = "") -> None:
+    def __init__(
+        self,
+        relative_to: str = "",
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self._base_dir = relative_to
+        self._options = options or {}
+
+    def setup(self) -> None:
+        opts = self._options
+        self._policy = opts.get("on_bad_image", DROP_RECORD)
+        self._exempt = set(opts.get("exempt_sources", ()))
+        common = {
+            "min_side": opts.get("min_side", 150),
+            "max_aspect": opts.get("max_aspect", 3.0),
+            "max_pixels": opts.get("max_pixels", 89_478_485),
+            "draft": opts.get("draft_decode", True),
+        }
+        self._limits = ImageLimits(**common, check_size=True)
+        self._exempt_limits = ImageLimits(**common, check_size=False)
 
     def process(self, draft: dict[str, Any]):
-        source = draft["provenance"]["source"]
+        prov = draft["provenance"]
+        source = prov["source"]
+        limits = self._exempt_limits if source in self._exempt else self._limits
         try:
-            record = localize_paths(load_images(draft), self._base_dir)
+            record, dropped = load_images_checked(draft, limits, self._policy)
+            record = localize_paths(record, self._base_dir)
         except Exception as exc:  # every failure becomes a dead letter, never a crash
-            dl = from_exception(STAGE_IMAGES, source, draft["provenance"]["source_id"], exc)
+            dl = from_exception(STAGE_IMAGES, source, prov["source_id"], exc)
             inc("LoadImages", f"dropped_{dl['reason']}")
             yield beam.pvalue.TaggedOutput(DEAD, dl)
             return
+        for exc in dropped:
+            inc("LoadImages", f"images_dropped_{exc.reason}")
+            yield beam.pvalue.TaggedOutput(
+                DEAD,
+                dead_letter(
+                    STAGE_IMAGES, exc.reason, source, prov["source_id"], exc.detail, unit="image"
+                ),
+            )
         inc("LoadImages", "out")
         inc("LoadImages", "images", len(record["images"]))
         yield record
@@ -157,12 +358,15 @@ class LoadImages(beam.PTransform):
     Args:
         relative_to: the build config's folder: local paths inside it that are written into
             records (source files, image URIs) are made relative to it.
+        options: the ``images`` block of the build config (limits, exempt sources,
+            ``on_bad_image``, ``draft_decode``).
     """
 
-    def __init__(self, relative_to: str = "") -> None:
+    def __init__(self, relative_to: str = "", options: dict[str, Any] | None = None) -> None:
         super().__init__()
         self._base_dir = relative_to
+        self._options = options or {}
 
     def expand(self, drafts):
-        fn = LoadImagesFn(self._base_dir)
+        fn = LoadImagesFn(self._base_dir, self._options)
         return drafts | "LoadImagesFn" >> beam.ParDo(fn).with_outputs(DEAD, main="records")

@@ -17,22 +17,29 @@ from apache_beam.io.filesystems import FileSystems
 # Event kinds
 READ = "read"
 WRITTEN = "written"
-DROPPED = "dropped"
+DROPPED = "dropped"  # a whole record (unit "record")
+IMAGES_DROPPED = "images_dropped"  # one image of a record that was kept without it
+
+
+def _empty() -> dict[str, Any]:
+    return {"read": 0, "written": 0, "dropped": {}, "dropped_by_stage": {}, "images_dropped": {}}
 
 
 def build_stats(
-    counts: list[tuple[tuple[str, str, str, str], int]], header: dict[str, Any]
+    counts: list[tuple[tuple[str, str, str, str], int]],
+    header: dict[str, Any],
+    sections: dict[str, Any] | None = None,
 ) -> dict:
-    """Fold ``((kind, source, stage, reason), n)`` counts into the stats.json structure."""
-    per: dict[str, dict[str, Any]] = {
-        name: {"read": 0, "written": 0, "dropped": {}, "dropped_by_stage": {}}
-        for name in header["sources"]
-    }
+    """Fold ``((kind, source, stage, reason), n)`` counts into the stats.json structure.
+
+    ``sections`` are extra top-level entries computed by other stages (e.g. ``dedupe``).
+    """
+    per: dict[str, dict[str, Any]] = {name: _empty() for name in header["sources"]}
     for (kind, source, stage, reason), n in sorted(counts):
-        entry = per.setdefault(
-            source, {"read": 0, "written": 0, "dropped": {}, "dropped_by_stage": {}}
-        )
-        if kind == DROPPED:
+        entry = per.setdefault(source, _empty())
+        if kind == IMAGES_DROPPED:
+            entry["images_dropped"][reason] = entry["images_dropped"].get(reason, 0) + n
+        elif kind == DROPPED:
             entry["dropped"][reason] = entry["dropped"].get(reason, 0) + n
             by_stage = entry["dropped_by_stage"].setdefault(stage, {})
             by_stage[reason] = by_stage.get(reason, 0) + n
@@ -51,6 +58,7 @@ def build_stats(
         "sources": dict(sorted(per.items())),
         "totals": totals,
         "reconciled": all(e["reconciled"] for e in per.values()),
+        **dict(sorted((sections or {}).items())),
     }
 
 
@@ -68,20 +76,32 @@ class ComputeStats(beam.PTransform):
         path: where to write the file.
         header: run facts copied into the file; ``header["sources"]`` lists every configured
             source so that a source with no input still appears with zeros.
-    Input: events ``(kind, source, stage, reason)`` with kind in read / written / dropped.
+        sections: optional single-element PCollections of ``{name: value}`` dicts (e.g. the
+            dedupe report), merged into the file's top level.
+    Input: events ``(kind, source, stage, reason)`` with kind in read / written / dropped /
+    images_dropped.
     Output: a single-element PCollection holding the written path.
     """
 
-    def __init__(self, path: str, header: dict[str, Any]) -> None:
+    def __init__(self, path: str, header: dict[str, Any], sections: list | None = None) -> None:
         super().__init__()
         self._path = path
         self._header = header
+        self._sections = sections or []
 
     def expand(self, events):
         path, header = self._path, self._header
+        sides = [beam.pvalue.AsSingleton(s) for s in self._sections]
+
+        def write(counts, *parts):
+            merged: dict[str, Any] = {}
+            for part in parts:
+                merged.update(part)
+            return write_json(build_stats(counts, header, merged), path)
+
         return (
             events
             | "CountEvents" >> beam.combiners.Count.PerElement()
             | "Gather" >> beam.combiners.ToList()
-            | "WriteStats" >> beam.Map(lambda counts: write_json(build_stats(counts, header), path))
+            | "WriteStats" >> beam.Map(write, *sides)
         )

@@ -66,8 +66,8 @@ def test_dead_letters_match_stats(sample_build):
     stats = json.loads((sample_build / "stats.json").read_text())
     dead = list(read_dead_letters(str(sample_build)))
     for d in dead:
-        assert set(d) == {"stage", "reason", "source", "source_id", "detail"}
-    counted = Counter((d["source"], d["reason"]) for d in dead)
+        assert set(d) == {"stage", "reason", "source", "source_id", "detail", "unit"}
+    counted = Counter((d["source"], d["reason"]) for d in dead if d["unit"] == "record")
     expected = Counter(
         {
             (src, reason): n

@@ -117,16 +117,19 @@ def test_build_stats_reconciles_and_lists_idle_sources():
         (("written", "vist", "", ""), 7),
         (("dropped", "vist", "load_images", "image_missing"), 2),
         (("dropped", "vist", "read", "malformed_story"), 1),
+        (("images_dropped", "vist", "load_images", "image_too_small"), 3),
         (("read", "remi", "", ""), 3),
         (("written", "remi", "", ""), 1),
     ]
     stats = build_stats(counts, {"sources": ["vist", "remi", "coco"], "build": "t"})
     assert stats["sources"]["vist"]["dropped"] == {"image_missing": 2, "malformed_story": 1}
     assert stats["sources"]["vist"]["dropped_by_stage"]["read"] == {"malformed_story": 1}
-    assert stats["sources"]["vist"]["reconciled"] is True
+    assert stats["sources"]["vist"]["images_dropped"] == {"image_too_small": 3}
+    assert stats["sources"]["vist"]["reconciled"] is True  # image drops are not record drops
     assert stats["sources"]["remi"]["reconciled"] is False
     assert stats["sources"]["coco"] == {
-        "read": 0, "written": 0, "dropped": {}, "dropped_by_stage": {}, "reconciled": True
+        "read": 0, "written": 0, "dropped": {}, "dropped_by_stage": {}, "images_dropped": {},
+        "reconciled": True,
     }  # fmt: skip
     assert stats["reconciled"] is False
     assert stats["totals"]["read"] == 13 and stats["totals"]["written"] == 8

@@ -123,5 +123,7 @@ def test_sa_and_pbl_keep_mmie_null_gt_answer():
 
 
 def test_config_schema_rejects_unknown_keys():
-    issues = validate_against("config", {"version": 1, "sources": {"vist": {"sis": "a", "images": "b", "k": 2}}})
+    issues = validate_against(
+        "config", {"version": 1, "sources": {"vist": {"sis": "a", "images": "b", "k": 2}}}
+    )
     assert issues and "k" in issues[0].message
