@@ -533,7 +533,9 @@ def iter_units(
                 "source": SOURCE,
                 "source_id": sid,
                 "split": split,
-                "source_file": cap_name,
+                # the full path, as the other readers give it; the build rewrites local paths
+                # relative to the config's folder (pipelines.transforms.images.localize_paths)
+                "source_file": captions_file,
                 "instances_file": inst_name,
                 "image": image,
                 "captions": caps[image_id],
