@@ -26,6 +26,8 @@ sysdeps:
 demo: venv sysdeps
 	$(BIN)/mmloom build --config configs/sample.yaml --output $(OUT) --overwrite
 	$(BIN)/mmloom show $(OUT) --summary
+	$(BIN)/mmloom publish --build $(OUT) --output out/release --version 0.1.0 --force
+	@echo "build: $(OUT)   release: out/release (open out/release/report/index.html)"
 
 test: venv sysdeps
 	$(BIN)/python -m pytest

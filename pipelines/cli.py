@@ -72,7 +72,13 @@ def _cmd_show(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"build": _cmd_build, "show": _cmd_show}
+def _cmd_publish(argv: list[str]) -> int:
+    from pipelines.publish.cli import main as publish_main
+
+    return publish_main(argv)
+
+
+COMMANDS = {"build": _cmd_build, "show": _cmd_show, "publish": _cmd_publish}
 
 
 def main(argv: list[str] | None = None) -> int:

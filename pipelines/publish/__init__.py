@@ -1,0 +1,68 @@
+"""``mmloom publish``: turn a build (and, optionally, annotation decisions) into a release.
+
+    mmloom publish --build out/sample --output out/release --version 0.1.0 \
+        [--annotations out/annotations] [--require-annotation] [--targets targets.yaml] \
+        [--seed 0] [--force] [--max-shard-mb 500] [--push-to-hub OWNER/NAME]
+
+Inputs
+------
+* ``--build DIR``: the ``--output`` folder of ``mmloom build``: ``records/*.parquet`` (read with
+  :func:`pipelines.transforms.io.read_records`), ``stats.json`` and ``dead_letters/``.
+* ``--annotations DIR`` (optional; written by ``mmloom annotate pull``, issue 6). The contract:
+
+  ``<DIR>/decisions.jsonl``
+      one JSON object per line, one line per annotated record::
+
+          {"id": "PBL_wikihow_1_0",            # an mmloom record id
+           "verdict": "accept" | "fix" | "reject",
+           "corrections": {"field": "Health", "subfield": "Fitness"},  # both keys optional
+           "mean_score": 4.5 | null,           # mean of the annotators' 0-6 ratings
+           "n_responses": 2}                   # submitted responses behind the decision
+
+      ``reject`` removes the record; ``fix`` and ``accept`` apply ``corrections`` (if any) and the
+      record is validated again with :func:`schemas.validation.validate_record`. A line that is
+      not valid JSON or breaks this contract, and a decision for an id the build does not hold,
+      become entries of the release's ``dropped.jsonl`` (stage ``read_annotations``); they never
+      stop the run.
+  ``<DIR>/agreement.json``
+      free-form JSON of agreement figures (e.g. Krippendorff's alpha and percent agreement per
+      rubric question, with confidence intervals). It is shown as is in the card and the report;
+      numbers found in it are plotted. An optional top-level ``"protocol"`` string describes the
+      annotation protocol in the card.
+
+  With ``--require-annotation`` only records with an ``accept`` or ``fix`` decision are
+  published; without it, records without a decision are published too (and the card says how
+  many were annotated).
+* ``--targets FILE`` (optional, YAML or JSON): target counts per category x field,
+  ``{"PBL": {"Health": 100, "*": 50}, "SA": {"Literature": 200}}``. ``"*"`` stands for every field
+  of that category not named; categories and fields not covered keep all their records. Each
+  cell keeps the records with the smallest ``sha256(f"{seed}:{id}")``, so the choice is seeded and
+  deterministic; a cell with fewer records than its target keeps them all and the shortfall is
+  reported.
+
+Outputs (a folder, written to a hidden temporary folder next to it and renamed into place)
+-------------------------------------------------------------------------------------------
+* ``data/test-NNNNN-of-MMMMM.parquet``: one ``test`` split in one ``default`` config (MMIE has no
+  train/dev/test split; filter on ``category`` for one category). Hugging Face ``datasets``
+  features are declared in the Parquet schema metadata (key ``huggingface``): ``question``,
+  ``answer`` and ``gt_answer`` are lists of ``{text, image}`` segments whose ``image`` is an
+  ``Image`` feature (bytes embedded, path ``images/<sha256>.<ext>``). At most 100 rows and about
+  100 MiB per row group; shards of at most ``--max-shard-mb`` (500) MB of row data.
+* ``README.md``: the dataset card (YAML header + statistics, provenance, citations, limitations).
+* ``manifest.json``: versions, config hash, checksums of the source files read, sha256, size and
+  row count of every file written.
+* ``mmie/data.json`` + ``mmie/images/``: MMIE's evaluation input format, and
+  ``mmie/scorer_limits.json`` (items MMIE's scorer truncates or skips; IF items left out).
+* ``report/index.html`` + PNG plots.
+* ``dropped.jsonl``: every build record not published, and every rejected annotation line, with
+  stage and reason (``build written == published + dropped records``).
+
+The same inputs give byte-identical Parquet, JSON, card and report: nothing depends on the
+clock, the machine or the order files are listed in.
+"""
+
+from __future__ import annotations
+
+from pipelines.publish.release import PublishOptions, publish
+
+__all__ = ["PublishOptions", "publish"]

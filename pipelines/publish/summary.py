@@ -1,0 +1,224 @@
+"""Release statistics computed from the published records: the numbers the card and report show.
+
+Everything here is a pure function of the records, the build's stats and the publish drops, so
+the card's tables can be checked against the data they describe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter, defaultdict
+from typing import Any
+
+import yaml
+
+from schemas import load_schema
+from schemas.records import CATEGORIES
+
+# MMIE's published distribution (docs/mmie-method.md §2.1: project page stats table and the
+# field pie chart images/data.png). MSR has no published per-field breakdown.
+MMIE_TOTAL = 20103
+MMIE_CATEGORIES = {"SA": 5005, "PBL": 11482, "MSR": 3616}
+MMIE_FIELDS = {
+    ("SA", "Literature"): 5005,
+    ("PBL", "Education"): 2835,
+    ("PBL", "Finance"): 2604,
+    ("PBL", "Health"): 2000,
+    ("PBL", "EECS"): 1792,
+    ("PBL", "Art"): 1304,
+    ("PBL", "Sports"): 895,
+    ("PBL", "Philosophy"): 52,
+}
+MMIE_FORMATS = {"multiple_choice": 663, "open_ended": 19340}  # sums to 20,003, not 20,103
+MMIE_IMAGES_PER_QUESTION = 1.32
+MMIE_QUESTION_LENGTH = "76.0 (unit not stated)"
+
+CATEGORY_NAMES = {
+    "SA": "situational analysis",
+    "PBL": "project-based learning",
+    "MSR": "multi-step reasoning",
+    "IF": "instruction following (MIA-Bench style)",
+}
+
+
+def words(text: str) -> int:
+    """Whitespace-separated tokens: the unit of the card's question length."""
+    return len(text.split())
+
+
+def question_text(record: dict[str, Any]) -> str:
+    return " ".join(s["text"] for s in record["question"] if s["text"])
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 2) if values else None
+
+
+def _cat_order(item: tuple[tuple[str, ...], int]) -> tuple:
+    key = item[0]
+    return (CATEGORIES.index(key[0]), *key[1:])
+
+
+def build_settings(stats: dict[str, Any], build_dir: str) -> dict[str, Any]:
+    """The dedupe and CLIP settings of the build, from stats.json or the build's config file.
+
+    stats.json sections ``dedupe`` and ``clip`` (written by those stages) win. Otherwise the
+    config file named in stats.json is read if it still exists and its sha256 matches
+    ``config_sha256``, and the schema's defaults are filled in. ``origin`` says which.
+    """
+    out: dict[str, Any] = {"dedupe": None, "clip": None, "origin": {}}
+    for key in ("dedupe", "clip"):
+        if isinstance(stats.get(key), dict):
+            out[key] = stats[key]
+            out["origin"][key] = "stats.json"
+    config_path = stats.get("config")
+    if not config_path or (out["dedupe"] is not None and out["clip"] is not None):
+        return out
+    candidates = [config_path, os.path.join(build_dir, config_path)]
+    for path in candidates:
+        if not os.path.isfile(path):
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != stats.get("config_sha256"):
+            continue
+        config = yaml.safe_load(data) or {}
+        defs = load_schema("config")["$defs"]
+        for key in ("dedupe", "clip"):
+            if out[key] is not None:
+                continue
+            block = dict(config.get(key) or {})
+            for name, prop in defs[key]["properties"].items():
+                if name not in block and "default" in prop:
+                    block[name] = prop["default"]
+            out[key] = {"settings": block}
+            out["origin"][key] = "build config (schema defaults filled in)"
+        break
+    return out
+
+
+def summarize(
+    records: list[dict[str, Any]],
+    stats: dict[str, Any],
+    publish_dropped: list[dict[str, Any]],
+    selection: list[dict[str, Any]],
+    agreement: Any,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """All the numbers of the card and the report, from the published records."""
+    by_cat = Counter(r["category"] for r in records)
+    by_field = Counter((r["category"], r["field"]) for r in records)
+    by_sub = Counter((r["category"], r["field"], r["subfield"]) for r in records)
+    by_format = Counter((r["category"], r["question_format"]) for r in records)
+    by_source = Counter(r["provenance"]["source"] for r in records)
+    licences: dict[str, set[str]] = defaultdict(set)
+    image_licences: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        licences[r["provenance"]["source"]].add(r["provenance"]["license"])
+        for im in r["images"]:
+            image_licences[r["provenance"]["source"]].add(im["license"] or "not stated")
+    q_images = [sum(1 for s in r["question"] if s["image"]) for r in records]
+    a_images = [sum(1 for s in r["answer"] if s["image"]) for r in records]
+    q_words = [words(question_text(r)) for r in records]
+    q_chars = [len(question_text(r)) for r in records]
+    per_cat: dict[str, dict[str, Any]] = {}
+    for cat in CATEGORIES:
+        idx = [i for i, r in enumerate(records) if r["category"] == cat]
+        if not idx:
+            continue
+        per_cat[cat] = {
+            "count": len(idx),
+            "images_per_question": _mean([q_images[i] for i in idx]),
+            "images_per_answer": _mean([a_images[i] for i in idx]),
+            "question_words": _mean([q_words[i] for i in idx]),
+            "question_chars": _mean([q_chars[i] for i in idx]),
+        }
+    clip_models = sorted(
+        {r["scores"]["clip"]["model"] for r in records if r["scores"]["clip"]["scored"]}
+    )
+    clip_scores: dict[str, list[float]] = defaultdict(list)
+    not_scored_reasons = Counter(
+        r["scores"]["clip"]["reason"] or "not stated"
+        for r in records
+        if not r["scores"]["clip"]["scored"]
+    )
+    for r in records:
+        clip = r["scores"]["clip"]
+        if clip["scored"]:
+            clip_scores[r["category"]].extend(p["score"] for p in clip["pairs"])
+    annotated = [r["annotation"] for r in records if r.get("annotation")]
+    publish_reasons = Counter((d["stage"], d["reason"]) for d in publish_dropped)
+    build_drops: dict[tuple[str, str], int] = Counter()
+    for source in (stats.get("sources") or {}).values():
+        for stage, reasons in (source.get("dropped_by_stage") or {}).items():
+            for reason, n in reasons.items():
+                build_drops[(stage, reason)] += n
+    return {
+        "total": len(records),
+        "categories": {c: by_cat[c] for c in CATEGORIES if by_cat[c]},
+        "fields": {f"{c}/{f}": n for (c, f), n in sorted(by_field.items(), key=_cat_order)},
+        "subfields": [
+            {"category": c, "field": f, "subfield": s, "count": n}
+            for (c, f, s), n in sorted(by_sub.items(), key=_cat_order)
+        ],
+        "formats": {
+            cat: {
+                "multiple_choice": by_format[(cat, "multiple_choice")],
+                "open_ended": by_format[(cat, "open_ended")],
+            }
+            for cat in CATEGORIES
+            if by_cat[cat]
+        },
+        "format_totals": {
+            "multiple_choice": sum(
+                n for (_, fmt), n in by_format.items() if fmt == "multiple_choice"
+            ),
+            "open_ended": sum(n for (_, fmt), n in by_format.items() if fmt == "open_ended"),
+        },
+        "sources": dict(sorted(by_source.items())),
+        "licences": {s: sorted(v) for s, v in sorted(licences.items())},
+        "image_licences": {s: sorted(v) for s, v in sorted(image_licences.items())},
+        "images_per_question": _mean(q_images),
+        "images_per_answer": _mean(a_images),
+        "question_images_histogram": {str(k): v for k, v in sorted(Counter(q_images).items())},
+        "question_words": _mean(q_words),
+        "question_chars": _mean(q_chars),
+        "per_category": per_cat,
+        "clip": {
+            "scored_records": sum(1 for r in records if r["scores"]["clip"]["scored"]),
+            "models": clip_models,
+            "not_scored": dict(sorted(not_scored_reasons.items())),
+            "scores": {c: sorted(v) for c, v in sorted(clip_scores.items())},
+            "settings": settings.get("clip"),
+        },
+        "dedupe": settings.get("dedupe"),
+        "settings_origin": settings.get("origin", {}),
+        "annotation": {
+            "annotated": len(annotated),
+            "verdicts": dict(sorted(Counter(a["verdict"] for a in annotated).items())),
+            "corrected": sum(1 for a in annotated if a["corrected"]),
+            "mean_responses": _mean([a["n_responses"] for a in annotated]),
+            "agreement": agreement,
+        },
+        "selection": selection,
+        "build": {
+            "name": stats.get("build"),
+            "config_sha256": stats.get("config_sha256"),
+            "mmloom_version": stats.get("mmloom_version"),
+            "totals": stats.get("totals"),
+            "reconciled": stats.get("reconciled"),
+            "drops": [
+                {"stage": s, "reason": r, "count": n} for (s, r), n in sorted(build_drops.items())
+            ],
+        },
+        "publish_drops": [
+            {"stage": s, "reason": r, "count": n} for (s, r), n in sorted(publish_reasons.items())
+        ],
+    }
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON text (sorted keys, 2-space indent, trailing newline)."""
+    return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
