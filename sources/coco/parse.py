@@ -463,26 +463,36 @@ def iter_units(
     if shared is not None:
         return
 
+    def joinable(annotations: list[Any], kind: str, file_name: str, known: dict):
+        """Yield ``(image_id, where, ann)`` for annotations to join, dead letters for the rest."""
+        for pos, ann in enumerate(annotations):
+            where = f"{file_name} annotations[{pos}]"
+            image_id = ann.get("image_id") if isinstance(ann, dict) else None
+            if image_id is None:
+                yield dead(
+                    "missing_key", f"{kind}-annotations[{pos}]", f"{where} has no 'image_id'"
+                )
+                continue
+            if _is_int(image_id) and image_id in rejected:
+                continue
+            if not _is_int(image_id) or image_id not in known:
+                ann_id = ann.get("id", f"[{pos}]")
+                yield dead(
+                    "unknown_image_id",
+                    f"{kind}-{ann_id}",
+                    f"{where}: image_id {image_id!r} is not in the images of {cap_name}",
+                )
+                continue
+            if image_id not in problems:
+                yield image_id, where, ann
+
     # Join captions (file order, all of them).
     caps: dict[int, list[dict[str, str]]] = {i: [] for i in order}
-    for pos, ann in enumerate(captions["annotations"]):
-        where = f"{cap_name} annotations[{pos}]"
-        image_id = ann.get("image_id") if isinstance(ann, dict) else None
-        if image_id is None:
-            yield dead("missing_key", f"caption-annotations[{pos}]", f"{where} has no 'image_id'")
+    for joined in joinable(captions["annotations"], "caption", cap_name, caps):
+        if joined[0] == "dead":
+            yield joined
             continue
-        if _is_int(image_id) and image_id in rejected:
-            continue
-        if not _is_int(image_id) or image_id not in caps:
-            ann_id = ann.get("id", f"[{pos}]")
-            yield dead(
-                "unknown_image_id",
-                f"caption-{ann_id}",
-                f"{where}: image_id {image_id!r} is not in the images of {cap_name}",
-            )
-            continue
-        if image_id in problems:
-            continue
+        image_id, where, ann = joined
         try:
             _require(ann, ["id", "caption"], where)
             if not isinstance(ann["caption"], str):
@@ -494,24 +504,11 @@ def iter_units(
 
     # Join instances.
     insts: dict[int, list[dict[str, Any]]] = {i: [] for i in order}
-    for pos, ann in enumerate(instances["annotations"]):
-        where = f"{inst_name} annotations[{pos}]"
-        image_id = ann.get("image_id") if isinstance(ann, dict) else None
-        if image_id is None:
-            yield dead("missing_key", f"instance-annotations[{pos}]", f"{where} has no 'image_id'")
+    for joined in joinable(instances["annotations"], "instance", inst_name, insts):
+        if joined[0] == "dead":
+            yield joined
             continue
-        if _is_int(image_id) and image_id in rejected:
-            continue
-        if not _is_int(image_id) or image_id not in insts:
-            ann_id = ann.get("id", f"[{pos}]")
-            yield dead(
-                "unknown_image_id",
-                f"instance-{ann_id}",
-                f"{where}: image_id {image_id!r} is not in the images of {cap_name}",
-            )
-            continue
-        if image_id in problems:
-            continue
+        image_id, where, ann = joined
         try:
             insts[image_id].append(parse_instance(ann, categories, images[image_id], where))
         except RecordError as exc:
