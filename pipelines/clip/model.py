@@ -1,0 +1,399 @@
+"""open_clip behind Beam's RunInference: model spec, image preprocessing and the ModelHandler.
+
+Loading is one code path for every kind of weights: ``open_clip.create_model_and_transforms(
+model, pretrained=<tag or local file>)``. A pretrained tag (``openai``, ``laion2b_s32b_b82k``,
+...) makes open_clip download the weights from its hub on first use and cache them
+(``~/.cache/huggingface``, or ``HF_HOME``); a local file (``.safetensors``, ``.bin``,
+``.pt``) is read from disk with no network (``gs://`` checkpoints are copied to a local
+temporary file first). ``local-dir:/folder`` model names (``open_clip_config.json`` + weights,
+the layout of open_clip's Hugging Face repositories) work as well.
+
+Images reach the model already decoded, resized and centre-cropped to the model's input size
+by :class:`ImagePreprocessor` (uint8, ``H x W x 3``), so every batch has one shape; converting
+to float and normalising (mean/std) runs on the model's device inside :meth:`ClipModel.embed`.
+Texts arrive tokenized (open_clip's tokenizer for the model; longer texts are truncated to the
+model's context length, 77 tokens for OpenAI CLIP).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from pipelines.clip.tiny import register_model_configs
+
+LOG = logging.getLogger("mmloom.clip")
+
+IMAGE = "image"
+TEXT = "text"
+# Geometry keys of open_clip's preprocess config that the preprocessing step must share with
+# the loaded model (mean/std are applied on the device, from the model itself).
+GEOMETRY_KEYS = ("size", "interpolation", "resize_mode", "fill_color")
+
+
+class ClipInput(NamedTuple):
+    """One RunInference example: an image (uint8 ``H x W x 3``) or a text (token ids).
+
+    ``ref`` names what was embedded: the image's sha256, or the sha256 of the text.
+    """
+
+    kind: str
+    ref: str
+    data: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which CLIP model to run, where and in what precision (the config's ``clip`` block).
+
+    Attributes:
+        model: open_clip model name (``ViT-L-14``), or ``local-dir:/folder``.
+        pretrained: open_clip pretrained tag (weights from the hub), ignored when
+            ``checkpoint`` is set.
+        checkpoint: a local (or ``gs://``) weights file; no network.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``, ``fp16``.
+    """
+
+    model: str = "ViT-L-14"
+    pretrained: str | None = "openai"
+    checkpoint: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+
+    @property
+    def model_id(self) -> str:
+        """What records name as ``scores.clip.model``: ``<model>/<tag>`` or ``<model>/<file>``."""
+        if self.checkpoint:
+            return f"{self.model}/{os.path.basename(self.checkpoint)}"
+        if self.pretrained:
+            return f"{self.model}/{self.pretrained}"
+        return self.model
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a CUDA device is visible, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "clip.device is 'cuda' but torch sees no CUDA device; set clip.device to 'auto' or "
+            "'cpu', or run on a machine with a GPU and a CUDA build of torch"
+        )
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"clip.device must be auto, cpu or cuda, got {device!r}")
+    return device
+
+
+def autocast_dtype(precision: str, device: str):
+    """The autocast dtype for ``precision`` on ``device``, or None for plain fp32.
+
+    ``auto`` is bf16 on CUDA (fp16 on GPUs without bf16) and fp32 on CPU; fp16 is a GPU
+    format, so on CPU it falls back to fp32 (bf16 autocast works on CPU).
+    """
+    import torch
+
+    if precision == "fp32":
+        return None
+    if device == "cuda":
+        if precision == "fp16":
+            return torch.float16
+        if precision in ("auto", "bf16"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "cpu":
+        if precision == "bf16":
+            return torch.bfloat16
+        if precision == "fp16":
+            LOG.warning("clip.precision fp16 is for GPUs; running fp32 on the CPU")
+        return None
+    raise ValueError(f"clip.precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+
+
+def _weights_path(spec: ClipSpec) -> str | None:
+    """``pretrained`` argument for open_clip: a local file path, a tag, or None."""
+    if spec.checkpoint:
+        path = spec.checkpoint
+        if "://" in path:
+            path = _copy_to_local(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"CLIP checkpoint {spec.checkpoint} does not exist; make one with "
+                "tools/make_tiny_clip.py, download real weights (see pipelines/clip/__init__.py) "
+                "or set clip.pretrained to an open_clip tag instead"
+            )
+        return path
+    return spec.pretrained
+
+
+def _copy_to_local(uri: str) -> str:
+    from apache_beam.io.filesystems import FileSystems
+
+    suffix = os.path.splitext(uri)[1]
+    fd, local = tempfile.mkstemp(prefix="mmloom-clip-", suffix=suffix)
+    with os.fdopen(fd, "wb") as out, FileSystems.open(uri, compression_type="uncompressed") as f:
+        while chunk := f.read(64 << 20):
+            out.write(chunk)
+    return local
+
+
+def preprocess_config(spec: ClipSpec) -> dict[str, Any]:
+    """open_clip's inference preprocess config for ``spec``, without building the model.
+
+    Mirrors what ``create_model`` sets on ``model.visual.preprocess_cfg``: defaults, then the
+    pretrained tag's values, then the model's image size. :class:`ClipModel` checks the
+    geometry against the loaded model, so a difference fails loudly instead of mis-scoring.
+    """
+    import json
+    from dataclasses import asdict
+
+    import open_clip
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    register_model_configs()
+    cfg = asdict(PreprocessCfg())
+    if spec.model.startswith("local-dir:"):
+        folder = spec.model[len("local-dir:") :]
+        with open(os.path.join(folder, "open_clip_config.json"), encoding="utf-8") as f:
+            local = json.load(f)
+        cfg = merge_preprocess_dict(cfg, local.get("preprocess_cfg", {}))
+        model_cfg = local["model_cfg"]
+    else:
+        model_cfg = open_clip.get_model_config(spec.model)
+        if model_cfg is None:
+            raise ValueError(
+                f"unknown open_clip model {spec.model!r}; see open_clip.list_models() "
+                f"(e.g. ViT-B-32, ViT-L-14) or use 'mmloom-tiny-clip' for tests"
+            )
+        if not spec.checkpoint and spec.pretrained:
+            tag_cfg = open_clip.get_pretrained_cfg(spec.model, spec.pretrained)
+            if not tag_cfg:
+                tags = open_clip.list_pretrained_tags_by_model(spec.model)
+                raise ValueError(
+                    f"{spec.pretrained!r} is not an open_clip pretrained tag of {spec.model}; "
+                    f"known tags: {tags}; or set clip.checkpoint to a local weights file"
+                )
+            cfg = merge_preprocess_dict(cfg, tag_cfg)
+    size = model_cfg["vision_cfg"].get("image_size", cfg["size"])
+    cfg["size"] = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    return cfg
+
+
+class ImagePreprocessor:
+    """Decode image bytes and resize/crop them exactly like open_clip's inference transform.
+
+    The geometric steps are taken from ``open_clip.transform.image_transform`` itself (so the
+    resize mode, interpolation and crop match the model); the image is converted to RGB
+    first, and the float conversion and normalisation are left to the device. JPEGs are
+    decoded at a reduced DCT scale when the file is at least twice the target size (Pillow's
+    ``draft``; the result is still at least the target size), which makes decoding large
+    photographs several times cheaper.
+
+    Raises whatever Pillow raises for bytes that are not a decodable image.
+    """
+
+    def __init__(self, cfg: dict[str, Any], jpeg_draft: bool = True) -> None:
+        from open_clip.transform import PreprocessCfg, image_transform_v2
+
+        self.size: tuple[int, int] = tuple(cfg["size"])
+        full = image_transform_v2(PreprocessCfg(**cfg), is_train=False)
+        # keep resize/crop; drop mode conversion (done first), ToTensor and Normalize
+        self._geometry = [
+            t
+            for t in full.transforms
+            if type(t).__name__ not in ("MaybeConvertMode", "MaybeToTensor", "Normalize")
+        ]
+        self._jpeg_draft = jpeg_draft
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            if self._jpeg_draft and im.format == "JPEG":
+                im.draft("RGB", self.size)
+            rgb = im.convert("RGB")
+        for t in self._geometry:
+            rgb = t(rgb)
+        arr = np.asarray(rgb, dtype=np.uint8)
+        if arr.shape[:2] != self.size:
+            raise ValueError(f"preprocessing gave shape {arr.shape}, expected {self.size}")
+        return arr
+
+
+class ClipModel:
+    """A loaded open_clip model with its tokenizer's context and device settings.
+
+    :meth:`embed` takes and returns numpy arrays only, so the object works the same when
+    RunInference shares it across processes (the call then goes through a proxy).
+    """
+
+    def __init__(self, spec: ClipSpec) -> None:
+        import open_clip
+        import torch
+
+        register_model_configs()
+        self.spec = spec
+        self.device = resolve_device(spec.device)
+        self.dtype = autocast_dtype(spec.precision, self.device)
+        model, _, _ = open_clip.create_model_and_transforms(
+            spec.model, pretrained=_weights_path(spec), device=self.device
+        )
+        model.eval()
+        self.model = model
+        cfg = dict(model.visual.preprocess_cfg)
+        expected = preprocess_config(spec)
+        got = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+        got["size"] = got["size"] if isinstance(got["size"], tuple) else (got["size"],) * 2
+        diff = {k: (expected[k], got[k]) for k in GEOMETRY_KEYS if expected[k] != got[k]}
+        if diff:
+            raise RuntimeError(
+                f"CLIP preprocessing for {spec.model_id} disagrees with the loaded model "
+                f"(expected, model): {diff}; report this with the model name and weights"
+            )
+        self.mean = torch.tensor(cfg["mean"], device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(cfg["std"], device=self.device).view(1, 3, 1, 1)
+        self._lock = threading.Lock()
+        LOG.info(
+            "loaded CLIP %s on %s (autocast %s)", spec.model_id, self.device, self.dtype or "off"
+        )
+
+    def _autocast(self):
+        import torch
+
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device, dtype=self.dtype)
+
+    def _encode_images(self, images: np.ndarray):
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(images))
+        if self.device == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        x = (x - self.mean) / self.std
+        with self._autocast():
+            return self.model.encode_image(x, normalize=True).float()
+
+    def _encode_texts(self, tokens: np.ndarray):
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(tokens)).to(self.device)
+        with self._autocast():
+            return self.model.encode_text(t, normalize=True).float()
+
+    def _run(self, fn, arr: np.ndarray) -> np.ndarray:
+        """Run ``fn`` on ``arr``; on CUDA out-of-memory, retry in halves down to single rows."""
+        import torch
+
+        try:
+            return fn(arr).cpu().numpy()
+        except torch.cuda.OutOfMemoryError:
+            if len(arr) == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = len(arr) // 2
+            LOG.warning("CUDA out of memory on a batch of %d; splitting it", len(arr))
+            return np.concatenate([self._run(fn, arr[:half]), self._run(fn, arr[half:])])
+
+    def embed(
+        self, images: np.ndarray | None, tokens: np.ndarray | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """L2-normalised float32 embeddings of ``images`` (N,H,W,3 uint8) and ``tokens`` (M,L)."""
+        import torch
+
+        with self._lock, torch.inference_mode():
+            img = self._run(self._encode_images, images) if images is not None else None
+            txt = self._run(self._encode_texts, tokens) if tokens is not None else None
+        return img, txt
+
+
+class OpenClipModelHandler(ModelHandler[ClipInput, PredictionResult, ClipModel]):
+    """RunInference handler for open_clip: embeds images and texts of one batch.
+
+    A batch may mix images and texts: images are stacked into one ``N x H x W x 3`` array
+    (they share one shape, see :class:`ImagePreprocessor`), texts into one token matrix, and
+    both towers run once per batch. Each result is a ``PredictionResult`` whose ``example``
+    is ``(kind, ref)`` (the input array is not carried on) and whose ``inference`` is the
+    L2-normalised float32 embedding; wrap the handler in ``KeyedModelHandler`` to carry keys.
+
+    Args:
+        spec: model, weights, device and precision.
+        min_batch_size / max_batch_size: Beam's ``BatchElements`` bounds; the maximum is what
+            keeps a batch inside GPU memory (and a CUDA out-of-memory error still splits the
+            batch in halves instead of failing).
+        large_model: load one copy per machine and share it across worker processes
+            (``share_model_across_processes``), for models that do not fit once per process.
+        model_copies: with several GPUs or a big GPU, how many shared copies to load.
+        max_batch_duration_secs: streaming only: flush a partial batch after this long.
+    """
+
+    def __init__(
+        self,
+        spec: ClipSpec,
+        *,
+        min_batch_size: int = 1,
+        max_batch_size: int = 256,
+        large_model: bool = False,
+        model_copies: int | None = None,
+        max_batch_duration_secs: int | None = None,
+    ) -> None:
+        super().__init__(
+            min_batch_size=min_batch_size,
+            max_batch_size=max_batch_size,
+            max_batch_duration_secs=max_batch_duration_secs,
+            large_model=large_model,
+            model_copies=model_copies,
+        )
+        self._spec = spec
+
+    @property
+    def spec(self) -> ClipSpec:
+        return self._spec
+
+    def load_model(self) -> ClipModel:
+        return ClipModel(self._spec)
+
+    def run_inference(
+        self,
+        batch: Sequence[ClipInput],
+        model: ClipModel,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        img_idx = [i for i, e in enumerate(batch) if e.kind == IMAGE]
+        txt_idx = [i for i, e in enumerate(batch) if e.kind == TEXT]
+        if len(img_idx) + len(txt_idx) != len(batch):
+            kinds = sorted({e.kind for e in batch} - {IMAGE, TEXT})
+            raise ValueError(f"ClipInput.kind must be 'image' or 'text', got {kinds}")
+        shapes = {batch[i].data.shape for i in img_idx}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"images of one batch must share one shape (preprocess them first), got {shapes}"
+            )
+        images = np.stack([batch[i].data for i in img_idx]) if img_idx else None
+        tokens = np.stack([batch[i].data for i in txt_idx]) if txt_idx else None
+        img_emb, txt_emb = model.embed(images, tokens)
+        out: list[np.ndarray | None] = [None] * len(batch)
+        for row, i in enumerate(img_idx):
+            out[i] = img_emb[row]
+        for row, i in enumerate(txt_idx):
+            out[i] = txt_emb[row]
+        model_id = self._spec.model_id
+        return [PredictionResult((e.kind, e.ref), vec, model_id) for e, vec in zip(batch, out)]
+
+    def get_num_bytes(self, batch: Sequence[ClipInput]) -> int:
+        return sum(int(e.data.nbytes) for e in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return "OpenClipModelHandler"

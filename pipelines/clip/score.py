@@ -1,0 +1,317 @@
+"""Scoring stage: CLIP cosine similarity of every image segment with its text.
+
+    records ─► PrepareClipInputs ─► RunInference(KeyedModelHandler(OpenClipModelHandler))
+       │            │ (decode, resize, tokenize)           │ (image and text embeddings)
+       │            └─ DEAD (undecodable image)            ▼
+       └─ keyed records ─────────────► CoGroupByKey(record id) ─► AttachClipScores ─► records
+                                                                   └─ DEAD (inference failed)
+
+The record keeps everything it had (its image bytes included); only ``scores.clip`` changes:
+``{scored: true, model, reason: null, pairs: [{image, text_from, score}], min_score}`` where
+``min_score`` is the lowest pair. Which text an image is scored against is decided in
+:mod:`pipelines.clip.pairs`. Records that cannot be scored (no image segment, or an image with
+no text to pair) pass on with ``scored: false`` and the reason. A record with an image that
+cannot be decoded is a dead letter (stage ``score_clip``, reason ``image_undecodable``): such
+a record is unusable in a benchmark, and the image-integrity stage should have caught it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, preprocess_config
+from pipelines.clip.pairs import clip_pairs, text_ref
+from pipelines.clip.settings import ClipSettings
+from pipelines.deadletter import DEAD, dead_letter
+from pipelines.metrics import inc
+from schemas.records import not_scored
+
+STAGE_SCORE_CLIP = "score_clip"
+NS = "ScoreImageText"
+RECORDS = "records"
+KEYED = "keyed_records"
+EMBEDDINGS = "image_embeddings"
+
+
+def _source(record: dict[str, Any]) -> tuple[str, str]:
+    prov = record.get("provenance") or {}
+    return prov.get("source", "unknown"), str(prov.get("source_id", record.get("id", "")))
+
+
+def clip_scores(
+    record: dict[str, Any], embeddings: dict[tuple[str, str], np.ndarray], model_id: str
+) -> dict[str, Any]:
+    """The ``scores.clip`` value of ``record`` from its image and text embeddings.
+
+    ``embeddings`` maps ``("image", sha256)`` and ``("text", text_ref(text))`` to
+    L2-normalised vectors. Scores are cosines, clipped to [-1, 1] and rounded to 6 places.
+
+    Raises:
+        KeyError: an embedding the record needs is missing.
+    """
+    sha_of = {im["path"]: im["sha256"] for im in record["images"]}
+    pairs = []
+    for pair in clip_pairs(record):
+        img = embeddings[(IMAGE, sha_of[pair.image])]
+        txt = embeddings[(TEXT, text_ref(pair.text))]
+        score = round(float(np.clip(np.dot(img, txt), -1.0, 1.0)), 6)
+        pairs.append({"image": pair.image, "text_from": pair.text_from, "score": score})
+    return {
+        "scored": True,
+        "model": model_id,
+        "reason": None,
+        "pairs": pairs,
+        "min_score": min(p["score"] for p in pairs),
+    }
+
+
+class PrepareClipInputsFn(beam.DoFn):
+    """Decode and resize each distinct image, tokenize each distinct text of a record."""
+
+    def __init__(self, settings: ClipSettings, jpeg_draft: bool = True) -> None:
+        self._settings = settings
+        self._jpeg_draft = jpeg_draft
+
+    def setup(self) -> None:
+        import open_clip
+
+        from pipelines.clip.tiny import register_model_configs
+
+        register_model_configs()
+        spec = self._settings.spec
+        self._preprocess = ImagePreprocessor(preprocess_config(spec), jpeg_draft=self._jpeg_draft)
+        self._tokenizer = open_clip.get_tokenizer(spec.model)
+
+    def process(self, record: dict[str, Any]) -> Iterator[Any]:
+        inc(NS, "in")
+        source, source_id = _source(record)
+        try:
+            pairs = clip_pairs(record)
+        except ValueError as exc:
+            inc(NS, "not_scored")
+            out = dict(record)
+            out["scores"] = {**(record.get("scores") or {}), "clip": not_scored(str(exc))}
+            yield beam.pvalue.TaggedOutput(RECORDS, out)
+            return
+        by_path = {im["path"]: im for im in record["images"]}
+        inputs: list[ClipInput] = []
+        seen: set[tuple[str, str]] = set()
+        for pair in pairs:
+            image = by_path.get(pair.image)
+            if image is None:
+                yield beam.pvalue.TaggedOutput(
+                    DEAD,
+                    dead_letter(
+                        STAGE_SCORE_CLIP,
+                        "image_not_listed",
+                        source,
+                        source_id,
+                        f"segment image {pair.image} is not in the record's images",
+                    ),
+                )
+                inc(NS, "dropped_image_not_listed")
+                return
+            if (IMAGE, image["sha256"]) not in seen:
+                seen.add((IMAGE, image["sha256"]))
+                try:
+                    arr = self._preprocess(bytes(image["bytes"] or b""))
+                except Exception as exc:  # any decoder failure: dead letter, never a crash
+                    inc(NS, "dropped_image_undecodable")
+                    yield beam.pvalue.TaggedOutput(
+                        DEAD,
+                        dead_letter(
+                            STAGE_SCORE_CLIP,
+                            "image_undecodable",
+                            source,
+                            source_id,
+                            f"{pair.image}: {type(exc).__name__}: {exc}",
+                        ),
+                    )
+                    return
+                inputs.append(ClipInput(IMAGE, image["sha256"], arr))
+            ref = text_ref(pair.text)
+            if (TEXT, ref) not in seen:
+                seen.add((TEXT, ref))
+                tokens = self._tokenizer([pair.text])[0].numpy()
+                inputs.append(ClipInput(TEXT, ref, tokens))
+        key = record["id"]
+        yield beam.pvalue.TaggedOutput(KEYED, (key, record))
+        for item in inputs:
+            inc(NS, "images" if item.kind == IMAGE else "texts")
+            yield (key, item)
+
+
+class AttachClipScoresFn(beam.DoFn):
+    """Join a record with its embeddings and write ``scores.clip``."""
+
+    def __init__(self, model_id: str) -> None:
+        self._model_id = model_id
+
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
+        _key, group = element
+        failures = group["failed"]
+        embeddings = {tuple(k): v for k, v in group["embeddings"]}
+        for record in group["records"]:
+            source, source_id = _source(record)
+            if failures:
+                inc(NS, "dropped_clip_inference_failed")
+                yield beam.pvalue.TaggedOutput(
+                    DEAD,
+                    dead_letter(
+                        STAGE_SCORE_CLIP, "clip_inference_failed", source, source_id, failures[0]
+                    ),
+                )
+                continue
+            try:
+                scores = clip_scores(record, embeddings, self._model_id)
+            except KeyError as exc:
+                inc(NS, "dropped_clip_embedding_missing")
+                yield beam.pvalue.TaggedOutput(
+                    DEAD,
+                    dead_letter(
+                        STAGE_SCORE_CLIP,
+                        "clip_embedding_missing",
+                        source,
+                        source_id,
+                        f"no embedding for {exc}",
+                    ),
+                )
+                continue
+            out = dict(record)
+            out["scores"] = {**(record.get("scores") or {}), "clip": scores}
+            inc(NS, "scored")
+            yield out
+
+
+def _failed_batch(element: tuple[list, Exception]) -> Iterator[tuple[str, str]]:
+    batch, exc = element
+    for key, _item in batch:
+        yield key, f"{type(exc).__name__}: {exc}"
+
+
+def _first(values):
+    for v in values:
+        return v
+    return None
+
+
+class ScoreImageText(beam.PTransform):
+    """CLIP-score every image segment of each record against its text.
+
+    Args:
+        settings: :class:`ClipSettings` (model, weights, device, precision, batch bounds).
+        large_model: share one model per machine across worker processes (RunInference's
+            ``share_model_across_processes``); use it for ViT-L/14 and larger on GPU workers.
+        jpeg_draft: decode JPEGs at a reduced DCT scale when they are much larger than the
+            model input (faster; see :class:`pipelines.clip.model.ImagePreprocessor`).
+
+    Input:
+        ``PCollection`` of finished records (after image loading, validation, image
+        integrity and dedupe), each with ``images[].bytes``. Record ids must be unique
+        (``DropDuplicateIds`` runs before): they key the join of records and embeddings.
+
+    Output:
+        a dict of ``PCollection``:
+        ``"records"``: every input record that was not dead-lettered, with ``scores.clip``
+        written (``scored: true`` with pairs and ``min_score``, or ``scored: false`` with the
+        reason); ``"dead"`` (``pipelines.deadletter.DEAD``): dead letters;
+        ``"image_embeddings"``: ``(sha256, embedding)`` once per distinct image, the input of
+        :class:`pipelines.clip.FindEmbeddingDuplicates`.
+
+    Dead letters (stage ``score_clip``):
+        ``image_undecodable`` (an image's bytes do not decode; detail: path and error),
+        ``image_not_listed`` (a segment names an image the record does not list),
+        ``clip_inference_failed`` (the model raised on the record's batch; detail: error),
+        ``clip_embedding_missing`` (an embedding did not come back).
+
+    Counters (namespace ``ScoreImageText``):
+        ``in``, ``scored``, ``not_scored``, ``images``, ``texts``, ``dropped_<reason>``; the
+        handler adds RunInference's own (namespace ``OpenClipModelHandler``: batch sizes,
+        inference time, model load time).
+
+    Example::
+
+        scored = records | "ScoreImageText" >> ScoreImageText(settings)
+        records, dead = scored["records"], scored[DEAD]
+    """
+
+    def __init__(
+        self, settings: ClipSettings, large_model: bool = False, jpeg_draft: bool = True
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._large_model = large_model
+        self._jpeg_draft = jpeg_draft
+
+    def expand(self, records):
+        prepared = records | "PrepareClipInputs" >> beam.ParDo(
+            PrepareClipInputsFn(self._settings, self._jpeg_draft)
+        ).with_outputs(DEAD, RECORDS, KEYED, main="inputs")
+        handler = KeyedModelHandler(self._settings.model_handler(self._large_model))
+        inferred, dlq = (
+            prepared.inputs | "RunInference" >> RunInference(handler).with_exception_handling()
+        )
+        embeddings = inferred | "EmbeddingByKey" >> beam.MapTuple(
+            lambda key, result: (key, (result.example, result.inference))
+        )
+        failed = dlq.failed_inferences | "FailedByKey" >> beam.FlatMap(_failed_batch)
+        joined = {
+            "records": prepared[KEYED],
+            "embeddings": embeddings,
+            "failed": failed,
+        } | "JoinEmbeddings" >> beam.CoGroupByKey()
+        attached = joined | "AttachClipScores" >> beam.ParDo(
+            AttachClipScoresFn(self._settings.spec.model_id)
+        ).with_outputs(DEAD, main=RECORDS)
+        image_embeddings = (
+            embeddings
+            | "ImageEmbeddings"
+            >> beam.FlatMap(lambda kv: [(kv[1][0][1], kv[1][1])] if kv[1][0][0] == IMAGE else [])
+            | "OneEmbeddingPerImage" >> beam.CombinePerKey(_first)
+        )
+        return {
+            RECORDS: (attached[RECORDS], prepared[RECORDS]) | "FlattenScored" >> beam.Flatten(),
+            DEAD: (prepared[DEAD], attached[DEAD]) | "FlattenDead" >> beam.Flatten(),
+            EMBEDDINGS: image_embeddings,
+        }
+
+
+class SkipClipScoring(beam.PTransform):
+    """Mark every record ``scores.clip = {scored: false, reason}`` (``--no-clip``).
+
+    Args:
+        reason: why scoring was skipped (``ClipSettings.skip_reason``).
+
+    Input: records. Output: the same records with ``scores.clip`` replaced.
+    Dead letters: none. Counters (namespace ``SkipClipScoring``): ``out``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self._reason = reason
+
+    def expand(self, records):
+        reason = self._reason
+
+        def mark(record: dict[str, Any]) -> dict[str, Any]:
+            inc("SkipClipScoring", "out")
+            out = dict(record)
+            out["scores"] = {**(record.get("scores") or {}), "clip": not_scored(reason)}
+            return out
+
+        return records | "MarkNotScored" >> beam.Map(mark)
+
+
+__all__ = [
+    "STAGE_SCORE_CLIP",
+    "AttachClipScoresFn",
+    "PrepareClipInputsFn",
+    "ScoreImageText",
+    "SkipClipScoring",
+    "clip_scores",
+]
