@@ -5,8 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
 OUT    ?= out/sample
+TINY_CLIP := out/models/mmloom-tiny-clip.safetensors
 
-.PHONY: venv sysdeps demo test lint style bench clean
+.PHONY: venv sysdeps tiny-clip demo test lint style bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +24,13 @@ venv: $(STAMP)
 sysdeps:
 	./scripts/install_system_deps.sh
 
-demo: venv sysdeps
+# the sample config's CLIP model: a tiny open_clip model made locally (no hub download)
+$(TINY_CLIP): | $(STAMP)
+	$(BIN)/python -m tools.make_tiny_clip --output $@
+
+tiny-clip: $(TINY_CLIP)
+
+demo: venv sysdeps tiny-clip
 	$(BIN)/mmloom build --config configs/sample.yaml --output $(OUT) --overwrite
 	$(BIN)/mmloom show $(OUT) --summary
 	$(BIN)/mmloom publish --build $(OUT) --output out/release --version 0.1.0 --force

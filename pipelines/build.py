@@ -1,9 +1,10 @@
 """``mmloom build``: the main Beam job.
 
     Read<Source> (per source) -> RestructureRecords -> LoadImages (fetch, integrity, pHash)
-      -> ValidateRecords -> DropDuplicateIds -> DedupeRecords (image clusters, frequency
-      rule, duplicate items) -> WriteRecords;  every DEAD output -> WriteDeadLetters;
-      all outcomes -> ComputeStats (stats.json)
+      -> ValidateRecords -> DropDuplicateIds -> ScoreImageText (CLIP; or SkipClipScoring
+      with --no-clip) -> DedupeRecords (pHash + embedding image clusters, frequency rule,
+      duplicate items) -> FilterByClipScore -> WriteRecords;
+      every DEAD output -> WriteDeadLetters; all outcomes -> ComputeStats (stats.json)
 
 Locally (DirectRunner, the default):
 
@@ -30,6 +31,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 import pipelines
+from pipelines.clip import ClipSettings
+from pipelines.clip.filter import FilterByClipScore
+from pipelines.clip.neardup import FindEmbeddingDuplicates
+from pipelines.clip.score import ScoreImageText, SkipClipScoring
 from pipelines.config import BuildConfig, load_config
 from pipelines.deadletter import DEAD, UNIT_IMAGE
 from pipelines.dedupe.stages import DedupeRecords
@@ -55,6 +60,7 @@ class BuildArgs:
     config: str
     output: str
     overwrite: bool = False
+    no_clip: bool = False
 
 
 def parse_args(argv: list[str] | None) -> tuple[BuildArgs, list[str]]:
@@ -69,8 +75,13 @@ def parse_args(argv: list[str] | None) -> tuple[BuildArgs, list[str]]:
         action="store_true",
         help="replace records/, dead_letters/ and stats.json of an existing build",
     )
+    parser.add_argument(
+        "--no-clip",
+        action="store_true",
+        help="skip CLIP scoring and filtering (quick CPU runs); records say they were not scored",
+    )
     known, beam_args = parser.parse_known_args(argv)
-    return BuildArgs(known.config, known.output, known.overwrite), beam_args
+    return BuildArgs(known.config, known.output, known.overwrite, known.no_clip), beam_args
 
 
 def prepare_output(output: str, overwrite: bool) -> None:
@@ -104,8 +115,10 @@ def _event(kind: str, stage: str = ""):
     return fn
 
 
-def build_pipeline(p: beam.Pipeline, config: BuildConfig, output: str) -> None:
-    """Add the whole build to pipeline ``p``."""
+def build_pipeline(
+    p: beam.Pipeline, config: BuildConfig, output: str, no_clip: bool = False
+) -> None:
+    """Add the whole build to pipeline ``p`` (``no_clip``: skip CLIP scoring and filtering)."""
     items, dead = [], []
     for name, options in config.sources.items():
         label = get_source(name).reader.__name__
@@ -127,10 +140,34 @@ def build_pipeline(p: beam.Pipeline, config: BuildConfig, output: str) -> None:
     )
     validated = loaded.records | "ValidateRecords" >> ValidateRecords()
     unique = validated.valid | "DropDuplicateIds" >> DropDuplicateIds()
-    deduped = unique.unique | "DedupeRecords" >> DedupeRecords(
-        config.dedupe, on_bad_image=config.images.get("on_bad_image", "drop_record")
+
+    # scoring comes before dedupe: the image embeddings it computes anyway find
+    # near-duplicates that pHash misses, and they join the same duplicate clusters
+    clip = ClipSettings.from_config(config.clip, base_dir=config.base_dir, no_clip=no_clip)
+    clip_dead, embedding_edges = [], None
+    if clip.enabled:
+        scored = unique.unique | "ScoreImageText" >> ScoreImageText(clip)
+        scored_records = scored["records"]
+        clip_dead.append(scored[DEAD])
+        if clip.embedding_duplicate_threshold is not None:
+            embedding_edges = scored["image_embeddings"] | "FindEmbeddingDuplicates" >> (
+                FindEmbeddingDuplicates(clip.embedding_duplicate_threshold)
+            )
+    else:
+        scored_records = unique.unique | "SkipClipScoring" >> SkipClipScoring(clip.skip_reason)
+
+    deduped = scored_records | "DedupeRecords" >> DedupeRecords(
+        config.dedupe,
+        on_bad_image=config.images.get("on_bad_image", "drop_record"),
+        extra_image_edges=embedding_edges,
     )
     final = deduped["records"]
+    if clip.enabled:
+        kept = final | "FilterByClipScore" >> FilterByClipScore(
+            clip.thresholds, clip.keep_top_fraction
+        )
+        final = kept["records"]
+        clip_dead.append(kept[DEAD])
     _ = final | "WriteRecords" >> WriteRecords(output)
 
     all_dead = [
@@ -139,6 +176,7 @@ def build_pipeline(p: beam.Pipeline, config: BuildConfig, output: str) -> None:
         loaded[DEAD],
         validated[DEAD],
         unique[DEAD],
+        *clip_dead,
         deduped[DEAD],
     ] | "FlattenDeadLetters" >> beam.Flatten()
     _ = all_dead | "WriteDeadLetters" >> WriteDeadLetters(output)
@@ -163,7 +201,7 @@ def build_pipeline(p: beam.Pipeline, config: BuildConfig, output: str) -> None:
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
     """Build a dataset. Returns the Beam ``PipelineResult`` (finished unless on Dataflow)."""
     args, beam_args = parse_args(argv)
-    config = load_config(args.config)
+    config = load_config(args.config, clip_enabled=not args.no_clip)
     options = PipelineOptions(beam_args)
     std = options.view_as(StandardOptions)
     if std.runner is None:
@@ -171,7 +209,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     if not options.view_as(TestOptions).dry_run:
         prepare_output(args.output, args.overwrite)
     p = test_pipeline or beam.Pipeline(options=options)
-    build_pipeline(p, config, args.output)
+    build_pipeline(p, config, args.output, no_clip=args.no_clip)
     LOG.info("building %s from %s into %s", config.name, ", ".join(config.sources), args.output)
     result = p.run()
     if std.runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):

@@ -71,8 +71,22 @@ def _fill(options: dict[str, Any], definition: dict[str, Any], base_dir: str) ->
     return out
 
 
-def parse_config(text: str, path: str) -> BuildConfig:
-    """Validate config text; ``path`` locates relative paths and names the build."""
+def check_clip(clip: dict[str, Any], path: str) -> None:
+    """A configured local checkpoint must exist before the pipeline starts."""
+    checkpoint = clip.get("checkpoint")
+    if clip.get("enabled", True) and checkpoint and not FileSystems.exists(checkpoint):
+        raise PipelineConfigError(
+            f"{path}: clip.checkpoint {checkpoint} does not exist. For the sample's tiny test "
+            "model run `make tiny-clip`; for real weights see README.md (CLIP); or pass "
+            "--no-clip to build without scoring"
+        )
+
+
+def parse_config(text: str, path: str, clip_enabled: bool = True) -> BuildConfig:
+    """Validate config text; ``path`` locates relative paths and names the build.
+
+    ``clip_enabled=False`` (the CLI's ``--no-clip``) skips the CLIP checkpoint check.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -102,6 +116,8 @@ def parse_config(text: str, path: str) -> BuildConfig:
         name: _fill(data.get(name, {}), schema["$defs"][name], base_dir)
         for name in ("images", "dedupe", "clip")
     }
+    if clip_enabled:
+        check_clip(blocks["clip"], path)
     stem = os.path.splitext(os.path.basename(path))[0]
     return BuildConfig(
         path=path,
@@ -113,9 +129,9 @@ def parse_config(text: str, path: str) -> BuildConfig:
     )
 
 
-def load_config(path: str) -> BuildConfig:
+def load_config(path: str, clip_enabled: bool = True) -> BuildConfig:
     if not FileSystems.exists(path):
         raise PipelineConfigError(f"config file {path} does not exist; try configs/sample.yaml")
     with FileSystems.open(path, compression_type="uncompressed") as f:
         text = f.read().decode("utf-8")
-    return parse_config(text, path)
+    return parse_config(text, path, clip_enabled=clip_enabled)

@@ -13,6 +13,19 @@ from tools.sample_images import make_image
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = REPO / "configs" / "sample.yaml"
+# where configs/sample.yaml expects its tiny CLIP model (`make tiny-clip` makes the same file)
+TINY_CLIP = REPO / "out" / "models" / "mmloom-tiny-clip.safetensors"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_checkpoint() -> str:
+    """The tiny local CLIP model of the sample config, made once (about half a minute)."""
+    if not TINY_CLIP.exists():
+        from tools.make_tiny_clip import make_tiny_clip
+
+        TINY_CLIP.parent.mkdir(parents=True, exist_ok=True)
+        make_tiny_clip(TINY_CLIP)
+    return str(TINY_CLIP)
 
 
 def make_draft(n_images: int = 1, image_bytes: bytes | None = None, **overrides) -> dict:

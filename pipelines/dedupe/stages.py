@@ -253,14 +253,49 @@ class ApplyDedupeFn(beam.DoFn):
         yield kept_record
 
 
+class WithPixels(beam.PTransform):
+    """``(sha_a, sha_b, score)`` edges -> ``((sha, pixels), (sha, pixels))`` like pHash edges.
+
+    Two joins with the image keys (sha, phash, pixels), so no map of every image's size has
+    to fit in one worker's memory.
+    """
+
+    def __init__(self, keys) -> None:
+        super().__init__()
+        self._keys = keys
+
+    def expand(self, edges):
+        pixels = self._keys | "PixelsBySha" >> beam.Map(lambda k: (k[0], k[2]))
+
+        def first(kv):
+            sha, groups = kv
+            for px in list(groups["px"])[:1]:
+                for other in groups["edge"]:
+                    yield other, (sha, px)
+
+        def second(kv):
+            sha, groups = kv
+            for px in list(groups["px"])[:1]:
+                for a, pa in groups["edge"]:
+                    yield ((a, pa), (sha, px)) if a < sha else ((sha, px), (a, pa))
+
+        by_first = edges | "KeyByFirst" >> beam.Map(lambda e: (e[0], e[1]))
+        half = (
+            {"px": pixels, "edge": by_first} | "JoinFirst" >> beam.CoGroupByKey()
+        ) | "SizeFirst" >> beam.FlatMap(first)
+        return (
+            {"px": pixels, "edge": half} | "JoinSecond" >> beam.CoGroupByKey()
+        ) | "SizeSecond" >> beam.FlatMap(second)
+
+
 class DedupeRecords(beam.PTransform):
     """Image clusters, the frequency rule and duplicate items (see the module docstring).
 
     Args:
         options: the ``dedupe`` block of the build config.
         on_bad_image: the ``images.on_bad_image`` policy (for over-used images).
-        extra_image_edges: optional PCollection of more image edges
-            ``((sha, pixels), (sha, pixels))`` (e.g. CLIP embedding near-duplicates).
+        extra_image_edges: optional PCollection of more image edges ``(sha_a, sha_b, score)``
+            (CLIP embedding near-duplicates); they join the pHash edges before clustering.
     Input: valid records. Output: ``DoOutputsTuple`` with ``records`` (kept), ``DEAD``, and
     ``report``: one ``{"dedupe": {...}}`` dict for stats.json.
     """
@@ -289,7 +324,8 @@ class DedupeRecords(beam.PTransform):
             | "VerifyBands" >> beam.FlatMap(lambda kv: verify_group(list(kv[1]), k))
         )
         if self._extra is not None:
-            edges = (edges, self._extra) | "AddImageEdges" >> beam.Flatten()
+            extra = self._extra | "SizeExtraEdges" >> WithPixels(keys)
+            edges = (edges, extra) | "AddImageEdges" >> beam.Flatten()
         edges = edges | "DistinctEdges" >> beam.Distinct()
         clusters = (
             edges

@@ -1,9 +1,10 @@
 """Item-text duplicates: normalised equality and MinHash LSH near-duplicates.
 
 The text of an item is its question (without the source's fixed prompt) and its reference
-answer (:func:`item_text`). Two items are *equal* when their normalised texts are equal (Unicode NFKC, lower case,
-punctuation removed, whitespace collapsed). They are *near-duplicates* when the Jaccard
-similarity of their word 5-gram sets reaches a threshold (default 0.8), estimated with
+answer (:func:`item_text`). Two items are *equal* when their normalised texts are equal
+(Unicode NFKC, lower case, punctuation removed, whitespace collapsed). They are
+*near-duplicates* when the Jaccard similarity of their word 5-gram sets reaches a threshold
+(default 0.8), estimated with
 MinHash signatures (datasketch) and found without comparing all pairs by LSH banding:
 signatures are cut into ``b`` bands of ``r`` rows, and records sharing a band become
 candidates, which are then verified on the MinHash estimate. ``b`` and ``r`` are chosen, as

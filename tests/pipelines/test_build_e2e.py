@@ -12,7 +12,7 @@ from pipelines.transforms.io import read_dead_letters, read_records
 from schemas.validation import validate_record
 from tests.conftest import SAMPLE_CONFIG
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_clip_checkpoint")]
 
 ROUTING_TOKENS = ("SA", "PBL", "MSR", "IF")
 

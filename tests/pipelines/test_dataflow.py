@@ -14,6 +14,7 @@ from tests.conftest import REPO, SAMPLE_CONFIG
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("tiny_clip_checkpoint")
 def test_dataflow_dry_run_translates_the_sample_build(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     result = build.run(
