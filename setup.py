@@ -43,6 +43,8 @@ EXTRAS = {
         "pytest-timeout>=2.3,<3",
         "ruff>=0.6",
         "build>=1.2",
+        # browser tests drive Debian's /usr/bin/chromium (no browser download)
+        "playwright>=1.45,<2",
     ],
 }
 

@@ -78,7 +78,18 @@ def _cmd_publish(argv: list[str]) -> int:
     return publish_main(argv)
 
 
-COMMANDS = {"build": _cmd_build, "show": _cmd_show, "publish": _cmd_publish}
+def _cmd_annotate(argv: list[str]) -> int:
+    from annotation.cli import main as annotate_main
+
+    return annotate_main(argv)
+
+
+COMMANDS = {
+    "build": _cmd_build,
+    "show": _cmd_show,
+    "annotate": _cmd_annotate,
+    "publish": _cmd_publish,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

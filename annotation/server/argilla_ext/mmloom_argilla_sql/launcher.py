@@ -1,0 +1,145 @@
+"""Entry point for argilla-server processes with mmloom's SQL search engine registered.
+
+Run with the argilla-server virtual environment's Python and this folder's parent on
+``PYTHONPATH`` (``mmloom annotate serve`` does both)::
+
+    python -m mmloom_argilla_sql.launcher prepare           # migrations, WAL, accounts
+    python -m mmloom_argilla_sql.launcher server --port 6900
+    python -m mmloom_argilla_sql.launcher worker
+    python -m mmloom_argilla_sql.launcher reindex [--dataset-id ID]   # rebuild the text index
+
+The engine module is imported first, so ``SearchEngine.register("mmloom-sql")`` has run
+before argilla-server looks up ``ARGILLA_SEARCH_ENGINE``. ``prepare`` reads the accounts to
+create from ``MMLOOM_PREPARE_USERS`` (a JSON list of ``{username, role, password, api_key,
+workspaces}``), never from the command line, and prints a JSON summary without secrets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+
+from . import engine
+
+
+def _migrate() -> None:
+    import alembic.config
+    from argilla_server.database import ALEMBIC_CONFIG_FILE
+
+    alembic.config.main(argv=["-q", "-c", ALEMBIC_CONFIG_FILE, "upgrade", "head"])
+
+
+def _enable_wal() -> None:
+    """Let readers (search) and the writer (logging, responses) work at the same time."""
+    conn = sqlite3.connect(engine.database_path(), timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
+
+
+async def _ensure_users(users: list[dict]) -> list[dict]:
+    from argilla_server.contexts import accounts
+    from argilla_server.database import AsyncSessionLocal
+    from argilla_server.models import User, Workspace, WorkspaceUser
+
+    report = []
+    async with AsyncSessionLocal() as db:
+        for spec in users:
+            for name in spec.get("workspaces", []):
+                if await Workspace.get_by(db, name=name) is None:
+                    await accounts.create_workspace(db, {"name": name})
+            user = await accounts.get_user_by_username(db, spec["username"])
+            created = user is None
+            if created:
+                attrs = dict(
+                    first_name=spec["username"],
+                    username=spec["username"],
+                    role=spec["role"],
+                    password_hash=accounts.hash_password(spec["password"]),
+                )
+                if spec.get("api_key"):
+                    attrs["api_key"] = spec["api_key"]
+                user = await User.create(db, **attrs)
+            for name in spec.get("workspaces", []):
+                workspace = await Workspace.get_by(db, name=name)
+                if (
+                    await WorkspaceUser.get_by(db, workspace_id=workspace.id, user_id=user.id)
+                    is None
+                ):
+                    await WorkspaceUser.create(db, workspace_id=workspace.id, user_id=user.id)
+            report.append({"username": spec["username"], "role": spec["role"], "created": created})
+    return report
+
+
+def prepare() -> int:
+    """Run migrations, switch the database to WAL and create the requested accounts."""
+    _migrate()
+    _enable_wal()
+    users = json.loads(os.environ.pop("MMLOOM_PREPARE_USERS", "[]"))
+    report = asyncio.run(_ensure_users(users))
+    print(json.dumps({"users": report}), flush=True)
+    return 0
+
+
+def serve(host: str, port: int) -> int:
+    """Run the Argilla HTTP server (API and UI) in this process."""
+    import uvicorn
+    from argilla_server import app
+
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    return 0
+
+
+def worker(num_workers: int) -> int:
+    """Run argilla-server's background-job workers (rq) in this process."""
+    from argilla_server.jobs.queues import DEFAULT_QUEUE, HIGH_QUEUE, REDIS_CONNECTION
+    from rq.worker_pool import WorkerPool
+
+    pool = WorkerPool(
+        connection=REDIS_CONNECTION,
+        queues=[DEFAULT_QUEUE.name, HIGH_QUEUE.name],
+        num_workers=num_workers,
+    )
+    pool.start()
+    return 0
+
+
+def reindex(dataset_id: str | None) -> int:
+    """Rebuild the engine's text index from the database (all datasets or one)."""
+    from uuid import UUID
+
+    from argilla_server.cli.search_engine.reindex import _reindex
+
+    asyncio.run(_reindex(UUID(dataset_id) if dataset_id else None))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``prepare | server | worker`` and run it."""
+    parser = argparse.ArgumentParser(prog="mmloom_argilla_sql.launcher")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("prepare")
+    p_server = sub.add_parser("server")
+    p_server.add_argument("--host", default="127.0.0.1")
+    p_server.add_argument("--port", type=int, default=6900)
+    p_worker = sub.add_parser("worker")
+    p_worker.add_argument("--num-workers", type=int, default=1)
+    p_reindex = sub.add_parser("reindex")
+    p_reindex.add_argument("--dataset-id", default=None)
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        return prepare()
+    if args.command == "server":
+        return serve(args.host, args.port)
+    if args.command == "reindex":
+        return reindex(args.dataset_id)
+    return worker(args.num_workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""``mmloom annotate serve | stop``: a local Argilla server with no Elasticsearch.
+
+    mmloom annotate serve [--port 6900] [--home DIR] [--annotator NAME ...] [--workspace W]
+    mmloom annotate stop [--home DIR]
+
+``serve`` installs argilla-server 2.8 into its own venv on first run, starts Redis unless
+``ARGILLA_REDIS_URL`` answers, runs the migrations, creates the owner account (and any
+``--annotator`` accounts), starts the server on 127.0.0.1 with mmloom's SQL search engine,
+and returns once the server answers. The owner's password and API key come from
+``MMLOOM_ARGILLA_OWNER_PASSWORD`` / ``MMLOOM_ARGILLA_OWNER_API_KEY`` (username:
+``MMLOOM_ARGILLA_OWNER_USERNAME``, default ``owner``); missing ones are generated and printed
+once, when the account is created. Clients then use ``ARGILLA_API_URL`` and
+``ARGILLA_API_KEY``. ``stop`` stops exactly the processes that ``serve`` recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from annotation.server import runtime
+from annotation.server.install import InstallError
+
+
+def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
+    """Argument parser for ``serve`` and ``stop``."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser(
+        "serve", help="start a local Argilla (SQLite + Redis, no Elasticsearch)"
+    )
+    p_serve.add_argument("--port", type=int, default=runtime.DEFAULT_PORT)
+    p_serve.add_argument(
+        "--home", type=Path, default=None, help="state folder (default ~/.mmloom/argilla)"
+    )
+    p_serve.add_argument(
+        "--annotator", action="append", default=[], metavar="NAME",
+        help="create an annotator account (repeatable); its password is printed once",
+    )  # fmt: skip
+    p_serve.add_argument("--workspace", default=runtime.DEFAULT_WORKSPACE)
+    p_serve.add_argument("--no-worker", action="store_true", help="do not start the job worker")
+    p_stop = sub.add_parser("stop", help="stop what `serve` started")
+    p_stop.add_argument("--home", type=Path, default=None)
+    return parser
+
+
+def _print_accounts(info: runtime.ServerInfo) -> None:
+    for account in info.accounts:
+        if not account.created:
+            print(f"  {account.role:9s} {account.username} (exists; credentials unchanged)")
+            continue
+        line = f"  {account.role:9s} {account.username}"
+        if account.password:
+            line += f"  password: {account.password}"
+        if account.api_key:
+            line += f"  api key: {account.api_key}"
+        print(line)
+    if any(a.created and a.password for a in info.accounts):
+        print("Generated credentials are shown only now; store them safely.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``serve`` or ``stop``; return the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "stop":
+        runtime.stop(args.home)
+        return 0
+    try:
+        info = runtime.serve(
+            args.home,
+            args.port,
+            owner_username=os.environ.get(runtime.ENV_OWNER_USERNAME),
+            owner_password=os.environ.get(runtime.ENV_OWNER_PASSWORD),
+            owner_api_key=os.environ.get(runtime.ENV_OWNER_API_KEY),
+            annotators=args.annotator,
+            workspace=args.workspace,
+            worker=not args.no_worker,
+        )
+    except (runtime.ServeError, InstallError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"Argilla is running at {info.url} (home: {info.home}, redis: {info.redis_url})")
+    print(f"  UI: {info.url}   clients: ARGILLA_API_URL={info.url} ARGILLA_API_KEY=<owner api key>")
+    for account in info.accounts:  # secrets from the environment are never echoed
+        if account.created and account.username == info.accounts[0].username:
+            if os.environ.get(runtime.ENV_OWNER_PASSWORD):
+                account.password = None
+            if os.environ.get(runtime.ENV_OWNER_API_KEY):
+                account.api_key = None
+    _print_accounts(info)
+    print(f"Stop it with: mmloom annotate stop --home {info.home}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
