@@ -31,10 +31,7 @@ $(TINY_CLIP): | $(STAMP)
 tiny-clip: $(TINY_CLIP)
 
 demo: venv sysdeps tiny-clip
-	$(BIN)/mmloom build --config configs/sample.yaml --output $(OUT) --overwrite
-	$(BIN)/mmloom show $(OUT) --summary
-	$(BIN)/mmloom publish --build $(OUT) --output out/release --version 0.1.0 --force
-	@echo "build: $(OUT)   release: out/release (open out/release/report/index.html)"
+	OUT=$(OUT) ./scripts/demo.sh
 
 test: venv sysdeps
 	$(BIN)/python -m pytest

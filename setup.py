@@ -33,6 +33,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26,<3",
     "matplotlib>=3.8,<4",
     "datasketch>=1.6,<3",
+    "krippendorff>=0.8,<1",
 ]
 
 EXTRAS = {
@@ -60,6 +61,7 @@ setup(
     package_data={
         "schemas": ["*.json", "*.yaml", "CHANGELOG.md"],
         "sources": ["*/*.yaml", "*/README.md", "*/CITATION.bib"],
+        "annotation": ["rubric.yaml"],
     },
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,

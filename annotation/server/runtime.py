@@ -92,6 +92,14 @@ def _alive(entry: dict) -> bool:
     return _start_time(entry["pid"]) == entry["start_time"]
 
 
+def running_url(home: Path | str | None = None) -> str | None:
+    """The URL of the Argilla started from ``home`` if its processes are alive, else None."""
+    home = Path(home).expanduser() if home else default_home()
+    state = _read_state(home)
+    alive = state["processes"] and all(_alive(e) for e in state["processes"].values())
+    return state.get("url") if alive else None
+
+
 def _read_state(home: Path) -> dict:
     path = home / STATE_NAME
     if not path.exists():

@@ -1,0 +1,133 @@
+"""Connecting to Argilla 2.x: credentials from the environment, never logged.
+
+``ARGILLA_API_URL`` and ``ARGILLA_API_KEY`` select the server (the local one from
+``mmloom annotate serve`` or any Argilla 2.x deployment). The key is passed to the SDK and
+nowhere else: :class:`RedactSecrets` is installed on the root logger's handlers by the CLI so
+that no log line can carry it even if a library were to print it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import argilla as rg
+
+ENV_URL = "ARGILLA_API_URL"
+ENV_KEY = "ARGILLA_API_KEY"
+PAGE = 500
+
+
+class ClientError(RuntimeError):
+    """Argilla cannot be reached or the credentials are missing; the message says what to do."""
+
+
+class RedactSecrets(logging.Filter):
+    """Replace the given secrets with ``***`` in every log record passing through."""
+
+    def __init__(self, *secrets: str) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for s in self.secrets:
+                message = message.replace(s, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def install_redaction(*secrets: str) -> RedactSecrets:
+    """Attach a :class:`RedactSecrets` filter to the root logger and all its handlers."""
+    flt = RedactSecrets(*secrets)
+    root = logging.getLogger()
+    root.addFilter(flt)
+    for handler in root.handlers:
+        handler.addFilter(flt)
+    return flt
+
+
+def credentials() -> tuple[str, str]:
+    """``(ARGILLA_API_URL, ARGILLA_API_KEY)`` from the environment.
+
+    Raises:
+        ClientError: either is unset.
+    """
+    url = os.environ.get(ENV_URL, "").strip()
+    key = os.environ.get(ENV_KEY, "").strip()
+    missing = [name for name, value in ((ENV_URL, url), (ENV_KEY, key)) if not value]
+    if missing:
+        raise ClientError(
+            f"{' and '.join(missing)} not set; export the server URL and an API key (for the "
+            "local server: ARGILLA_API_URL=http://127.0.0.1:6900 and the owner key that "
+            "`mmloom annotate serve` printed or that MMLOOM_ARGILLA_OWNER_API_KEY holds)"
+        )
+    return url, key
+
+
+def connect(api_url: str | None = None, api_key: str | None = None) -> rg.Argilla:
+    """An Argilla SDK client for ``api_url``/``api_key`` (default: the environment).
+
+    Raises:
+        ClientError: no credentials, the server does not answer, or the key is refused.
+    """
+    if api_url is None or api_key is None:
+        env_url, env_key = credentials()
+        api_url, api_key = api_url or env_url, api_key or env_key
+    try:
+        client = rg.Argilla(api_url=api_url, api_key=api_key, timeout=120)
+        client.me  # noqa: B018 (checks the key)
+    except Exception as exc:  # the SDK raises several types; none carries the key
+        raise ClientError(
+            f"cannot use Argilla at {api_url} ({type(exc).__name__}); check that the server "
+            f"runs (`mmloom annotate serve`) and that {ENV_KEY} is a valid key"
+        ) from None
+    return client
+
+
+def http(client: rg.Argilla):
+    """The SDK's authenticated ``httpx.Client`` (for REST calls the SDK does not wrap)."""
+    return client.api.http_client
+
+
+def iter_raw_records(
+    client: rg.Argilla, dataset_id: Any, include: tuple[str, ...] = ()
+) -> Iterator[dict]:
+    """Every record of a dataset as the REST API's JSON (``GET /api/v1/datasets/{id}/records``).
+
+    Args:
+        include: ``responses``, ``suggestions`` (sent as ``include`` parameters).
+
+    Yields:
+        Record JSON objects: ``id``, ``external_id``, ``fields``, ``metadata``, ``status``,
+        and ``responses`` (``user_id``, ``status``, ``values``) when included.
+    """
+    offset = 0
+    while True:
+        params = {"offset": offset, "limit": PAGE, "include": list(include)}
+        response = http(client).get(f"/api/v1/datasets/{dataset_id}/records", params=params)
+        response.raise_for_status()
+        items = response.json()["items"]
+        yield from items
+        if len(items) < PAGE:
+            return
+        offset += len(items)
+
+
+def find_dataset(client: rg.Argilla, name: str, workspace: str | None = None) -> rg.Dataset | None:
+    """The dataset ``name`` in ``workspace`` (None: the key's default workspace), or None."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the SDK warns when a dataset is not found
+        return client.datasets(name=name, workspace=workspace)
+
+
+def usernames(client: rg.Argilla) -> dict[str, str]:
+    """user id (str) -> username, for the users the key may list (owner/admin keys)."""
+    try:
+        return {str(user.id): user.username for user in client.users}
+    except Exception:  # an annotator key may not list users: fall back to ids
+        return {}

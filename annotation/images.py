@@ -1,0 +1,289 @@
+"""How record images reach the annotator's browser: by URL, never base64.
+
+Local server: :func:`export_images` writes a build's images (embedded in its Parquet) into
+``ROOT/images/<sha256>.<ext>``, and :func:`start_image_server` starts a small read-only HTTP
+server on 127.0.0.1 that serves exactly those files (``GET``/``HEAD`` of
+``/images/<sha256>.<ext>``; anything else is 404 or 405; no listing). It runs detached, so it
+keeps serving after ``mmloom annotate push`` returns; ``ROOT/image-server.json`` records its
+pid and ``mmloom annotate images stop`` (:func:`stop_image_server`) stops it.
+
+Remote deployments: pass a base URL (``https://cdn.example.org/builds/v1``) or a bucket prefix
+(``gs://bucket/builds/v1``, ``s3://bucket/builds/v1``) under which ``images/<sha256>.<ext>``
+is readable by annotators; :func:`url_builder` maps record image paths onto it.
+
+    python -m annotation.images --root ROOT [--port 6901]   # run the server in the foreground
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mmloom.annotate")
+
+DEFAULT_PORT = 6901
+STATE_NAME = "image-server.json"
+PATH_RE = re.compile(r"^/?(images/[0-9a-f]{64}\.(jpg|png|gif|webp|bmp|tiff))$")
+CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+}
+
+
+class ImageServerError(RuntimeError):
+    """The image server could not be started or an image base is invalid."""
+
+
+def url_builder(base: str) -> Callable[[str], str]:
+    """Map a record image path (``images/<sha256>.<ext>``) to a URL under ``base``.
+
+    Args:
+        base: ``http(s)://…`` (taken as is), ``gs://bucket/prefix`` (served by
+            storage.googleapis.com) or ``s3://bucket/prefix`` (bucket.s3.amazonaws.com).
+
+    Raises:
+        ImageServerError: another scheme.
+    """
+    base = base.rstrip("/")
+    if base.startswith("gs://"):
+        base = "https://storage.googleapis.com/" + base[len("gs://") :]
+    elif base.startswith("s3://"):
+        bucket, _, prefix = base[len("s3://") :].partition("/")
+        base = f"https://{bucket}.s3.amazonaws.com" + (f"/{prefix}" if prefix else "")
+    elif not base.startswith(("http://", "https://")):
+        raise ImageServerError(
+            f"image base {base!r} must start with http://, https://, gs:// or s3://"
+        )
+
+    def url(path: str) -> str:
+        if not PATH_RE.match(path):
+            raise ImageServerError(f"unexpected image path {path!r} (want images/<sha256>.<ext>)")
+        return f"{base}/{path}"
+
+    return url
+
+
+def export_images(records: Iterable[dict[str, Any]], root: Path) -> dict[str, int]:
+    """Write the images of ``records`` (read ``with_bytes=True``) under ``root/images``.
+
+    Files are content-addressed and written atomically, so a second export (or another
+    build sharing images) only writes what is missing. An image whose bytes do not hash to
+    its name is not written and counted as ``mismatched``.
+
+    Returns:
+        Counts: ``written``, ``present``, ``mismatched``, ``missing_bytes``.
+    """
+    out = Path(root) / "images"
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"written": 0, "present": 0, "mismatched": 0, "missing_bytes": 0}
+    for record in records:
+        for image in record.get("images") or []:
+            path = image.get("path") or ""
+            if not PATH_RE.match(path):
+                counts["mismatched"] += 1
+                continue
+            target = out / path.split("/", 1)[1]
+            if target.exists():
+                counts["present"] += 1
+                continue
+            data = image.get("bytes")
+            if not data:
+                counts["missing_bytes"] += 1
+                continue
+            if (
+                hashlib.sha256(data).hexdigest() != image.get("sha256")
+                or image["sha256"] not in path
+            ):
+                counts["mismatched"] += 1
+                continue
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+            counts["written"] += 1
+    return counts
+
+
+def make_handler(root: Path) -> type[BaseHTTPRequestHandler]:
+    """A request handler serving ``root/images/<sha256>.<ext>`` read-only."""
+    root = Path(root).resolve()
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "mmloom-images"
+        sys_version = ""
+
+        def _file(self) -> Path | None:
+            match = PATH_RE.match(self.path.split("?", 1)[0])
+            if not match:
+                return None
+            path = root / match.group(1)
+            return path if path.is_file() else None
+
+        def _send(self, head_only: bool) -> None:
+            path = self._file()
+            if path is None:
+                self.send_error(404)
+                return
+            data = b"" if head_only else path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPES[path.suffix[1:]])
+            self.send_header("Content-Length", str(path.stat().st_size))
+            self.send_header("Cache-Control", "public, max-age=31536000, immutable")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.end_headers()
+            if data:
+                self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._send(head_only=False)
+
+        def do_HEAD(self) -> None:
+            self._send(head_only=True)
+
+        def _refuse(self) -> None:
+            self.send_error(405)
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def serve_forever(root: Path, port: int) -> None:
+    """Serve ``root`` on 127.0.0.1:``port`` until SIGTERM or SIGINT."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(root))
+
+    def _on_term(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+# -- the detached server -----------------------------------------------------------------
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/images/", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # 404 is the server answering
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _state(root: Path) -> dict[str, Any] | None:
+    path = Path(root) / STATE_NAME
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    return state if _start_time(state["pid"]) == state["start_time"] else None
+
+
+def start_image_server(root: Path, port: int = DEFAULT_PORT) -> str:
+    """Start (or reuse) the detached loopback image server for ``root``; return its base URL.
+
+    Raises:
+        ImageServerError: the port is taken by something else, or the server did not start.
+    """
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    state = _state(root)
+    if state:
+        return state["url"]
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            raise ImageServerError(
+                f"port {port} on 127.0.0.1 is in use; pass another --image-port (or stop what "
+                "runs there)"
+            )
+    log_file = open(root / "image-server.log", "ab")  # noqa: SIM115 (owned by the child)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annotation.images", "--root", str(root), "--port", str(port)],
+        stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+        start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent),
+    )  # fmt: skip
+    log_file.close()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        if _answers(url):
+            break
+        if proc.poll() is not None:
+            raise ImageServerError(f"the image server exited; see {root / 'image-server.log'}")
+        time.sleep(0.1)
+    else:
+        proc.terminate()
+        raise ImageServerError(f"the image server did not answer; see {root / 'image-server.log'}")
+    state = {"pid": proc.pid, "start_time": _start_time(proc.pid), "url": url, "root": str(root)}
+    (root / STATE_NAME).write_text(json.dumps(state))
+    return url
+
+
+def stop_image_server(root: Path) -> bool:
+    """Stop the image server started for ``root`` (by its recorded pid); True if one ran."""
+    root = Path(root).resolve()
+    state = _state(root)
+    if (root / STATE_NAME).exists():
+        (root / STATE_NAME).unlink()
+    if not state:
+        return False
+    os.kill(state["pid"], signal.SIGTERM)
+    for _ in range(50):
+        if _start_time(state["pid"]) != state["start_time"]:
+            break
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(state["pid"], os.WNOHANG)
+        time.sleep(0.1)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m annotation.images --root ROOT [--port P]``: serve in the foreground."""
+    parser = argparse.ArgumentParser(
+        prog="python -m annotation.images", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--root", type=Path, required=True, help="folder holding images/")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    serve_forever(args.root, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Route build records to Argilla: choose them, create the datasets, log them in batches.
+
+    mmloom annotate push --build DIR --dataset NAME [--sample all|stratified|near-threshold]
+
+Selection (:func:`select_records`):
+
+* ``all``: every record of the build;
+* ``stratified``: per category x field, the records with the smallest
+  ``sha256(f"{seed}:{id}")``, as many as ``sizes`` says (``{"PBL": {"Health": 20, "*": 5}}``,
+  ``"*"`` for the fields not named) or ``per_cell`` for every cell;
+* ``near-threshold``: scored records whose CLIP ``min_score`` lies within ``margin`` of their
+  category's threshold (the borderline calls a human should check).
+
+Pushing (:func:`push`) is idempotent and resumable: Argilla record ids are the mmloom ids, a
+record is logged through Argilla's bulk *upsert*, and a record whose content hash
+(``push_sha`` metadata) is already on the server is skipped. A push interrupted after some
+batches therefore leaves no duplicates, and running it again sends only what is missing.
+Responses already given are never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import argilla as rg
+
+from annotation.client import find_dataset, iter_raw_records
+from annotation.rubric import Rubric
+from annotation.settings import argilla_record, build_settings, dataset_name, question_names
+
+log = logging.getLogger("mmloom.annotate")
+
+SAMPLES = ("all", "stratified", "near-threshold")
+DEFAULT_BATCH_SIZE = 100
+
+
+class PushError(RuntimeError):
+    """The push cannot go ahead; the message says what to change."""
+
+
+@dataclass
+class PushReport:
+    """What a push did.
+
+    Attributes:
+        selected: records chosen, per category.
+        pushed: records sent (created or updated), per category.
+        unchanged: records already on the server with the same content, per category.
+        batches: bulk requests sent.
+        datasets: category -> Argilla dataset name.
+        skipped: records not chosen by the sample and why (e.g. ``not_scored``).
+    """
+
+    selected: Counter = field(default_factory=Counter)
+    pushed: Counter = field(default_factory=Counter)
+    unchanged: Counter = field(default_factory=Counter)
+    batches: int = 0
+    datasets: dict[str, str] = field(default_factory=dict)
+    skipped: Counter = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON view."""
+        return {
+            "selected": dict(self.selected),
+            "pushed": dict(self.pushed),
+            "unchanged": dict(self.unchanged),
+            "batches": self.batches,
+            "datasets": self.datasets,
+            "skipped": dict(self.skipped),
+        }
+
+
+def _rank(seed: int, rid: str) -> str:
+    return hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest()
+
+
+def select_records(
+    records: Iterable[dict[str, Any]],
+    sample: str = "all",
+    *,
+    sizes: dict[str, dict[str, int]] | None = None,
+    per_cell: int | None = None,
+    seed: int = 0,
+    thresholds: dict[str, float] | None = None,
+    margin: float = 0.02,
+    skipped: Counter | None = None,
+) -> list[dict[str, Any]]:
+    """Choose the records to annotate; the order is deterministic (category, then id).
+
+    Args:
+        records: build records (JSON view).
+        sample: ``all``, ``stratified`` or ``near-threshold``.
+        sizes: stratified sizes per category x field (``"*"``: fields not named); a category
+            not listed keeps ``per_cell`` (or nothing when ``per_cell`` is None).
+        per_cell: stratified size of every cell not covered by ``sizes``.
+        seed: seed of the stratified choice.
+        thresholds: near-threshold: category -> CLIP threshold (``"*"``: any category).
+        margin: near-threshold: keep records with ``|min_score - threshold| <= margin``.
+        skipped: counter of records left out and why (filled in).
+
+    Raises:
+        PushError: unknown sample, or the sample's parameters are missing.
+    """
+    skipped = skipped if skipped is not None else Counter()
+    records = sorted(records, key=lambda r: (r["category"], r["id"]))
+    if sample == "all":
+        return records
+    if sample == "stratified":
+        if not sizes and per_cell is None:
+            raise PushError("--sample stratified needs --sizes FILE or --per-cell N")
+        cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            cells[(r["category"], r["field"])].append(r)
+        chosen = []
+        for (cat, fld), members in sorted(cells.items()):
+            table = (sizes or {}).get(cat, {})
+            size = table.get(fld, table.get("*", per_cell))
+            members.sort(key=lambda r: _rank(seed, r["id"]))
+            keep = members if size is None else members[:size]
+            chosen.extend(keep)
+            if len(members) > len(keep):
+                skipped["not_sampled"] += len(members) - len(keep)
+        return sorted(chosen, key=lambda r: (r["category"], r["id"]))
+    if sample == "near-threshold":
+        if not thresholds:
+            raise PushError("--sample near-threshold needs --threshold VALUE or CATEGORY=VALUE")
+        chosen = []
+        for r in records:
+            clip = (r.get("scores") or {}).get("clip") or {}
+            threshold = thresholds.get(r["category"], thresholds.get("*"))
+            if threshold is None:
+                skipped["no_threshold"] += 1
+            elif not clip.get("scored") or clip.get("min_score") is None:
+                skipped["not_scored"] += 1
+            elif abs(clip["min_score"] - threshold) <= margin:
+                chosen.append(r)
+            else:
+                skipped["far_from_threshold"] += 1
+        return chosen
+    raise PushError(f"unknown --sample {sample!r}; choose one of {', '.join(SAMPLES)}")
+
+
+def ensure_dataset(
+    client: rg.Argilla,
+    name: str,
+    workspace: str | None,
+    rubric: Rubric,
+    category: str,
+    overlap: int,
+) -> rg.Dataset:
+    """The dataset ``name`` (created from the rubric if missing; checked if present).
+
+    Raises:
+        PushError: the existing dataset asks other questions than the rubric does.
+    """
+    dataset = find_dataset(client, name, workspace)
+    if dataset is None:
+        settings = build_settings(rubric, category, client, overlap)
+        dataset = rg.Dataset(name=name, workspace=workspace, settings=settings, client=client)
+        dataset.create()
+        log.info("created dataset %s", name)
+        return dataset
+    want = list(rubric.categories[category])
+    have = question_names(dataset)
+    if have != want:
+        raise PushError(
+            f"dataset {name!r} exists with questions {have}, but the rubric asks {want}; push "
+            "to a new --dataset name (or delete the old dataset in Argilla)"
+        )
+    return dataset
+
+
+def existing_hashes(client: rg.Argilla, dataset: rg.Dataset) -> dict[str, str | None]:
+    """external id -> ``push_sha`` of the records already in ``dataset``."""
+    out = {}
+    for item in iter_raw_records(client, dataset.id):
+        meta = item.get("metadata") or {}
+        out[item["external_id"]] = meta.get("push_sha")
+    return out
+
+
+def push(
+    client: rg.Argilla,
+    records: list[dict[str, Any]],
+    dataset: str,
+    rubric: Rubric,
+    image_url: Callable[[str], str],
+    *,
+    workspace: str | None = None,
+    overlap: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: Callable[[str, int, int], None] | None = None,
+    report: PushReport | None = None,
+) -> PushReport:
+    """Log ``records`` into the per-category datasets of the round ``dataset``.
+
+    Args:
+        client: Argilla client.
+        records: the selected build records (JSON view).
+        dataset: round name; each category goes to ``<dataset>-<category>``.
+        rubric: the rubric (settings and suggestions).
+        image_url: record image path -> URL for the annotator's browser.
+        workspace: Argilla workspace (None: the key's default workspace).
+        overlap: submitted responses per record (default: the rubric's).
+        batch_size: records per bulk request (at most 500).
+        on_batch: called after each batch with (category, records sent so far in this
+            category, records to send in this category).
+        report: a report to fill (default: a new one).
+
+    Raises:
+        PushError: a record's category has no rubric, or a dataset does not fit the rubric.
+    """
+    report = report or PushReport()
+    batch_size = max(1, min(batch_size, 500))
+    overlap = overlap or rubric.overlap
+    by_category: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        by_category[r["category"]].append(r)
+    missing = sorted(set(by_category) - set(rubric.categories))
+    if missing:
+        raise PushError(
+            f"the rubric {rubric.source} has no questions for {missing}; add them to `categories`"
+        )
+    for category in sorted(by_category):
+        name = dataset_name(dataset, category)
+        report.datasets[category] = name
+        ds = ensure_dataset(client, name, workspace, rubric, category, overlap)
+        have = existing_hashes(client, ds)
+        todo = []
+        for r in by_category[category]:
+            report.selected[category] += 1
+            rec = argilla_record(r, rubric, image_url)
+            if have.get(rec.id) == rec.metadata["push_sha"]:
+                report.unchanged[category] += 1
+            else:
+                todo.append(rec)
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            ds.records.log(batch, batch_size=len(batch))
+            report.batches += 1
+            report.pushed[category] += len(batch)
+            log.info("%s: sent %d/%d records", name, start + len(batch), len(todo))
+            if on_batch:
+                on_batch(category, start + len(batch), len(todo))
+    return report

@@ -1,0 +1,203 @@
+"""The annotation rubric as data: load, validate and query ``rubric.yaml``.
+
+A rubric defines each question once (``questions``) and lists, per category, the questions an
+annotator answers for items of that category (``categories``). ``annotation/rubric.yaml`` is
+the default; its JSON Schema is ``schemas/rubric.schema.json``. :func:`load_rubric` also checks what the schema cannot express: every
+listed question exists, the verdict question is a label question over accept / fix / reject,
+the score question is a rating question.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from schemas import load_schema
+from schemas.taxonomy import taxonomy
+
+VERDICTS = ("accept", "fix", "reject")
+CATEGORIES = ("SA", "PBL", "MSR", "IF")
+# Names the Argilla dataset already uses for its field and metadata (see annotation.settings).
+RESERVED_NAMES = (
+    "item", "category", "field", "subfield", "source", "question_format", "clip_min_score",
+    "n_images", "push_sha",
+)  # fmt: skip
+DEFAULT_RUBRIC = Path(__file__).resolve().parent / "rubric.yaml"
+
+
+class RubricError(ValueError):
+    """The rubric file is missing or invalid; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """One rubric question.
+
+    Attributes:
+        name: identifier (also the Argilla question name).
+        kind: ``rating``, ``label``, ``multi_label`` or ``text``.
+        title: what the annotator reads.
+        description: the guideline shown under the title.
+        required: whether a submitted response must answer it.
+        values: rating values (rating only).
+        labels: label values (label and multi-label; filled from the taxonomy when set).
+        taxonomy: ``field`` or ``subfield`` when the labels come from the taxonomy.
+    """
+
+    name: str
+    kind: str
+    title: str
+    description: str = ""
+    required: bool = True
+    values: tuple[int, ...] = ()
+    labels: tuple[str, ...] = ()
+    taxonomy: str | None = None
+
+    @property
+    def level(self) -> str | None:
+        """Krippendorff level of measurement: ordinal, nominal, or None (no agreement)."""
+        return {"rating": "ordinal", "label": "nominal", "multi_label": "nominal"}.get(self.kind)
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """A validated rubric.
+
+    Attributes:
+        questions: name -> :class:`Question`.
+        categories: category -> ordered question names.
+        overlap: submitted responses wanted per record.
+        score_question: rating question averaged into ``mean_score`` (or None).
+        verdict_question: the accept / fix / reject label question.
+        rule: ``majority`` or ``strictest``.
+        severity: verdicts from most lenient to most severe.
+        protocol: free text describing the protocol (goes into agreement.json).
+        source: where the rubric was read from.
+    """
+
+    questions: dict[str, Question]
+    categories: dict[str, tuple[str, ...]]
+    overlap: int = 2
+    score_question: str | None = None
+    verdict_question: str = "verdict"
+    rule: str = "majority"
+    severity: tuple[str, ...] = VERDICTS
+    protocol: str = ""
+    source: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def for_category(self, category: str) -> list[Question]:
+        """The questions of ``category``, in order."""
+        if category not in self.categories:
+            raise RubricError(
+                f"the rubric {self.source} has no questions for category {category!r}; add a "
+                f"`categories.{category}` list"
+            )
+        return [self.questions[name] for name in self.categories[category]]
+
+
+@functools.cache
+def rubric_schema() -> dict[str, Any]:
+    """The rubric JSON Schema, ``schemas/rubric.schema.json``."""
+    return load_schema("rubric")
+
+
+def _taxonomy_labels(kind: str) -> tuple[str, ...]:
+    tax = taxonomy()
+    if kind == "field":
+        return tuple(tax)
+    return tuple(sorted({sub for subs in tax.values() for sub in subs}))
+
+
+def parse_rubric(data: Any, source: str = "<rubric>") -> Rubric:
+    """Validate rubric data (already parsed from YAML) and build a :class:`Rubric`.
+
+    Raises:
+        RubricError: the data breaks the schema or the cross-checks.
+    """
+    errors = sorted(
+        jsonschema.Draft202012Validator(rubric_schema()).iter_errors(data),
+        key=lambda e: list(e.absolute_path),
+    )
+    if errors:
+        lines = [f"  at /{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:10]]
+        raise RubricError(f"{source} is not a valid rubric:\n" + "\n".join(lines))
+    questions = {}
+    for name, spec in data["questions"].items():
+        labels = tuple(spec.get("labels", ()))
+        if spec.get("taxonomy"):
+            labels = _taxonomy_labels(spec["taxonomy"])
+        questions[name] = Question(
+            name=name,
+            kind=spec["kind"],
+            title=spec["title"],
+            description=spec.get("description", "").strip(),
+            required=spec.get("required", True),
+            values=tuple(spec.get("values", ())),
+            labels=labels,
+            taxonomy=spec.get("taxonomy"),
+        )
+    categories = {cat: tuple(names) for cat, names in data["categories"].items()}
+    problems = [
+        f"question name {name!r} is reserved for the dataset's field or metadata; rename it"
+        for name in questions
+        if name in RESERVED_NAMES
+    ]
+    for cat, names in categories.items():
+        for name in names:
+            if name not in questions:
+                problems.append(
+                    f"categories.{cat} lists {name!r}, which `questions` does not define"
+                )
+    verdict = data["verdict_question"]
+    vq = questions.get(verdict)
+    if vq is None or vq.kind != "label" or set(vq.labels) != set(VERDICTS):
+        problems.append(
+            f"verdict_question {verdict!r} must be a label question with labels {list(VERDICTS)}"
+        )
+    elif not vq.required:
+        problems.append(f"verdict_question {verdict!r} must be required")
+    for cat, names in categories.items():
+        if verdict not in names:
+            problems.append(f"categories.{cat} must include the verdict question {verdict!r}")
+    score = data.get("score_question")
+    if score is not None and (score not in questions or questions[score].kind != "rating"):
+        problems.append(f"score_question {score!r} must name a rating question")
+    if problems:
+        raise RubricError(
+            f"{source} is not a valid rubric:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+    decision = data.get("decision", {})
+    return Rubric(
+        questions=questions,
+        categories=categories,
+        overlap=data.get("overlap", 2),
+        score_question=score,
+        verdict_question=verdict,
+        rule=decision.get("rule", "majority"),
+        severity=tuple(decision.get("severity", VERDICTS)),
+        protocol=" ".join(data.get("protocol", "").split()),
+        source=source,
+        raw=data,
+    )
+
+
+def load_rubric(path: str | Path | None = None) -> Rubric:
+    """Read and validate a rubric YAML file (default: ``annotation/rubric.yaml``).
+
+    Raises:
+        RubricError: the file is missing, not YAML, or not a valid rubric.
+    """
+    path = Path(path) if path else DEFAULT_RUBRIC
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RubricError(f"cannot read the rubric {path}: {exc.strerror}; check --rubric") from exc
+    except yaml.YAMLError as exc:
+        raise RubricError(f"{path} is not valid YAML: {exc}") from exc
+    return parse_rubric(data, str(path))

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `make demo`: the whole main job on the bundled sample.
+#   1. mmloom build   (all five sources, CLIP with the tiny local model, dedupe)  -> out/sample
+#   2. a local Argilla (started if none runs from out/argilla) with annotators alice and bob
+#   3. mmloom annotate push  (one dataset per category: sample-sa, -pbl, -msr, -if)
+#   4. mmloom publish -> out/release
+# The local server's owner API key comes from MMLOOM_ARGILLA_OWNER_API_KEY; if that is unset,
+# the demo generates one once and keeps it in out/argilla/demo-owner-key (mode 600, never
+# printed), so later demos can talk to the same server. Stop it with
+#   .venv/bin/mmloom annotate images stop && .venv/bin/mmloom annotate stop --home out/argilla
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+OUT=${OUT:-out/sample}
+PORT=${ARGILLA_PORT:-6900}
+export MMLOOM_ARGILLA_HOME=${MMLOOM_ARGILLA_HOME:-$PWD/out/argilla}
+mkdir -p "$MMLOOM_ARGILLA_HOME"
+
+"$BIN/mmloom" build --config configs/sample.yaml --output "$OUT" --overwrite
+"$BIN/mmloom" show "$OUT" --summary
+
+if [ -z "${MMLOOM_ARGILLA_OWNER_API_KEY:-}" ]; then
+  keyfile="$MMLOOM_ARGILLA_HOME/demo-owner-key"
+  if [ ! -s "$keyfile" ]; then
+    (umask 077 && "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$keyfile")
+  fi
+  MMLOOM_ARGILLA_OWNER_API_KEY=$(cat "$keyfile")
+  export MMLOOM_ARGILLA_OWNER_API_KEY
+fi
+url=$("$BIN/python" -c 'import sys; from annotation.server.runtime import running_url; print(running_url(sys.argv[1]) or "")' "$MMLOOM_ARGILLA_HOME")
+if [ -z "$url" ]; then
+  "$BIN/mmloom" annotate serve --port "$PORT" --home "$MMLOOM_ARGILLA_HOME" \
+    --annotator alice --annotator bob
+  url="http://127.0.0.1:$PORT"
+fi
+export ARGILLA_API_URL="$url" ARGILLA_API_KEY="$MMLOOM_ARGILLA_OWNER_API_KEY"
+"$BIN/mmloom" annotate push --build "$OUT" --dataset sample --workspace mmloom
+
+"$BIN/mmloom" publish --build "$OUT" --output out/release --version 0.1.0 --force
+
+echo
+echo "build:      $OUT (records, dead letters, stats.json)"
+echo "release:    out/release (dataset card README.md; report: out/release/report/index.html)"
+echo "annotation: $url (datasets sample-sa, sample-pbl, sample-msr, sample-if in workspace mmloom;"
+echo "            annotator passwords were printed when the server was first started)"
+echo "            after annotating: mmloom annotate pull --dataset sample --workspace mmloom --output out/annotations"

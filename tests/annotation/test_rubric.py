@@ -1,0 +1,308 @@
+"""The rubric as data, the settings generated from it, the renderer, routing and decisions.
+
+Pure tests (no server): the default rubric, invalid rubrics, settings, HTML escaping,
+image URLs, the read-only image server, sample selection and the decision rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import urllib.error
+import urllib.request
+from collections import Counter
+
+import pytest
+import yaml
+
+from annotation.images import (
+    ImageServerError,
+    export_images,
+    start_image_server,
+    stop_image_server,
+    url_builder,
+)
+from annotation.pull import Annotated, decide, decide_verdict
+from annotation.push import PushError, select_records
+from annotation.render import render_record
+from annotation.rubric import DEFAULT_RUBRIC, RubricError, load_rubric, parse_rubric
+from annotation.settings import argilla_record, record_metadata
+from schemas.taxonomy import taxonomy
+
+SHA = "ab" * 32
+HOSTILE = '<script>window.top.__pwned=1</script><img src=x onerror="window.top.__pwned=1">'
+
+
+def _record(rid: str = "SA_vist_test_1", category: str = "SA", **over) -> dict:
+    rec = {
+        "id": rid,
+        "category": category,
+        "field": "Literature",
+        "subfield": "Everyday Life",
+        "question_format": "open_ended",
+        "question": [
+            {"text": "Continue: " + HOSTILE, "image": None},
+            {"text": "a", "image": f"images/{SHA}.png"},
+        ],
+        "answer": [{"text": "b & c", "image": f"images/{'cd' * 32}.jpg"}],
+        "options": None,
+        "instruction": None,
+        "unit": None,
+        "provenance": {"source": "vist"},
+        "scores": {"clip": {"scored": True, "min_score": 0.25}},
+    }
+    rec.update(over)
+    return rec
+
+
+def _raw() -> dict:
+    return yaml.safe_load(DEFAULT_RUBRIC.read_text())
+
+
+def test_default_rubric_covers_every_category():
+    rubric = load_rubric()
+    assert set(rubric.categories) == {"SA", "PBL", "MSR", "IF"}
+    assert rubric.overlap == 2 and rubric.score_question == "answer_quality"
+    for category in rubric.categories:
+        names = [q.name for q in rubric.for_category(category)]
+        for name in (
+            "question_clarity",
+            "answer_quality",
+            "coherence" if category != "IF" else "image_relevance",
+            "correct_field",
+            "correct_subfield",
+            "harmful",
+            "verdict",
+            "comment",
+        ):
+            assert name in names, (category, name)
+    assert rubric.questions["answer_quality"].values == tuple(range(7))  # MMIE's 0-6 scale
+    assert rubric.questions["answer_quality"].level == "ordinal"
+    assert rubric.questions["verdict"].labels == ("accept", "fix", "reject")
+    assert rubric.questions["comment"].level is None and not rubric.questions["comment"].required
+    assert rubric.questions["correct_field"].labels == tuple(taxonomy())
+    subfields = {s for subs in taxonomy().values() for s in subs}
+    assert set(rubric.questions["correct_subfield"].labels) == subfields
+    if_names = rubric.categories["IF"]
+    assert {"subinstructions_answerable", "unanswerable_subinstructions", "weights_fit"} <= set(
+        if_names
+    )
+    assert "weights_fit" not in rubric.categories["SA"]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["categories"]["SA"].append("nope"), "does not define"),
+        (lambda d: d["questions"]["verdict"].update(labels=["yes", "no"]), "accept"),
+        (lambda d: d["questions"].update(field={"kind": "text", "title": "x"}), "reserved"),
+        (lambda d: d["questions"]["answer_quality"].pop("values"), "values"),
+        (lambda d: d.update(score_question="comment"), "rating"),
+        (lambda d: d["categories"].update(XX=["verdict"]), "XX"),
+    ],
+)
+def test_invalid_rubrics_are_refused(mutate, message):
+    data = _raw()
+    mutate(data)
+    with pytest.raises(RubricError, match=message):
+        parse_rubric(data)
+
+
+def test_missing_rubric_file_says_what_to_do(tmp_path):
+    with pytest.raises(RubricError, match="--rubric"):
+        load_rubric(tmp_path / "none.yaml")
+
+
+def test_render_escapes_source_text_and_inlines_images_in_order():
+    html = render_record(_record(), url_builder("http://127.0.0.1:1"))
+    assert "<script" not in html.lower() and "<img src=x" not in html
+    assert "&lt;script&gt;window.top.__pwned=1&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=&quot;window.top.__pwned=1&quot;&gt;" in html
+    assert "b &amp; c" in html
+    first = html.index(f"http://127.0.0.1:1/images/{SHA}.png")
+    second = html.index(f"http://127.0.0.1:1/images/{'cd' * 32}.jpg")
+    assert html.index("Continue:") < first < html.index("Reference answer") < second
+    assert "image 1" in html and "image 2" in html
+
+
+def test_render_if_items_lists_sub_instructions():
+    rec = _record(
+        "IF_coco_val_1",
+        "IF",
+        instruction={
+            "complexity": "basic",
+            "components": [
+                {"text": "Describe <b>it</b>", "type": "describe", "weight": 6, "facts": {}},
+                {"text": "in two sentences", "type": "length_limit", "weight": 4, "facts": {}},
+            ],
+        },
+        options=[{"label": "A", "text": "<i>x</i>"}, {"label": "B", "text": "y"}],
+    )
+    html = render_record(rec, url_builder("https://cdn.example.org/v1/"))
+    assert "Describe &lt;b&gt;it&lt;/b&gt;" in html and "6/10" in html and "4/10" in html
+    assert "&lt;i&gt;x&lt;/i&gt;" in html
+    assert f"https://cdn.example.org/v1/images/{SHA}.png" in html
+
+
+def test_image_urls_for_buckets_and_bad_bases():
+    assert (
+        url_builder("gs://b/p")(f"images/{SHA}.png")
+        == f"https://storage.googleapis.com/b/p/images/{SHA}.png"
+    )
+    assert (
+        url_builder("s3://b/p/")(f"images/{SHA}.png")
+        == f"https://b.s3.amazonaws.com/p/images/{SHA}.png"
+    )
+    with pytest.raises(ImageServerError):
+        url_builder("file:///etc")
+    with pytest.raises(ImageServerError):
+        url_builder("http://x")("../../etc/passwd")
+
+
+def test_argilla_record_carries_metadata_suggestions_and_a_stable_hash():
+    rubric = load_rubric()
+    url = url_builder("http://127.0.0.1:1")
+    rec = argilla_record(_record(), rubric, url)
+    assert rec.id == "SA_vist_test_1"
+    assert rec.metadata["source"] == "vist" and rec.metadata["clip_min_score"] == 0.25
+    assert rec.metadata["n_images"] == 2
+    suggested = {s.question_name: s.value for s in rec.suggestions}
+    assert suggested == {"correct_field": "Literature", "correct_subfield": "Everyday Life"}
+    assert argilla_record(_record(), rubric, url).metadata["push_sha"] == rec.metadata["push_sha"]
+    changed = argilla_record(_record(subfield="Family and Friends"), rubric, url)
+    assert changed.metadata["push_sha"] != rec.metadata["push_sha"]
+    unscored = record_metadata(_record(scores={"clip": {"scored": False, "min_score": None}}))
+    assert "clip_min_score" not in unscored
+
+
+def test_image_server_is_read_only_and_loopback(tmp_path):
+    data = b"\x89PNG fake"
+    sha = hashlib.sha256(data).hexdigest()
+    recs = [
+        {
+            "images": [
+                {"path": f"images/{sha}.png", "sha256": sha, "bytes": data},
+                {"path": f"images/{SHA}.png", "sha256": SHA, "bytes": b"other"},
+            ]
+        }
+    ]
+    assert export_images(recs, tmp_path) == {
+        "written": 1,
+        "present": 0,
+        "mismatched": 1,
+        "missing_bytes": 0,
+    }
+    assert export_images(recs, tmp_path)["present"] == 1
+    (tmp_path / "secret.txt").write_text("no")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = start_image_server(tmp_path, port)
+    try:
+        assert base == f"http://127.0.0.1:{port}" and start_image_server(tmp_path, port) == base
+        with urllib.request.urlopen(f"{base}/images/{sha}.png") as resp:
+            assert resp.read() == data and resp.headers["Content-Type"] == "image/png"
+        for path, method, code in [
+            ("/secret.txt", "GET", 404),
+            ("/images/../secret.txt", "GET", 404),
+            ("/images/", "GET", 404),
+            (f"/images/{sha}.png", "PUT", 405),
+            (f"/images/{sha}.png", "DELETE", 405),
+        ]:
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(
+                    urllib.request.Request(
+                        base + path, method=method, data=b"" if method == "PUT" else None
+                    )
+                )
+            assert err.value.code == code, path
+    finally:
+        assert stop_image_server(tmp_path)
+    assert not stop_image_server(tmp_path)
+
+
+def test_select_records_all_stratified_and_near_threshold():
+    recs = [
+        _record(
+            f"PBL_w_{i}",
+            "PBL",
+            field="Health" if i % 2 else "Finance",
+            scores={"clip": {"scored": True, "min_score": 0.2 + i / 100}},
+        )
+        for i in range(10)
+    ] + [_record("SA_v_1", scores={"clip": {"scored": False, "min_score": None}})]
+    assert [r["id"] for r in select_records(recs)][:2] == ["PBL_w_0", "PBL_w_1"]
+    skipped = Counter()
+    strat = select_records(
+        recs, "stratified", sizes={"PBL": {"Health": 2, "*": 1}}, per_cell=0, skipped=skipped
+    )
+    fields = Counter(r["field"] for r in strat)
+    assert fields == {"Health": 2, "Finance": 1} and skipped["not_sampled"] == 8
+    again = select_records(
+        list(reversed(recs)), "stratified", sizes={"PBL": {"Health": 2, "*": 1}}, per_cell=0
+    )
+    assert [r["id"] for r in again] == [r["id"] for r in strat]  # order-independent, seeded
+    other = select_records(
+        recs, "stratified", sizes={"PBL": {"Health": 2, "*": 1}}, per_cell=0, seed=7
+    )
+    assert len(other) == 3
+    skipped = Counter()
+    near = select_records(
+        recs, "near-threshold", thresholds={"PBL": 0.25}, margin=0.015, skipped=skipped
+    )
+    assert [r["id"] for r in near] == ["PBL_w_4", "PBL_w_5", "PBL_w_6"]
+    assert skipped == {"far_from_threshold": 7, "no_threshold": 1}
+    with pytest.raises(PushError, match="--threshold"):
+        select_records(recs, "near-threshold")
+    with pytest.raises(PushError, match="--per-cell"):
+        select_records(recs, "stratified")
+
+
+@pytest.mark.parametrize(
+    "verdicts, rule, want",
+    [
+        (["accept", "accept", "fix"], "majority", "accept"),
+        (["accept", "fix"], "majority", "fix"),
+        (["accept", "reject"], "majority", "reject"),
+        (["fix", "reject"], "majority", "reject"),
+        (["accept", "accept", "reject"], "majority", "accept"),
+        (["accept", "accept", "reject"], "strictest", "reject"),
+    ],
+)
+def test_verdict_rule(verdicts, rule, want):
+    assert decide_verdict(verdicts, rule, ("accept", "fix", "reject")) == want
+
+
+def test_decide_mean_score_and_corrections():
+    rubric = load_rubric()
+    rec = Annotated("SA_1", "SA", "Literature", "Everyday Life")
+    base = {
+        "verdict": "fix",
+        "answer_quality": 4,
+        "correct_field": "Literature",
+        "correct_subfield": "Family and Friends",
+    }
+    rec.answers = {"u1": base, "u2": {**base, "answer_quality": 5}}
+    decision, problem = decide(rec, rubric)
+    assert problem is None
+    assert decision == {
+        "id": "SA_1",
+        "verdict": "fix",
+        "corrections": {"subfield": "Family and Friends"},
+        "mean_score": 4.5,
+        "n_responses": 2,
+    }
+    tied = copy.deepcopy(rec)
+    tied.answers["u2"]["correct_subfield"] = "Everyday Life"
+    assert decide(tied, rubric)[0]["corrections"] == {}  # a tie keeps the record's value
+    bad = copy.deepcopy(rec)
+    for a in bad.answers.values():
+        a["correct_field"] = "Health"  # Health has no "Family and Friends"
+    decision, problem = decide(bad, rubric)
+    assert decision["corrections"] == {} and "not in schemas/taxonomy.yaml" in problem
+    rejected = copy.deepcopy(rec)
+    for a in rejected.answers.values():
+        a["verdict"] = "reject"
+    assert decide(rejected, rubric)[0]["corrections"] == {}
