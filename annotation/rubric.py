@@ -2,9 +2,9 @@
 
 A rubric defines each question once (``questions``) and lists, per category, the questions an
 annotator answers for items of that category (``categories``). ``annotation/rubric.yaml`` is
-the default; its JSON Schema is ``schemas/rubric.schema.json``. :func:`load_rubric` also checks what the schema cannot express: every
-listed question exists, the verdict question is a label question over accept / fix / reject,
-the score question is a rating question.
+the default; its JSON Schema is ``schemas/rubric.schema.json``. :func:`load_rubric` also
+checks what the schema cannot express: every listed question exists, the verdict question is
+a label question over accept / fix / reject, the score question is a rating question.
 """
 
 from __future__ import annotations
