@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory) -> Path:
+def build(tmp_path_factory, tiny_clip_checkpoint) -> Path:
     out = tmp_path_factory.mktemp("annotate-build") / "build"
     assert mmloom_main(["build", "--config", str(SAMPLE_CONFIG), "--output", str(out)]) == 0
     return out

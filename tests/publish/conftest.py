@@ -18,7 +18,7 @@ HOSTILE = "<script>document.title='pwned'</script><img src=x onerror=\"document.
 
 
 @pytest.fixture(scope="session")
-def sample_build(tmp_path_factory) -> Path:
+def sample_build(tmp_path_factory, tiny_clip_checkpoint) -> Path:
     out = tmp_path_factory.mktemp("publish-build") / "build"
     assert mmloom_main(["build", "--config", str(SAMPLE_CONFIG), "--output", str(out)]) == 0
     return out
