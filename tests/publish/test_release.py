@@ -214,4 +214,12 @@ def test_card_counts_equal_the_data(release, tmp_path):
         "pretraining",
     ):
         assert needle in text
-    assert "Not scored" in text and "Not annotated" in text
+    assert "Not annotated" in text
+    clip = [sc["clip"] for sc in rows["scores"]]
+    scored = [c for c in clip if c["scored"]]
+    if scored:  # the card names the model and counts what the data holds
+        models = {c["model"] for c in scored}
+        assert len(models) == 1
+        assert f"{len(scored)} of {len(rows)} records scored with {models.pop()}" in text
+    else:
+        assert "Not scored" in text
