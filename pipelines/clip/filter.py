@@ -62,37 +62,29 @@ def decide(
     score = clip["min_score"]
     prov = record["provenance"]
     threshold = thresholds.get(record["category"])
-    if threshold is not None and score < threshold:
+
+    def drop(reason: str, limit: float, rule: str) -> dict[str, Any]:
         detail = {
             "min_score": score,
-            "threshold": threshold,
-            "rule": f"clip.thresholds.{record['category']}",
+            "threshold": limit,
+            "rule": rule,
             "model": clip.get("model"),
             "id": record["id"],
         }
         return dead_letter(
             STAGE_FILTER_CLIP,
-            BELOW_THRESHOLD,
+            reason,
             prov["source"],
             prov["source_id"],
             json.dumps(detail, sort_keys=True),
         )
+
+    if threshold is not None and score < threshold:
+        return drop(BELOW_THRESHOLD, threshold, f"clip.thresholds.{record['category']}")
     cutoff = cutoffs.get(prov["source"])
     if cutoff is not None and rank_key(score, record["id"]) > cutoff:
-        detail = {
-            "min_score": score,
-            "threshold": -cutoff[0],
-            "rule": f"clip.keep_top_fraction.{prov['source']}={fractions[prov['source']]}",
-            "model": clip.get("model"),
-            "id": record["id"],
-        }
-        return dead_letter(
-            STAGE_FILTER_CLIP,
-            BELOW_QUANTILE,
-            prov["source"],
-            prov["source_id"],
-            json.dumps(detail, sort_keys=True),
-        )
+        rule = f"clip.keep_top_fraction.{prov['source']}={fractions[prov['source']]}"
+        return drop(BELOW_QUANTILE, -cutoff[0], rule)
     return None
 
 

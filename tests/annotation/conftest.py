@@ -76,6 +76,16 @@ class ArgillaTestServer:
         return {**user, "password": password}
 
 
+def sign_in_and_open(page, server_url: str, annotator: dict, dataset_id) -> None:
+    """Sign in to Argilla's real UI as ``annotator`` and open a dataset's annotation page."""
+    page.goto(f"{server_url}/sign-in")
+    page.fill("input[name=Username]", annotator["username"])
+    page.fill("input[name=Password]", annotator["password"])
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "sign-in" not in url)
+    page.goto(f"{server_url}/dataset/{dataset_id}/annotation-mode")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

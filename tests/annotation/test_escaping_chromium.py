@@ -26,6 +26,7 @@ from annotation.push import push
 from annotation.render import render_record
 from annotation.rubric import load_rubric
 from annotation.settings import dataset_name
+from tests.annotation.conftest import sign_in_and_open
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -121,12 +122,7 @@ def test_hostile_text_is_shown_not_run(argilla_server, image_base, tmp_path):
 
             # The real Argilla UI, as an annotator.
             page = context.new_page()
-            page.goto(f"{argilla_server.url}/sign-in")
-            page.fill("input[name=Username]", annotator["username"])
-            page.fill("input[name=Password]", annotator["password"])
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda url: "sign-in" not in url)
-            page.goto(f"{argilla_server.url}/dataset/{dataset.id}/annotation-mode")
+            sign_in_and_open(page, argilla_server.url, annotator, dataset.id)
             item = page.frame_locator("iframe").first
             item.get_by_text("Reference answer").wait_for()
             frame = next(

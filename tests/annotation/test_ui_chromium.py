@@ -18,6 +18,8 @@ import pytest
 from PIL import Image
 from playwright import sync_api as playwright_api
 
+from tests.annotation.conftest import sign_in_and_open
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -89,12 +91,7 @@ def test_annotator_submits_through_ui(argilla_server, image_url, tmp_path):
             context = browser.new_context()
             page = context.new_page()
             page.set_default_timeout(60_000)
-            page.goto(f"{argilla_server.url}/sign-in")
-            page.fill("input[name=Username]", annotator["username"])
-            page.fill("input[name=Password]", annotator["password"])
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda url: "sign-in" not in url)
-            page.goto(f"{argilla_server.url}/dataset/{dataset.id}/annotation-mode")
+            sign_in_and_open(page, argilla_server.url, annotator, dataset.id)
 
             image = page.locator(f'img[src="{image_url}"]')
             image.wait_for(state="visible")
