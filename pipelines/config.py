@@ -56,13 +56,11 @@ def resolve_path(value: str, base_dir: str) -> str:
     return os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
 
 
-def _source_defs() -> dict[str, dict[str, Any]]:
-    schema = load_schema("config")
-    return {name: schema["$defs"][name] for name in schema["properties"]["sources"]["properties"]}
-
-
-def _fill(options: dict[str, Any], definition: dict[str, Any], base_dir: str) -> dict[str, Any]:
-    out = dict(options)
+def fill_block(name: str, options: dict[str, Any] | None, base_dir: str) -> dict[str, Any]:
+    """Config block ``$defs.<name>`` (a source, ``images``, ``dedupe``, ``clip``) with the
+    schema's defaults filled in and its path options resolved against ``base_dir``."""
+    definition = load_schema("config")["$defs"][name]
+    out = dict(options or {})
     for key, prop in definition["properties"].items():
         if key not in out and "default" in prop:
             out[key] = prop["default"]
@@ -101,20 +99,17 @@ def parse_config(text: str, path: str, clip_enabled: bool = True) -> BuildConfig
     base_dir = (
         os.path.dirname(os.path.abspath(path)) if not _is_uri(path) else path.rsplit("/", 1)[0]
     )
-    defs = _source_defs()
     sources: dict[str, dict[str, Any]] = {}
     for name, options in data["sources"].items():
-        filled = _fill(options, defs[name], base_dir)
+        filled = fill_block(name, options, base_dir)
         if not filled.get("enabled", True):
             continue
         get_source(name).check_options(filled)
         sources[name] = filled
     if not sources:
         raise PipelineConfigError(f"{path}: every source is disabled; enable at least one")
-    schema = load_schema("config")
     blocks = {
-        name: _fill(data.get(name, {}), schema["$defs"][name], base_dir)
-        for name in ("images", "dedupe", "clip")
+        name: fill_block(name, data.get(name), base_dir) for name in ("images", "dedupe", "clip")
     }
     if clip_enabled:
         check_clip(blocks["clip"], path)

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.clip.model import ClipSpec, OpenClipModelHandler
+from pipelines.config import fill_block
 
 NO_CLIP_REASON = "clip scoring turned off (--no-clip)"
 DISABLED_REASON = "clip scoring turned off (clip.enabled: false)"
-
-
-def _schema_defaults() -> dict[str, Any]:
-    from schemas import load_schema
-
-    props = load_schema("config")["$defs"]["clip"]["properties"]
-    return {k: v["default"] for k, v in props.items() if "default" in v}
 
 
 @dataclass(frozen=True)
@@ -55,14 +48,11 @@ class ClipSettings:
             base_dir: the config file's folder; a relative ``checkpoint`` is taken from there.
             no_clip: the CLI's ``--no-clip``: skip scoring whatever the config says.
         """
-        values = {**_schema_defaults(), **(block or {})}
-        checkpoint = values.get("checkpoint")
-        if checkpoint and "://" not in checkpoint and not os.path.isabs(checkpoint):
-            checkpoint = os.path.normpath(os.path.join(base_dir, os.path.expanduser(checkpoint)))
+        values = fill_block("clip", block, base_dir)
         spec = ClipSpec(
             model=values["model"],
             pretrained=values.get("pretrained"),
-            checkpoint=checkpoint,
+            checkpoint=values.get("checkpoint"),
             device=values["device"],
             precision=values["precision"],
         )
