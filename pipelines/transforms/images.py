@@ -19,7 +19,7 @@ import io
 import os
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
@@ -80,6 +80,14 @@ class ImageLimits:
     check_size: bool = True
     draft: bool = True
 
+
+# ``images`` config key -> ImageLimits field
+LIMIT_OPTIONS = {
+    "min_side": "min_side",
+    "max_aspect": "max_aspect",
+    "max_pixels": "max_pixels",
+    "draft_decode": "draft",
+}
 
 # The pHash works on a 32x32 grey image, so a JPEG may be decoded at 1/2, 1/4 or 1/8 scale
 # (DCT scaling, Pillow's draft mode) as long as its short side stays at least this large.
@@ -319,14 +327,9 @@ class LoadImagesFn(beam.DoFn):
         opts = self._options
         self._policy = opts.get("on_bad_image", DROP_RECORD)
         self._exempt = set(opts.get("exempt_sources", ()))
-        common = {
-            "min_side": opts.get("min_side", 150),
-            "max_aspect": opts.get("max_aspect", 3.0),
-            "max_pixels": opts.get("max_pixels", 89_478_485),
-            "draft": opts.get("draft_decode", True),
-        }
-        self._limits = ImageLimits(**common, check_size=True)
-        self._exempt_limits = ImageLimits(**common, check_size=False)
+        given = {field: opts[key] for key, field in LIMIT_OPTIONS.items() if key in opts}
+        self._limits = ImageLimits(**given)  # options not given keep ImageLimits' defaults
+        self._exempt_limits = replace(self._limits, check_size=False)
 
     def process(self, draft: dict[str, Any]):
         prov = draft["provenance"]
