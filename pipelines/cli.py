@@ -12,8 +12,6 @@ import logging
 import sys
 from collections import Counter
 
-from apache_beam.io.filesystems import FileSystems
-
 from pipelines.errors import MmloomError
 
 
@@ -25,7 +23,7 @@ def _cmd_build(argv: list[str]) -> int:
 
 
 def _cmd_show(argv: list[str]) -> int:
-    from pipelines.transforms.io import STATS_FILE, read_records, record_files
+    from pipelines.transforms.io import read_records, read_stats, require_records
 
     parser = argparse.ArgumentParser(
         prog="mmloom show", description="Print records of a build as JSON."
@@ -37,25 +35,19 @@ def _cmd_show(argv: list[str]) -> int:
     parser.add_argument("--summary", action="store_true", help="print counts instead of records")
     args = parser.parse_args(argv)
 
-    if not record_files(args.build_dir):
-        raise MmloomError(
-            f"{args.build_dir} holds no records/*.parquet; run `mmloom build --config ... "
-            f"--output {args.build_dir}` first"
-        )
+    require_records(args.build_dir)
     records = sorted(read_records(args.build_dir), key=lambda r: r["id"])
     if args.record_id:
         records = [r for r in records if r["id"] == args.record_id]
         if not records:
             raise MmloomError(f"no record with id {args.record_id} in {args.build_dir}")
     if args.summary:
-        stats_path = FileSystems.join(args.build_dir, STATS_FILE)
         by_cat = Counter((r["category"], r["field"]) for r in records)
         print(f"{len(records)} records in {args.build_dir}")
         for (cat, field), n in sorted(by_cat.items()):
             print(f"  {cat:<4} {field:<12} {n}")
-        if FileSystems.exists(stats_path):
-            with FileSystems.open(stats_path) as f:
-                stats = json.loads(f.read())
+        stats = read_stats(args.build_dir)
+        if stats:
             print("per source: read = written + dropped")
             for name, s in stats["sources"].items():
                 dropped = sum(s["dropped"].values())

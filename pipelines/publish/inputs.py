@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from apache_beam.io.filesystems import FileSystems
 
 from pipelines.errors import MmloomError
-from pipelines.transforms.io import STATS_FILE, read_records, record_files
+from pipelines.transforms.io import read_records, read_stats, require_records
 from schemas.records import CATEGORIES, FIELDS
 from schemas.validation import validate_record
 
@@ -57,16 +56,8 @@ def read_build(build_dir: str, scratch_dir: str) -> Build:
     Raises:
         MmloomError: the folder holds no records, or an image's bytes do not match its sha256.
     """
-    if not record_files(build_dir):
-        raise MmloomError(
-            f"{build_dir} holds no records/*.parquet; run `mmloom build --config ... "
-            f"--output {build_dir}` first"
-        )
-    stats_path = FileSystems.join(build_dir, STATS_FILE)
-    stats: dict[str, Any] = {}
-    if FileSystems.exists(stats_path):
-        with FileSystems.open(stats_path) as f:
-            stats = json.loads(f.read())
+    require_records(build_dir)
+    stats = read_stats(build_dir)
     os.makedirs(os.path.join(scratch_dir, "images"), exist_ok=True)
     records: list[dict[str, Any]] = []
     sizes: dict[str, int] = {}

@@ -10,6 +10,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.errors import MmloomError
 from schemas.parquet import RECORD_SCHEMA, from_row, to_row
 
 RECORDS_DIR = "records"
@@ -61,6 +62,26 @@ class WriteDeadLetters(beam.PTransform):
 def record_files(build_dir: str) -> list[str]:
     result = FileSystems.match([FileSystems.join(build_dir, RECORDS_DIR, "*.parquet")])[0]
     return sorted(m.path for m in result.metadata_list)
+
+
+def require_records(build_dir: str) -> list[str]:
+    """The build's record files; a clear error when there are none."""
+    files = record_files(build_dir)
+    if not files:
+        raise MmloomError(
+            f"{build_dir} holds no records/*.parquet; run `mmloom build --config ... "
+            f"--output {build_dir}` first"
+        )
+    return files
+
+
+def read_stats(build_dir: str) -> dict[str, Any]:
+    """The build's stats.json, or ``{}`` when it has none."""
+    path = FileSystems.join(build_dir, STATS_FILE)
+    if not FileSystems.exists(path):
+        return {}
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        return json.loads(f.read())
 
 
 def read_records(build_dir: str, with_bytes: bool = False) -> Iterator[dict[str, Any]]:
