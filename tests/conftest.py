@@ -52,6 +52,17 @@ def make_draft(n_images: int = 1, image_bytes: bytes | None = None, **overrides)
     return copy.deepcopy(draft)
 
 
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory, tiny_clip_checkpoint) -> Path:
+    """One `mmloom build` of configs/sample.yaml per session, shared read-only by the
+    end-to-end, publish and annotation tests (copy it before changing anything)."""
+    from pipelines.cli import main
+
+    out = tmp_path_factory.mktemp("sample-build") / "build"
+    assert main(["build", "--config", str(SAMPLE_CONFIG), "--output", str(out)]) == 0
+    return out
+
+
 @pytest.fixture
 def draft_factory():
     return make_draft

@@ -25,10 +25,8 @@ from annotation.images import stop_image_server, url_builder
 from annotation.push import push
 from annotation.rubric import load_rubric
 from annotation.settings import TEMPLATE, build_settings, dataset_name
-from pipelines.cli import main as mmloom_main
 from pipelines.publish.cli import main as publish_main
 from pipelines.transforms.io import read_records
-from tests.conftest import SAMPLE_CONFIG
 
 ROUND = f"e2e-{uuid.uuid4().hex[:6]}"
 
@@ -40,10 +38,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory, tiny_clip_checkpoint) -> Path:
-    out = tmp_path_factory.mktemp("annotate-build") / "build"
-    assert mmloom_main(["build", "--config", str(SAMPLE_CONFIG), "--output", str(out)]) == 0
-    return out
+def build(sample_build) -> Path:
+    """The session's sample build (tests/conftest.py), read only."""
+    return sample_build
 
 
 @pytest.fixture(scope="module")

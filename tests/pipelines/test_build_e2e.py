@@ -12,16 +12,9 @@ from pipelines.transforms.io import read_dead_letters, read_records
 from schemas.validation import validate_record
 from tests.conftest import SAMPLE_CONFIG
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_clip_checkpoint")]
+pytestmark = pytest.mark.slow  # sample_build: tests/conftest.py
 
 ROUTING_TOKENS = ("SA", "PBL", "MSR", "IF")
-
-
-@pytest.fixture(scope="module")
-def sample_build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("build") / "out"
-    assert main(["build", "--config", str(SAMPLE_CONFIG), "--output", str(out)]) == 0
-    return out
 
 
 def test_stats_reconcile_for_every_source(sample_build):

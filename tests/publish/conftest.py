@@ -1,4 +1,5 @@
-"""Fixtures for the publish tests: one sample build, a richer copy of it, releases of both."""
+"""Fixtures for the publish tests: a richer copy of the sample build (``sample_build``,
+tests/conftest.py) and releases of both."""
 
 from __future__ import annotations
 
@@ -9,19 +10,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.cli import main as mmloom_main
 from pipelines.publish.cli import main as publish_main
-from tests.conftest import SAMPLE_CONFIG
 
 # Hostile text where inputs reach the card and the report (agreement figures are free-form).
 HOSTILE = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">|"
-
-
-@pytest.fixture(scope="session")
-def sample_build(tmp_path_factory, tiny_clip_checkpoint) -> Path:
-    out = tmp_path_factory.mktemp("publish-build") / "build"
-    assert mmloom_main(["build", "--config", str(SAMPLE_CONFIG), "--output", str(out)]) == 0
-    return out
 
 
 def _fake_clip(record_id: str, n: int) -> list[float]:

@@ -292,14 +292,9 @@ def test_photo_id_cannot_leave_the_images_folder(photo):
     assert "photo_flickr_id" in err.detail
 
 
-def test_images_resolved_by_stem(tmp_path):
-    folder = tmp_path / "images" / "train"
-    folder.mkdir(parents=True)
-    (folder / "10.png").write_bytes(make_image("10", fmt="PNG"))
-    for name in ("11", "12", "13"):
-        (folder / f"{name}.jpg").write_bytes(make_image(name))
-    stems = list_dir_stems(str(folder))
-    item = parse.build_story(
+def _train_story(tmp_path, stems: dict[str, str]) -> dict:
+    """Story 1 of the train split, photos resolved under ``tmp_path/images`` by stem."""
+    return parse.build_story(
         "1",
         list(enumerate(story("1"))),
         split="train",
@@ -309,6 +304,16 @@ def test_images_resolved_by_stem(tmp_path):
         images_root=str(tmp_path / "images"),
         image_stems=stems,
     )
+
+
+def test_images_resolved_by_stem(tmp_path):
+    folder = tmp_path / "images" / "train"
+    folder.mkdir(parents=True)
+    (folder / "10.png").write_bytes(make_image("10", fmt="PNG"))
+    for name in ("11", "12", "13"):
+        (folder / f"{name}.jpg").write_bytes(make_image(name))
+    stems = list_dir_stems(str(folder))
+    item = _train_story(tmp_path, stems)
     found = {s["photo_id"]: (s["image_uri"], s["image_found"]) for s in item["storylets"]}
     assert found["10"] == (str(folder / "10.png"), True)
     assert found["12"] == (str(folder / "12.jpg"), True)
@@ -335,16 +340,7 @@ def test_answer_is_capped_for_mmie_scorer(tmp_path, k, cap, n_answer):
     folder.mkdir(parents=True)
     for name in ("10", "11", "12", "13", "14"):
         (folder / f"{name}.jpg").write_bytes(make_image(name))
-    item = parse.build_story(
-        "1",
-        list(enumerate(story("1"))),
-        split="train",
-        source_file="f",
-        albums={},
-        images={},
-        images_root=str(tmp_path / "images"),
-        image_stems=list_dir_stems(str(folder)),
-    )
+    item = _train_story(tmp_path, list_dir_stems(str(folder)))
     draft = parse.restructure(
         item, {"question_segments": k, "answer_segments": cap, "prompt": None}
     )
