@@ -32,7 +32,14 @@ from annotation import images as image_store
 from annotation.agreement import DEFAULT_BOOTSTRAP
 from annotation.client import ClientError, connect, credentials, install_redaction
 from annotation.pull import PullError, format_status, pull, status
-from annotation.push import DEFAULT_BATCH_SIZE, SAMPLES, PushError, push, select_records
+from annotation.push import (
+    DEFAULT_BATCH_SIZE,
+    SAMPLES,
+    PushError,
+    push,
+    select_records,
+    selection_key,
+)
 from annotation.rubric import RubricError, load_rubric
 
 log = logging.getLogger("mmloom.annotate")
@@ -158,6 +165,7 @@ def _sizes(path: Path | None) -> dict[str, dict[str, int]] | None:
 
 
 def _push(args: argparse.Namespace, client: Any) -> int:
+    from pipelines.store import ImageStore
     from pipelines.transforms.io import read_records
 
     rubric = load_rubric(args.rubric)
@@ -167,7 +175,7 @@ def _push(args: argparse.Namespace, client: Any) -> int:
         )
     skipped: Counter = Counter()
     chosen = select_records(
-        read_records(args.build),
+        (selection_key(r) for r in read_records(args.build)),
         args.sample,
         sizes=_sizes(args.sizes),
         per_cell=args.per_cell,
@@ -180,14 +188,17 @@ def _push(args: argparse.Namespace, client: Any) -> int:
         raise PushError(
             f"--sample {args.sample} chose no records from {args.build} ({dict(skipped)})"
         )
+    wanted = {k["id"] for k in chosen}
+
+    def chosen_records():
+        # the build is streamed again each time: only the chosen ids stay in memory
+        return (r for r in read_records(args.build) if r["id"] in wanted)
+
     if args.image_base:
         image_url = image_store.url_builder(args.image_base)
     else:
         root = args.image_root or default_image_root()
-        wanted = {r["id"] for r in chosen}
-        counts = image_store.export_images(
-            (r for r in read_records(args.build, with_bytes=True) if r["id"] in wanted), root
-        )
+        counts = image_store.export_images(chosen_records(), root, ImageStore(args.build).get)
         log.info("images under %s: %s", root, counts)
         base = image_store.start_image_server(root, args.image_port)
         image_url = image_store.url_builder(base)
@@ -196,7 +207,7 @@ def _push(args: argparse.Namespace, client: Any) -> int:
             f"`mmloom annotate images stop --image-root {root}`"
         )
     report = push(
-        client, chosen, args.dataset, rubric, image_url,
+        client, chosen_records, args.dataset, rubric, image_url,
         workspace=args.workspace, overlap=args.overlap, batch_size=args.batch_size,
     )  # fmt: skip
     report.skipped.update(skipped)

@@ -1,11 +1,12 @@
 """How record images reach the annotator's browser: by URL, never base64.
 
-Local server: :func:`export_images` writes a build's images (embedded in its Parquet) into
-``ROOT/images/<sha256>.<ext>``, and :func:`start_image_server` starts a small read-only HTTP
-server on 127.0.0.1 that serves exactly those files (``GET``/``HEAD`` of
-``/images/<sha256>.<ext>``; anything else is 404 or 405; no listing). It runs detached, so it
-keeps serving after ``mmloom annotate push`` returns; ``ROOT/image-server.json`` records its
-pid and ``mmloom annotate images stop`` (:func:`stop_image_server`) stops it.
+Local server: :func:`export_images` copies a build's images (from its image store,
+``<build>/images/``) into ``ROOT/images/<sha256>.<ext>``, and :func:`start_image_server`
+starts a small read-only HTTP server on 127.0.0.1 that serves exactly those files
+(``GET``/``HEAD`` of ``/images/<sha256>.<ext>``; anything else is 404 or 405; no listing).
+It runs detached, so it keeps serving after ``mmloom annotate push`` returns;
+``ROOT/image-server.json`` records its pid and ``mmloom annotate images stop``
+(:func:`stop_image_server`) stops it.
 
 Remote deployments: pass a base URL (``https://cdn.example.org/builds/v1``) or a bucket prefix
 (``gs://bucket/builds/v1``, ``s3://bucket/builds/v1``) under which ``images/<sha256>.<ext>``
@@ -83,12 +84,16 @@ def url_builder(base: str) -> Callable[[str], str]:
     return url
 
 
-def export_images(records: Iterable[dict[str, Any]], root: Path) -> dict[str, int]:
-    """Write the images of ``records`` (read ``with_bytes=True``) under ``root/images``.
+def export_images(
+    records: Iterable[dict[str, Any]], root: Path, read_image: Callable[[str], bytes]
+) -> dict[str, int]:
+    """Write the images of ``records`` under ``root/images``, one at a time.
 
-    Files are content-addressed and written atomically, so a second export (or another
-    build sharing images) only writes what is missing. An image whose bytes do not hash to
-    its name is not written and counted as ``mismatched``.
+    ``read_image(path)`` returns the bytes of a record image path (``images/<sha256>.<ext>``),
+    e.g. ``pipelines.store.ImageStore(build_dir).get``. Files are content-addressed and
+    written atomically, so a second export (or another build sharing images) only reads and
+    writes what is missing. An image whose bytes do not hash to its name is not written and
+    counted as ``mismatched``; one that cannot be read is counted as ``missing_bytes``.
 
     Returns:
         Counts: ``written``, ``present``, ``mismatched``, ``missing_bytes``.
@@ -106,7 +111,10 @@ def export_images(records: Iterable[dict[str, Any]], root: Path) -> dict[str, in
             if target.exists():
                 counts["present"] += 1
                 continue
-            data = image.get("bytes")
+            try:
+                data = read_image(path)
+            except Exception:  # missing or unreadable: counted, the push goes on
+                data = b""
             if not data:
                 counts["missing_bytes"] += 1
                 continue

@@ -79,6 +79,18 @@ def _rank(seed: int, rid: str) -> str:
     return hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest()
 
 
+def selection_key(record: dict[str, Any]) -> dict[str, Any]:
+    """The little of a record that :func:`select_records` looks at (id, category, field,
+    CLIP score), so that choosing from a large build keeps only these in memory."""
+    clip = (record.get("scores") or {}).get("clip") or {}
+    return {
+        "id": record["id"],
+        "category": record["category"],
+        "field": record["field"],
+        "scores": {"clip": {"scored": clip.get("scored"), "min_score": clip.get("min_score")}},
+    }
+
+
 def select_records(
     records: Iterable[dict[str, Any]],
     sample: str = "all",
@@ -184,9 +196,39 @@ def existing_hashes(client: rg.Argilla, dataset: rg.Dataset) -> dict[str, str | 
     return out
 
 
+def _batches(
+    records: Iterable[dict[str, Any]],
+    category: str,
+    have: dict[str, str | None],
+    rubric: Rubric,
+    image_url: Callable[[str], str],
+    batch_size: int,
+    report: PushReport,
+):
+    """Batches of Argilla records of ``category`` that differ from what the server has,
+    each with the number of the category's records handled so far."""
+    batch: list[Any] = []
+    handled = 0
+    for r in records:
+        if r["category"] != category:
+            continue
+        report.selected[category] += 1
+        handled += 1
+        rec = argilla_record(r, rubric, image_url)
+        if have.get(rec.id) == rec.metadata["push_sha"]:
+            report.unchanged[category] += 1
+            continue
+        batch.append(rec)
+        if len(batch) >= batch_size:
+            yield batch, handled
+            batch = []
+    if batch:
+        yield batch, handled
+
+
 def push(
     client: rg.Argilla,
-    records: list[dict[str, Any]],
+    records: Iterable[dict[str, Any]] | Callable[[], Iterable[dict[str, Any]]],
     dataset: str,
     rubric: Rubric,
     image_url: Callable[[str], str],
@@ -199,17 +241,22 @@ def push(
 ) -> PushReport:
     """Log ``records`` into the per-category datasets of the round ``dataset``.
 
+    Records are streamed: with a callable, ``records()`` is called once to count categories
+    and once per category to send its records, so a build is read again rather than held
+    in memory; at most one batch of Argilla records exists at a time.
+
     Args:
         client: Argilla client.
-        records: the selected build records (JSON view).
+        records: the selected build records (JSON view): an iterable read once per category
+            (a list), or a callable returning a fresh iterable each time.
         dataset: round name; each category goes to ``<dataset>-<category>``.
         rubric: the rubric (settings and suggestions).
         image_url: record image path -> URL for the annotator's browser.
         workspace: Argilla workspace (None: the key's default workspace).
         overlap: submitted responses per record (default: the rubric's).
         batch_size: records per bulk request (at most 500).
-        on_batch: called after each batch with (category, records sent so far in this
-            category, records to send in this category).
+        on_batch: called after each batch with (category, records handled so far in this
+            category, records selected in this category).
         report: a report to fill (default: a new one).
 
     Raises:
@@ -218,33 +265,32 @@ def push(
     report = report or PushReport()
     batch_size = max(1, min(batch_size, 500))
     overlap = overlap or rubric.overlap
-    by_category: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        by_category[r["category"]].append(r)
-    missing = sorted(set(by_category) - set(rubric.categories))
+    if callable(records):
+        source = records
+    else:
+        kept = records if isinstance(records, list) else list(records)
+
+        def source() -> Iterable[dict[str, Any]]:
+            return kept
+
+    sizes: Counter = Counter(r["category"] for r in source())
+    missing = sorted(set(sizes) - set(rubric.categories))
     if missing:
         raise PushError(
             f"the rubric {rubric.source} has no questions for {missing}; add them to `categories`"
         )
-    for category in sorted(by_category):
+    for category in sorted(sizes):
         name = dataset_name(dataset, category)
         report.datasets[category] = name
         ds = ensure_dataset(client, name, workspace, rubric, category, overlap)
         have = existing_hashes(client, ds)
-        todo = []
-        for r in by_category[category]:
-            report.selected[category] += 1
-            rec = argilla_record(r, rubric, image_url)
-            if have.get(rec.id) == rec.metadata["push_sha"]:
-                report.unchanged[category] += 1
-            else:
-                todo.append(rec)
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
+        for batch, handled in _batches(
+            source(), category, have, rubric, image_url, batch_size, report
+        ):
             ds.records.log(batch, batch_size=len(batch))
             report.batches += 1
             report.pushed[category] += len(batch)
-            log.info("%s: sent %d/%d records", name, start + len(batch), len(todo))
+            log.info("%s: %d/%d records handled", name, handled, sizes[category])
             if on_batch:
-                on_batch(category, start + len(batch), len(todo))
+                on_batch(category, handled, sizes[category])
     return report

@@ -9,7 +9,8 @@ that the items are distinct for the dedupe stages. Then times:
 * ``mmloom build`` on the DirectRunner with ``--direct_num_workers 2
   --direct_running_mode multi_processing``;
 * a plain single-process Python loop calling the same functions: read the JSON, make items,
-  restructure, load and hash the images, validate against the schema, write one Parquet file.
+  restructure, load, hash and store the images, validate against the schema, write one
+  Parquet file.
 
 Both produce the same records. The build also runs what the loop leaves out: the duplicate-id
 shuffle and the dedupe stages (image clusters, frequency rule, duplicate items), so the ratio
@@ -37,6 +38,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from pipelines.cli import main as mmloom
+from pipelines.store import ImageStore
 from pipelines.transforms.images import load_images
 from schemas.parquet import RECORD_SCHEMA, to_row
 from schemas.validation import validate_record
@@ -73,6 +75,7 @@ def plain_loop(root: Path, out: Path) -> int:
     data = json.loads((root / "testmini.json").read_text())
     queries = json.loads((root / "query.json").read_text())
     rows, dropped = [], 0
+    store = ImageStore(str(out))
     for position, (key, raw) in enumerate(data.items()):
         try:
             item = parse.problem_to_item(
@@ -85,7 +88,7 @@ def plain_loop(root: Path, out: Path) -> int:
                 image_root=str(root),
                 layout_name="root",
             )
-            record = load_images(parse.restructure(item, options))
+            record = load_images(parse.restructure(item, options), store=store)
         except Exception:
             dropped += 1
             continue
@@ -93,7 +96,7 @@ def plain_loop(root: Path, out: Path) -> int:
             dropped += 1
             continue
         rows.append(to_row(record))
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
     pq.write_table(table, out / "records.parquet", row_group_size=100)
     return len(rows)

@@ -5,9 +5,9 @@ copy gets new ids and its own image bytes (the sample's pictures padded to a rea
 incompressible bytes after the end-of-image marker, which decoders ignore, so every image is
 distinct and content-addressed apart). Then times, on the same machine in the same run:
 
-* ``publish``: the whole ``mmloom publish`` (read the build, spill images, write the Parquet
-  shards with ``datasets`` features, the MMIE export, card, report with plots, manifest with
-  checksums of every file, atomic rename), in-process;
+* ``publish``: the whole ``mmloom publish`` (read the build, read images from its store,
+  write the Parquet shards with ``datasets`` features, the MMIE export, card, report with
+  plots, manifest with checksums of every file, atomic rename), in-process;
 * ``pyarrow``: ``pq.write_table`` of the very table publish wrote (read back into memory
   first), with the same schema, compression and row-group size.
 
@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from pipelines.cli import main as mmloom
 from pipelines.publish.release import PublishOptions, publish
 from pipelines.publish.shards import ROWS_PER_GROUP
+from pipelines.store import ImageStore
 from pipelines.transforms.io import read_records
 from schemas.parquet import RECORD_SCHEMA, to_row
 
@@ -48,7 +49,8 @@ def make_build(sample: Path, out: Path, copies: int, image_kb: int) -> int:
     """Write ``copies`` renamed copies of ``sample``'s records, each image distinct."""
     (out / "records").mkdir(parents=True)
     shutil.copy(sample / "stats.json", out / "stats.json")
-    base = list(read_records(str(sample), with_bytes=True))
+    base = list(read_records(str(sample)))
+    source, store = ImageStore(str(sample)), ImageStore(str(out))
     n = 0
     for k in range(copies):
         rows = []
@@ -57,13 +59,15 @@ def make_build(sample: Path, out: Path, copies: int, image_kb: int) -> int:
             rename: dict[str, str] = {}
             images = []
             for im in record["images"]:
-                pad = max(0, image_kb * 1000 - len(im["bytes"]))
+                original = source.get(im["path"])
+                pad = max(0, image_kb * 1000 - len(original))
                 # incompressible padding, like real JPEG entropy-coded data
-                data = im["bytes"] + hashlib.shake_256(f"{k}:{im['path']}".encode()).digest(pad)
+                data = original + hashlib.shake_256(f"{k}:{im['path']}".encode()).digest(pad)
                 sha = hashlib.sha256(data).hexdigest()
                 path = f"images/{sha}.{im['path'].rsplit('.', 1)[1]}"
+                store.put(path, data)
                 rename[im["path"]] = path
-                images.append({**im, "bytes": data, "sha256": sha, "path": path})
+                images.append({**im, "sha256": sha, "path": path})
             for key in ("question", "answer", "gt_answer"):
                 for seg in rec[key]:
                     if seg["image"]:

@@ -1,10 +1,14 @@
 """``mmloom build``: the main Beam job.
 
-    Read<Source> (per source) -> RestructureRecords -> LoadImages (fetch, integrity, pHash)
-      -> ValidateRecords -> DropDuplicateIds -> ScoreImageText (CLIP; or SkipClipScoring
-      with --no-clip) -> DedupeRecords (pHash + embedding image clusters, frequency rule,
-      duplicate items) -> FilterByClipScore -> WriteRecords;
+    Read<Source> (per source) -> RestructureRecords -> LoadImages (fetch, integrity, pHash,
+      write once into the image store <output>/images/) -> ValidateRecords
+      -> DropDuplicateIds -> ScoreImageText (CLIP, pixels read from the store; or
+      SkipClipScoring with --no-clip) -> DedupeRecords (pHash + embedding image clusters,
+      frequency rule, duplicate items) -> FilterByClipScore -> WriteRecords;
       every DEAD output -> WriteDeadLetters; all outcomes -> ComputeStats (stats.json)
+
+Image bytes never travel through a shuffle after loading: records carry references
+(``images/<sha256>.<ext>``) and metadata, and stages that need pixels read the store.
 
 Locally (DirectRunner, the default):
 
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +45,7 @@ from pipelines.config import BuildConfig, load_config
 from pipelines.deadletter import DEAD, UNIT_IMAGE
 from pipelines.dedupe.stages import DedupeRecords
 from pipelines.errors import PipelineConfigError
+from pipelines.store import IMAGES_DIR, ImageStore
 from pipelines.transforms.images import LoadImages
 from pipelines.transforms.io import (
     DEAD_LETTERS_DIR,
@@ -47,6 +54,7 @@ from pipelines.transforms.io import (
     WriteDeadLetters,
     WriteRecords,
 )
+from pipelines.transforms.progress import ReportProgress
 from pipelines.transforms.restructure import RestructureRecords
 from pipelines.transforms.stats import DROPPED, IMAGES_DROPPED, READ, WRITTEN, ComputeStats
 from pipelines.transforms.validate import DropDuplicateIds, ValidateRecords
@@ -61,6 +69,7 @@ class BuildArgs:
     output: str
     overwrite: bool = False
     no_clip: bool = False
+    progress_every: float = 10.0
 
 
 def parse_args(argv: list[str] | None) -> tuple[BuildArgs, list[str]]:
@@ -80,18 +89,34 @@ def parse_args(argv: list[str] | None) -> tuple[BuildArgs, list[str]]:
         action="store_true",
         help="skip CLIP scoring and filtering (quick CPU runs); records say they were not scored",
     )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="print progress (stage, items so far, elapsed time) at most this often per "
+        "worker; 0 turns it off (default 10)",
+    )
     known, beam_args = parser.parse_known_args(argv)
-    return BuildArgs(known.config, known.output, known.overwrite, known.no_clip), beam_args
+    args = BuildArgs(
+        known.config, known.output, known.overwrite, known.no_clip, known.progress_every
+    )
+    return args, beam_args
 
 
 def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse to mix two builds in one folder unless ``--overwrite`` says to replace it."""
+    """Refuse to mix two builds in one folder unless ``--overwrite`` says to replace it.
+
+    The image store goes too: a build's store holds exactly the images its own run wrote,
+    and no partial file of an interrupted run survives.
+    """
     leftovers = [
         p
         for p in (
             FileSystems.join(output, STATS_FILE),
             FileSystems.join(output, RECORDS_DIR),
             FileSystems.join(output, DEAD_LETTERS_DIR),
+            FileSystems.join(output, IMAGES_DIR),
         )
         if FileSystems.exists(p)
     ]
@@ -115,10 +140,26 @@ def _event(kind: str, stage: str = ""):
     return fn
 
 
+def embeds_bytes(draft: dict[str, Any]) -> bool:
+    """Does a draft carry image bytes (parquet sources) rather than references?"""
+    return any(im.get("bytes") is not None for im in draft["images"])
+
+
 def build_pipeline(
-    p: beam.Pipeline, config: BuildConfig, output: str, no_clip: bool = False
+    p: beam.Pipeline,
+    config: BuildConfig,
+    output: str,
+    no_clip: bool = False,
+    progress_every: float = 0.0,
 ) -> None:
-    """Add the whole build to pipeline ``p`` (``no_clip``: skip CLIP scoring and filtering)."""
+    """Add the whole build to pipeline ``p``.
+
+    Args:
+        no_clip: skip CLIP scoring and filtering.
+        progress_every: seconds between progress lines per worker (0: none).
+    """
+    started = time.time()
+    store = ImageStore(output)
     items, dead = [], []
     for name, options in config.sources.items():
         label = get_source(name).reader.__name__
@@ -130,13 +171,28 @@ def build_pipeline(
         d | f"ReadDeadEvent{n}" >> beam.Map(lambda dl: (READ, dl["source"], "", ""))
         for n, d in enumerate(dead)
     ]
-    # a reader emits all items of one file from one element: reshuffle so that restructuring
-    # and image loading spread over workers instead of staying fused with the file's reader
-    all_items = items | "FlattenItems" >> beam.Flatten() | "ReshuffleItems" >> beam.Reshuffle()
-
+    all_items = (
+        items
+        | "FlattenItems" >> beam.Flatten()
+        | "ReadProgress" >> ReportProgress("Read", "items", started, progress_every)
+    )
     restructured = all_items | "RestructureRecords" >> RestructureRecords(config.sources)
-    loaded = restructured.drafts | "LoadImages" >> LoadImages(
-        relative_to=config.base_dir, options=config.images
+    # A reader emits all items of one file from one element: reshuffle the drafts so that
+    # image loading spreads over workers instead of staying fused with the file's reader.
+    # Drafts of parquet sources carry their image bytes: those are loaded where they were
+    # read (spread by file), so that no shuffle ever holds image bytes.
+    by_bytes = restructured.drafts | "SplitEmbedded" >> beam.Partition(
+        lambda d, _n: 1 if embeds_bytes(d) else 0, 2
+    )
+    drafts = (
+        by_bytes[0] | "ReshuffleDrafts" >> beam.Reshuffle(),
+        by_bytes[1],
+    ) | "FlattenDrafts" >> beam.Flatten()
+    loaded = drafts | "LoadImages" >> LoadImages(
+        relative_to=config.base_dir, options=config.images, store=store
+    )
+    _ = loaded.records | "LoadProgress" >> ReportProgress(
+        "LoadImages", "records", started, progress_every
     )
     validated = loaded.records | "ValidateRecords" >> ValidateRecords()
     unique = validated.valid | "DropDuplicateIds" >> DropDuplicateIds()
@@ -146,7 +202,7 @@ def build_pipeline(
     clip = ClipSettings.from_config(config.clip, base_dir=config.base_dir, no_clip=no_clip)
     clip_dead, embedding_edges = [], None
     if clip.enabled:
-        scored = unique.unique | "ScoreImageText" >> ScoreImageText(clip)
+        scored = unique.unique | "ScoreImageText" >> ScoreImageText(clip, store=store)
         scored_records = scored["records"]
         clip_dead.append(scored[DEAD])
         if clip.embedding_duplicate_threshold is not None:
@@ -168,7 +224,11 @@ def build_pipeline(
         )
         final = kept["records"]
         clip_dead.append(kept[DEAD])
-    _ = final | "WriteRecords" >> WriteRecords(output)
+    _ = (
+        final
+        | "WriteProgress" >> ReportProgress("WriteRecords", "records", started, progress_every)
+        | "WriteRecords" >> WriteRecords(output)
+    )
 
     all_dead = [
         *dead,
@@ -209,9 +269,47 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     if not options.view_as(TestOptions).dry_run:
         prepare_output(args.output, args.overwrite)
     p = test_pipeline or beam.Pipeline(options=options)
-    build_pipeline(p, config, args.output, no_clip=args.no_clip)
+    local = std.runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+    build_pipeline(
+        p,
+        config,
+        args.output,
+        no_clip=args.no_clip,
+        progress_every=args.progress_every if local else 0.0,
+    )
     LOG.info("building %s from %s into %s", config.name, ", ".join(config.sources), args.output)
+    started = time.time()
     result = p.run()
-    if std.runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
+    if local:
         result.wait_until_finish()
+        if test_pipeline is None:
+            print_summary(args.output, time.time() - started)
     return result
+
+
+def print_summary(output: str, seconds: float, file=None) -> None:
+    """What a finished build wrote: counts, drops by reason, where everything is."""
+    from pipelines.transforms.io import read_stats
+
+    file = file or sys.stderr
+    stats = read_stats(output)
+    if not stats:
+        print(f"mmloom build: no stats.json in {output}", file=file)
+        return
+    totals = stats["totals"]
+    dropped = sum(totals["dropped"].values())
+    lines = [
+        f"mmloom build: done in {seconds:.0f} s: read {totals['read']:,}, written "
+        f"{totals['written']:,}, dropped {dropped:,}"
+        + ("" if stats.get("reconciled") else " (COUNTS DO NOT RECONCILE: see stats.json)"),
+    ]
+    for reason, n in sorted(totals["dropped"].items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  dropped {n:>7,}  {reason}")
+    lines += [
+        f"  records:      {FileSystems.join(output, RECORDS_DIR)}/",
+        f"  images:       {FileSystems.join(output, IMAGES_DIR)}/  (<sha256>.<ext>)",
+        f"  dead letters: {FileSystems.join(output, DEAD_LETTERS_DIR)}/",
+        f"  stats:        {FileSystems.join(output, STATS_FILE)}",
+        f"  look at it:   mmloom show {output} --summary",
+    ]
+    print("\n".join(lines), file=file)

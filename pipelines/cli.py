@@ -1,15 +1,17 @@
 """The ``mmloom`` command line: a thin layer over the pipelines.
 
 mmloom build --config CONFIG --output DIR [--overwrite] [Beam flags]
-mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary]
+mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary] [--image-uris] [--image PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
+import textwrap
 from collections import Counter
 
 from pipelines.errors import MmloomError
@@ -23,27 +25,50 @@ def _cmd_build(argv: list[str]) -> int:
 
 
 def _cmd_show(argv: list[str]) -> int:
+    from pipelines.store import ImageStore
     from pipelines.transforms.io import read_records, read_stats, require_records
 
     parser = argparse.ArgumentParser(
-        prog="mmloom show", description="Print records of a build as JSON."
+        prog="mmloom show",
+        description="Print records of a build as JSON (streamed, in the order of the shards).",
     )
     parser.add_argument("build_dir", help="the --output folder of `mmloom build`")
     parser.add_argument("--id", dest="record_id", help="print only this record")
     parser.add_argument("--jsonl", action="store_true", help="one record per line")
     parser.add_argument("--limit", type=int, default=None, help="print at most N records")
     parser.add_argument("--summary", action="store_true", help="print counts instead of records")
+    parser.add_argument(
+        "--image-uris",
+        action="store_true",
+        help="add each image's location in the build's image store (images[].uri)",
+    )
+    parser.add_argument(
+        "--image",
+        metavar="PATH",
+        help="write the bytes of one stored image (images/<sha256>.<ext>) to stdout",
+    )
     args = parser.parse_args(argv)
 
+    store = ImageStore(args.build_dir)
+    if args.image:
+        try:
+            data = store.get(args.image)
+        except (ValueError, FileNotFoundError) as exc:
+            raise MmloomError(str(exc)) from exc
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
     require_records(args.build_dir)
-    records = sorted(read_records(args.build_dir), key=lambda r: r["id"])
+    records = read_records(args.build_dir)
     if args.record_id:
-        records = [r for r in records if r["id"] == args.record_id]
-        if not records:
-            raise MmloomError(f"no record with id {args.record_id} in {args.build_dir}")
+        records = (r for r in records if r["id"] == args.record_id)
     if args.summary:
-        by_cat = Counter((r["category"], r["field"]) for r in records)
-        print(f"{len(records)} records in {args.build_dir}")
+        by_cat: Counter = Counter()
+        total = 0
+        for r in records:
+            by_cat[(r["category"], r["field"])] += 1
+            total += 1
+        print(f"{total} records in {args.build_dir}")
         for (cat, field), n in sorted(by_cat.items()):
             print(f"  {cat:<4} {field:<12} {n}")
         stats = read_stats(args.build_dir)
@@ -55,12 +80,23 @@ def _cmd_show(argv: list[str]) -> int:
                 print(f"  {name:<10} {s['read']} = {s['written']} + {dropped}  ({reasons})")
         return 0
     if args.limit is not None:
-        records = records[: args.limit]
-    if args.jsonl:
-        for r in records:
-            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
-    else:
-        sys.stdout.write(json.dumps(records, ensure_ascii=False, indent=2) + "\n")
+        records = itertools.islice(records, max(args.limit, 0))
+    shown = 0
+    out = sys.stdout
+    for r in records:
+        if args.image_uris:
+            for im in r["images"]:
+                im["uri"] = store.uri(im["path"])
+        if args.jsonl:
+            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+        else:
+            text = json.dumps(r, ensure_ascii=False, indent=2)
+            out.write(("[\n" if shown == 0 else ",\n") + textwrap.indent(text, "  "))
+        shown += 1
+    if args.record_id and shown == 0:
+        raise MmloomError(f"no record with id {args.record_id} in {args.build_dir}")
+    if not args.jsonl:
+        out.write("\n]\n" if shown else "[]\n")
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Columns mirror ``record.schema.json`` one to one. Values whose shape varies by source are
 stored as JSON text (``answer_value``, ``instruction``, ``source_metadata``); images are a
-list of structs that carry the bytes beside their metadata, so a record and its pictures
-stay in one row.
+list of structs of metadata whose ``path`` (``images/<sha256>.<ext>``) names the file in the
+build's image store (``pipelines.store``): no image bytes are stored in the records.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ IMAGE = pa.struct(
         ("source_uri", pa.string()),
         ("license", pa.string()),
         ("phash", pa.string()),
-        ("bytes", pa.binary()),
     ]
 )
 PROVENANCE = pa.struct(
@@ -73,7 +72,7 @@ def _dumps(value: Any) -> str:
 
 
 def to_row(record: Record) -> dict[str, Any]:
-    """A finished record (images with bytes) as a row of :data:`RECORD_SCHEMA`."""
+    """A finished record as a row of :data:`RECORD_SCHEMA`."""
     row = {name: record[name] for name in RECORD_SCHEMA.names}
     for name in _JSON_COLUMNS:
         row[name] = (
@@ -82,12 +81,10 @@ def to_row(record: Record) -> dict[str, Any]:
     return row
 
 
-def from_row(row: dict[str, Any], with_bytes: bool = False) -> Record:
-    """The record for one Parquet row; without bytes unless asked (the JSON view)."""
+def from_row(row: dict[str, Any]) -> Record:
+    """The record (its JSON view) for one Parquet row."""
     record = dict(row)
     for name in _JSON_COLUMNS:
         record[name] = None if row[name] is None else json.loads(row[name])
-    record["images"] = [
-        {k: v for k, v in im.items() if with_bytes or k != "bytes"} for im in row["images"]
-    ]
+    record["images"] = [dict(im) for im in row["images"]]
     return record

@@ -7,9 +7,11 @@ are references that ``LoadImages`` later turns into content-addressed files. In 
 * ``images`` is a list of ``{"ref": "@0", "uri": ..., "bytes": b"..." | None, "license": ...}``;
 * a segment's ``image`` is the ref string (``"@0"``).
 
-After ``LoadImages`` every image entry has ``path`` (``images/<sha256>.<ext>``), ``sha256``,
-``width``, ``height``, ``format``, ``source_uri``, ``license`` and the ``bytes``; segments
-point at ``path``. :func:`json_view` drops the bytes, giving the JSON that validates.
+After ``LoadImages`` every image entry has ``path`` (``images/<sha256>.<ext>``, the file in
+the build's image store), ``sha256``, ``width``, ``height``, ``format``, ``source_uri``,
+``license`` and ``phash``; segments point at ``path``. A finished record carries no image
+bytes: the pixels live in the store (``pipelines.store``). :func:`json_view` drops any
+stray ``bytes`` key, giving the JSON that validates.
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ def provenance(source: str, split: str, source_id: str, license: str, source_fil
 
 
 def json_view(record: Record) -> Record:
-    """The record as JSON: image bytes removed (they live in the Parquet ``images`` column)."""
+    """The record as JSON: any image ``bytes`` removed (drafts may carry them)."""
     out = dict(record)
     out["images"] = [{k: v for k, v in im.items() if k != "bytes"} for im in record["images"]]
     return out

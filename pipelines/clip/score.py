@@ -1,12 +1,16 @@
 """Scoring stage: CLIP cosine similarity of every image segment with its text.
 
     records ─► PrepareClipInputs ─► RunInference(KeyedModelHandler(OpenClipModelHandler))
-       │            │ (decode, resize, tokenize)           │ (image and text embeddings)
+       │            │ (read from the image store,          │ (image and text embeddings)
+       │            │  decode, resize, tokenize)           │
        │            └─ DEAD (undecodable image)            ▼
        └─ keyed records ─────────────► CoGroupByKey(record id) ─► AttachClipScores ─► records
                                                                    └─ DEAD (inference failed)
 
-The record keeps everything it had (its image bytes included); only ``scores.clip`` changes:
+Pixels come from the build's image store (``pipelines.store``): records carry references
+only, and each image is read and decoded inside ``PrepareClipInputs``, so no image bytes
+travel between stages (the resized uint8 arrays go to RunInference, which batches them).
+The record keeps everything it had; only ``scores.clip`` changes:
 ``{scored: true, model, reason: null, pairs: [{image, text_from, score}], min_score}`` where
 ``min_score`` is the lowest pair. Which text an image is scored against is decided in
 :mod:`pipelines.clip.pairs`. Records that cannot be scored (no image segment, or an image with
@@ -29,6 +33,7 @@ from pipelines.clip.pairs import clip_pairs, text_ref
 from pipelines.clip.settings import ClipSettings
 from pipelines.deadletter import DEAD, dead_letter
 from pipelines.metrics import inc
+from pipelines.store import ImageStore
 from schemas.records import not_scored
 
 STAGE_SCORE_CLIP = "score_clip"
@@ -71,10 +76,15 @@ def clip_scores(
 
 
 class PrepareClipInputsFn(beam.DoFn):
-    """Decode and resize each distinct image, tokenize each distinct text of a record."""
+    """Read, decode and resize each distinct image, tokenize each distinct text of a record.
 
-    def __init__(self, settings: ClipSettings, jpeg_draft: bool = True) -> None:
+    Images are read from ``store``; a record whose image is not there (or cannot be decoded)
+    is a dead letter.
+    """
+
+    def __init__(self, settings: ClipSettings, store: ImageStore, jpeg_draft: bool = True) -> None:
         self._settings = settings
+        self._store = store
         self._jpeg_draft = jpeg_draft
 
     def setup(self) -> None:
@@ -119,7 +129,22 @@ class PrepareClipInputsFn(beam.DoFn):
             if (IMAGE, image["sha256"]) not in seen:
                 seen.add((IMAGE, image["sha256"]))
                 try:
-                    arr = self._preprocess(bytes(image["bytes"] or b""))
+                    data = self._store.get(image["path"])
+                except Exception as exc:  # missing or unreadable: dead letter, never a crash
+                    inc(NS, "dropped_image_not_in_store")
+                    yield beam.pvalue.TaggedOutput(
+                        DEAD,
+                        dead_letter(
+                            STAGE_SCORE_CLIP,
+                            "image_not_in_store",
+                            source,
+                            source_id,
+                            f"{pair.image}: {type(exc).__name__}",
+                        ),
+                    )
+                    return
+                try:
+                    arr = self._preprocess(data)
                 except Exception as exc:  # any decoder failure: dead letter, never a crash
                     inc(NS, "dropped_image_undecodable")
                     yield beam.pvalue.TaggedOutput(
@@ -205,14 +230,15 @@ class ScoreImageText(beam.PTransform):
 
     Args:
         settings: :class:`ClipSettings` (model, weights, device, precision, batch bounds).
+        store: the build's image store, where the records' images are read from.
         large_model: share one model per machine across worker processes (RunInference's
             ``share_model_across_processes``); use it for ViT-L/14 and larger on GPU workers.
         jpeg_draft: decode JPEGs at a reduced DCT scale when they are much larger than the
             model input (faster; see :class:`pipelines.clip.model.ImagePreprocessor`).
 
     Input:
-        ``PCollection`` of finished records (after image loading, validation, image
-        integrity and dedupe), each with ``images[].bytes``. Record ids must be unique
+        ``PCollection`` of finished records (after image loading and validation), whose
+        ``images[].path`` name files in ``store``. Record ids must be unique
         (``DropDuplicateIds`` runs before): they key the join of records and embeddings.
 
     Output:
@@ -224,6 +250,7 @@ class ScoreImageText(beam.PTransform):
         :class:`pipelines.clip.FindEmbeddingDuplicates`.
 
     Dead letters (stage ``score_clip``):
+        ``image_not_in_store`` (the store has no such image or cannot read it),
         ``image_undecodable`` (an image's bytes do not decode; detail: path and error),
         ``image_not_listed`` (a segment names an image the record does not list),
         ``clip_inference_failed`` (the model raised on the record's batch; detail: error),
@@ -236,21 +263,26 @@ class ScoreImageText(beam.PTransform):
 
     Example::
 
-        scored = records | "ScoreImageText" >> ScoreImageText(settings)
+        scored = records | "ScoreImageText" >> ScoreImageText(settings, ImageStore(output))
         records, dead = scored["records"], scored[DEAD]
     """
 
     def __init__(
-        self, settings: ClipSettings, large_model: bool = False, jpeg_draft: bool = True
+        self,
+        settings: ClipSettings,
+        store: ImageStore,
+        large_model: bool = False,
+        jpeg_draft: bool = True,
     ) -> None:
         super().__init__()
         self._settings = settings
+        self._store = store
         self._large_model = large_model
         self._jpeg_draft = jpeg_draft
 
     def expand(self, records):
         prepared = records | "PrepareClipInputs" >> beam.ParDo(
-            PrepareClipInputsFn(self._settings, self._jpeg_draft)
+            PrepareClipInputsFn(self._settings, self._store, self._jpeg_draft)
         ).with_outputs(DEAD, RECORDS, KEYED, main="inputs")
         handler = KeyedModelHandler(self._settings.model_handler(self._large_model))
         inferred, dlq = (

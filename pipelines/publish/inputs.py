@@ -1,8 +1,9 @@
 """What a publish reads: the build's records and stats, annotation decisions, selection targets.
 
-Records are streamed from the build once: each image's bytes go to a content-addressed scratch
-folder on disk (``images/<sha256>.<ext>``) and only the JSON view stays in memory, so a release
-of tens of thousands of items does not hold its pictures in RAM.
+Records are streamed from the build once and only their JSON views (metadata, a few KB each)
+stay in memory. Images stay in the build's content-addressed store
+(``<build>/images/<sha256>.<ext>``); the shard writer reads them one row group at a time, so a
+release of tens of thousands of items never holds its pictures in RAM.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from pipelines.errors import MmloomError
+from pipelines.store import ImageStore
 from pipelines.transforms.io import read_records, read_stats, require_records
 from schemas.records import CATEGORIES, FIELDS
 from schemas.validation import validate_record
@@ -42,44 +44,44 @@ class Dropped:
 
 @dataclass
 class Build:
-    """A build read for publishing: JSON views of its records and its stats."""
+    """A build read for publishing: JSON views of its records, its stats, its image store."""
 
     records: list[dict[str, Any]]
     stats: dict[str, Any]
-    image_dir: str  # scratch folder holding images/<sha256>.<ext>
+    store: ImageStore
     image_bytes: dict[str, int] = field(default_factory=dict)  # path -> size
 
 
-def read_build(build_dir: str, scratch_dir: str) -> Build:
-    """Read every record of ``build_dir``, spilling image bytes into ``scratch_dir``.
+def read_build(build_dir: str) -> Build:
+    """Read every record of ``build_dir`` (no image bytes) and check its images are stored.
 
     Raises:
-        MmloomError: the folder holds no records, or an image's bytes do not match its sha256.
+        MmloomError: the folder holds no records, or an image a record uses is missing from
+        the store.
     """
     require_records(build_dir)
     stats = read_stats(build_dir)
-    os.makedirs(os.path.join(scratch_dir, "images"), exist_ok=True)
+    store = ImageStore(build_dir)
     records: list[dict[str, Any]] = []
     sizes: dict[str, int] = {}
-    for record in read_records(build_dir, with_bytes=True):
+    for record in read_records(build_dir):
         for image in record["images"]:
-            data = image.pop("bytes")
             if image["path"] in sizes:
                 continue
-            if hashlib.sha256(data).hexdigest() != image["sha256"]:
+            try:
+                sizes[image["path"]] = store.size(image["path"])
+            except (OSError, ValueError, IndexError) as exc:
                 raise MmloomError(
-                    f"image {image['path']} of {record['id']} does not match its sha256; the "
-                    f"build in {build_dir} is damaged: rebuild it with `mmloom build --overwrite`"
-                )
-            with open(os.path.join(scratch_dir, image["path"]), "wb") as out:
-                out.write(data)
-            sizes[image["path"]] = len(data)
+                    f"image {image['path']} of {record['id']} is missing from the build's "
+                    f"image store ({store.root}); the build in {build_dir} is incomplete or "
+                    "damaged: rebuild it with `mmloom build --overwrite`"
+                ) from exc
         records.append(record)
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         raise MmloomError(f"{build_dir} holds duplicate record ids; rebuild it")
     records.sort(key=lambda r: r["id"])
-    return Build(records=records, stats=stats, image_dir=scratch_dir, image_bytes=sizes)
+    return Build(records=records, stats=stats, store=store, image_bytes=sizes)
 
 
 @dataclass

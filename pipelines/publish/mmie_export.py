@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from typing import Any
+
+from pipelines.store import ImageStore
 
 MMIE_CATEGORIES = ("SA", "PBL", "MSR")
 NULL_GT = [{"text": None, "image": None}]
@@ -96,21 +97,13 @@ def to_mmie(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _place(src: str, dst: str) -> None:
-    """Hard-link ``src`` to ``dst`` (same filesystem), else copy it."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
-def export(records: list[dict[str, Any]], out_dir: str, image_dir: str) -> dict[str, Any]:
+def export(records: list[dict[str, Any]], out_dir: str, store: ImageStore) -> dict[str, Any]:
     """Write ``data.json``, ``images/`` and ``scorer_limits.json`` under ``out_dir``.
 
     Args:
         records: the release's records (JSON views) in release order.
         out_dir: the release's ``mmie/`` folder.
-        image_dir: the scratch folder holding ``images/<sha256>.<ext>``.
+        store: the build's image store; images are linked or copied from it one at a time.
     Returns:
         The content of ``scorer_limits.json`` plus ``items`` and ``images`` counts.
     """
@@ -137,7 +130,7 @@ def export(records: list[dict[str, Any]], out_dir: str, image_dir: str) -> dict[
             if seg["image"] is not None:
                 images.add(seg["image"])
     for path in sorted(images):
-        _place(os.path.join(image_dir, path), os.path.join(out_dir, path))
+        store.copy_to(path, os.path.join(out_dir, path))
     with open(os.path.join(out_dir, "data.json"), "w", encoding="utf-8") as f:
         json.dump(items, f, ensure_ascii=False, indent=2, sort_keys=True)
         f.write("\n")

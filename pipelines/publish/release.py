@@ -139,8 +139,7 @@ def _clean_stale(parent: str, name: str) -> None:
 
 
 def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
-    scratch = os.path.join(tmp, ".scratch")
-    build = inputs.read_build(opts.build, scratch)
+    build = inputs.read_build(opts.build)
     annotations = inputs.read_annotations(opts.annotations) if opts.annotations else None
     records, dropped = inputs.apply_decisions(build.records, annotations, opts.require_annotation)
     if annotations is not None:
@@ -157,11 +156,11 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
     data = shards.write_shards(
         records,
         os.path.join(tmp, "data"),
-        build.image_dir,
+        build.store,
         build.image_bytes,
         opts.max_shard_bytes,
     )
-    mmie = mmie_export.export(records, os.path.join(tmp, "mmie"), build.image_dir)
+    mmie = mmie_export.export(records, os.path.join(tmp, "mmie"), build.store)
     settings = summary.build_settings(build.stats, opts.build)
     agreement = annotations.agreement if annotations else None
     stats_summary = summary.summarize(
@@ -187,7 +186,6 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
         os.path.join(tmp, "dropped.jsonl"),
         "".join(json.dumps(d, ensure_ascii=False, sort_keys=True) + "\n" for d in dropped_json),
     )
-    shutil.rmtree(scratch)
 
     rows = {path: n for path, _, n in shard_files}
     rows["mmie/data.json"] = mmie["items"]

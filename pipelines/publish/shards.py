@@ -9,6 +9,7 @@ which is where ``datasets`` and the Hugging Face viewer look for them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -17,6 +18,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, Image, List, Value
+
+from pipelines.errors import MmloomError
+from pipelines.store import ImageStore
 
 SPLIT = "test"
 ROWS_PER_GROUP = 100  # datasets' own choice for image data; keeps the viewer working
@@ -218,21 +222,33 @@ def shard_name(index: int, count: int) -> str:
 def write_shards(
     records: list[dict[str, Any]],
     out_dir: str,
-    image_dir: str,
+    store: ImageStore,
     image_bytes: dict[str, int],
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> list[tuple[str, int]]:
     """Write ``records`` (already in release order) as ``<out_dir>/test-*.parquet``.
 
+    Image bytes are read from ``store`` one row group at a time (at most ``ROWS_PER_GROUP``
+    rows or about ``MAX_GROUP_BYTES``), checked against their sha256, embedded, and released
+    before the next group: memory stays bounded whatever the size of the release.
+
     Returns ``(file name, rows)`` per shard. An empty release still gets one (empty) shard so
     the split exists.
+
+    Raises:
+        MmloomError: a stored image does not match its sha256 (a damaged build).
     """
     os.makedirs(out_dir, exist_ok=True)
     schema = FEATURES.arrow_schema
 
     def read_image(path: str) -> bytes:
-        with open(os.path.join(image_dir, path), "rb") as f:
-            return f.read()
+        data = store.get(path)
+        if hashlib.sha256(data).hexdigest() != path.split("/")[-1].split(".")[0]:
+            raise MmloomError(
+                f"image {path} in {store.root} does not match its sha256; the build is "
+                "damaged: rebuild it with `mmloom build --overwrite`"
+            )
+        return data
 
     shards = plan([row_bytes(r, image_bytes) for r in records], max_shard_bytes) or [[]]
     written: list[tuple[str, int]] = []

@@ -2,9 +2,11 @@
 
 ``load_images(draft)`` is the pure function; ``LoadImages`` is the Beam stage around it.
 For each image of a draft record (``schemas.records``): take the embedded bytes or read the
-URI, hash them (sha256), read the header with Pillow for format, width and height, and
-name the file ``images/<sha256>.<ext>``. A record whose image cannot be used is rejected
-whole, with the first failing image named in the detail.
+URI, hash them (sha256), decode once with Pillow under limits for format, size and pHash,
+and name the file ``images/<sha256>.<ext>``. Given an :class:`pipelines.store.ImageStore`,
+the bytes are written there once; the finished record carries only the reference and the
+metadata, never the bytes. A record whose image cannot be used is rejected whole, with the
+first failing image named in the detail.
 
 Reasons: ``image_missing`` (no such file), ``image_unreadable`` (the file exists but
 cannot be read), ``image_empty`` (zero bytes), ``image_undecodable`` (not an image Pillow
@@ -31,6 +33,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from pipelines.deadletter import DEAD, STAGE_IMAGES, dead_letter, from_exception
 from pipelines.errors import RecordError
 from pipelines.metrics import inc
+from pipelines.store import ImageStore, ref_for
 from sources.base import exists, read_bytes
 
 # Pillow format name -> (schema format, file extension)
@@ -216,23 +219,32 @@ DROP_SEGMENT = "drop_segment"
 
 
 def load_images(
-    draft: dict[str, Any], limits: ImageLimits | None = None, on_bad_image: str = DROP_RECORD
+    draft: dict[str, Any],
+    limits: ImageLimits | None = None,
+    on_bad_image: str = DROP_RECORD,
+    store: ImageStore | None = None,
 ) -> dict[str, Any]:
-    """Resolve every draft image; returns the finished record (images carry ``bytes``).
+    """Resolve every draft image; returns the finished record (image references, no bytes).
 
     Without ``limits`` only decoding is checked (no size or aspect gate), which is what the
     readers' own tests need; the build passes the config's limits. Images that fail drop the
     record (``drop_record``), or with ``drop_segment`` only their segment's picture, see
     :func:`load_images_checked`, whose dropped-image list this function discards.
     """
-    record, _ = load_images_checked(draft, limits, on_bad_image)
+    record, _ = load_images_checked(draft, limits, on_bad_image, store)
     return record
 
 
 def load_images_checked(
-    draft: dict[str, Any], limits: ImageLimits | None = None, on_bad_image: str = DROP_RECORD
+    draft: dict[str, Any],
+    limits: ImageLimits | None = None,
+    on_bad_image: str = DROP_RECORD,
+    store: ImageStore | None = None,
 ) -> tuple[dict[str, Any], list[RecordError]]:
     """:func:`load_images`, also returning the images dropped under ``drop_segment``.
+
+    With ``store``, every image that passes is written into it (once: an image already
+    there is not written again); without, nothing is written (the readers' own tests).
 
     Raises:
         RecordError: an image failed under ``drop_record``; or, under ``drop_segment``, the
@@ -253,10 +265,17 @@ def load_images_checked(
             failed[entry["ref"]] = exc
             continue
         digest = hashlib.sha256(data).hexdigest()
-        path = f"images/{digest}.{info.ext}"
+        path = ref_for(digest, info.ext)
         path_of[entry["ref"]] = path
         if any(im["path"] == path for im in images):
             continue  # the same picture under two refs: list it once
+        if store is not None:
+            try:
+                store.put(path, data)
+            except Exception as exc:  # disk full, permissions, a remote store's error
+                raise RecordError(
+                    "image_store_failed", f"{entry['uri']}: {type(exc).__name__}: {exc}"
+                ) from exc
         images.append(
             {
                 "path": path,
@@ -267,7 +286,6 @@ def load_images_checked(
                 "source_uri": entry["uri"],
                 "license": entry.get("license"),
                 "phash": info.phash,
-                "bytes": data,
             }
         )
     record = dict(draft)
@@ -319,9 +337,11 @@ class LoadImagesFn(beam.DoFn):
         self,
         relative_to: str = "",
         options: dict[str, Any] | None = None,
+        store: ImageStore | None = None,
     ) -> None:
         self._base_dir = relative_to
         self._options = options or {}
+        self._store = store
 
     def setup(self) -> None:
         opts = self._options
@@ -336,7 +356,7 @@ class LoadImagesFn(beam.DoFn):
         source = prov["source"]
         limits = self._exempt_limits if source in self._exempt else self._limits
         try:
-            record, dropped = load_images_checked(draft, limits, self._policy)
+            record, dropped = load_images_checked(draft, limits, self._policy, self._store)
             record = localize_paths(record, self._base_dir)
         except Exception as exc:  # every failure becomes a dead letter, never a crash
             dl = from_exception(STAGE_IMAGES, source, prov["source_id"], exc)
@@ -357,10 +377,12 @@ class LoadImagesFn(beam.DoFn):
 
 
 class LoadImages(beam.PTransform):
-    """Resolve draft images to content-addressed images with metadata and bytes.
+    """Resolve draft images to content-addressed images: check, hash, store, reference.
 
-    Input: draft records. Output: a ``DoOutputsTuple`` with the finished records as the main
-    output and dead letters (stage ``load_images``) under ``DEAD``.
+    Input: draft records (images as references, or bytes embedded by parquet sources).
+    Output: a ``DoOutputsTuple`` with the finished records as the main output (images are
+    ``images/<sha256>.<ext>`` references with metadata; no bytes) and dead letters (stage
+    ``load_images``) under ``DEAD``.
     Counters (namespace ``LoadImages``): ``out``, ``images``, ``dropped_<reason>``.
 
     Args:
@@ -368,13 +390,21 @@ class LoadImages(beam.PTransform):
             records (source files, image URIs) are made relative to it.
         options: the ``images`` block of the build config (limits, exempt sources,
             ``on_bad_image``, ``draft_decode``).
+        store: the build's image store; every image that passes is written there once.
+            Without one nothing is written (tests of the checks alone).
     """
 
-    def __init__(self, relative_to: str = "", options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        relative_to: str = "",
+        options: dict[str, Any] | None = None,
+        store: ImageStore | None = None,
+    ) -> None:
         super().__init__()
         self._base_dir = relative_to
         self._options = options or {}
+        self._store = store
 
     def expand(self, drafts):
-        fn = LoadImagesFn(self._base_dir, self._options)
+        fn = LoadImagesFn(self._base_dir, self._options, self._store)
         return drafts | "LoadImagesFn" >> beam.ParDo(fn).with_outputs(DEAD, main="records")

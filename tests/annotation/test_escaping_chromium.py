@@ -50,7 +50,7 @@ def image_base(tmp_path):
     data = _png()
     sha = hashlib.sha256(data).hexdigest()
     export_images(
-        [{"images": [{"path": f"images/{sha}.png", "sha256": sha, "bytes": data}]}], tmp_path
+        [{"images": [{"path": f"images/{sha}.png", "sha256": sha}]}], tmp_path, lambda _: data
     )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

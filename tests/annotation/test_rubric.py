@@ -178,21 +178,24 @@ def test_argilla_record_carries_metadata_suggestions_and_a_stable_hash():
 def test_image_server_is_read_only_and_loopback(tmp_path):
     data = b"\x89PNG fake"
     sha = hashlib.sha256(data).hexdigest()
+    missing = "c" * 64
+    stored = {f"images/{sha}.png": data, f"images/{SHA}.png": b"other"}
     recs = [
         {
             "images": [
-                {"path": f"images/{sha}.png", "sha256": sha, "bytes": data},
-                {"path": f"images/{SHA}.png", "sha256": SHA, "bytes": b"other"},
+                {"path": f"images/{sha}.png", "sha256": sha},
+                {"path": f"images/{SHA}.png", "sha256": SHA},
+                {"path": f"images/{missing}.png", "sha256": missing},
             ]
         }
     ]
-    assert export_images(recs, tmp_path) == {
+    assert export_images(recs, tmp_path, stored.__getitem__) == {
         "written": 1,
         "present": 0,
         "mismatched": 1,
-        "missing_bytes": 0,
+        "missing_bytes": 1,
     }
-    assert export_images(recs, tmp_path)["present"] == 1
+    assert export_images(recs, tmp_path, stored.__getitem__)["present"] == 1
     (tmp_path / "secret.txt").write_text("no")
     import socket
 

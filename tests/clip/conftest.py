@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.clip import ClipSettings
 from pipelines.clip.tiny import TINY_MODEL_NAME
+from pipelines.store import ImageStore
 from pipelines.transforms.images import load_images
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from tools.sample_images import make_image
@@ -18,6 +19,12 @@ def tiny_checkpoint(tiny_clip_checkpoint) -> str:
     """The tiny model, constructed so crops and re-renders embed close (tools/make_tiny_clip);
     the same file the sample config uses (tests/conftest.py)."""
     return tiny_clip_checkpoint
+
+
+@pytest.fixture
+def image_store(tmp_path) -> ImageStore:
+    """An empty image store, as a build folder has one (``<build>/images/``)."""
+    return ImageStore(str(tmp_path / "build"))
 
 
 @pytest.fixture
@@ -39,8 +46,10 @@ def make_record(
     seed: str = "r",
     images: list[bytes] | None = None,
     question_texts: list[str | None] | None = None,
+    store: ImageStore | None = None,
 ) -> dict:
-    """A finished record (images loaded, with bytes) of ``category`` with ``n`` image segments.
+    """A finished record (images loaded; written into ``store`` when given) of ``category``
+    with ``n`` image segments.
 
     SA/PBL: a prompt segment, then ``n`` (sentence, image) segments in the question.
     MSR/IF: one question text segment followed by ``n`` image-only segments.
@@ -73,4 +82,4 @@ def make_record(
         provenance=provenance(src, "test", seed, "cc-by", "test.json"),
         answer_value=value,
     )
-    return copy.deepcopy(load_images(draft))
+    return copy.deepcopy(load_images(draft, store=store))

@@ -58,19 +58,25 @@ def test_share_across_processes_flag(clip_settings):
 
 
 def test_score_image_text_scores_records_and_dead_letters_bad_images(
-    clip_settings, tiny_checkpoint
+    clip_settings, tiny_checkpoint, image_store
 ):
     model_id = f"mmloom-tiny-clip/{os.path.basename(tiny_checkpoint)}"
-    good_sa = make_record("SA", n=3, seed="good-sa")
-    good_msr = make_record("MSR", n=2, seed="good-msr")
-    broken = make_record("SA", n=2, seed="broken")
-    # the header says JPEG (so LoadImages accepted it) but the data stops after it
-    broken["images"][1]["bytes"] = broken["images"][1]["bytes"][:200]
-    no_text = make_record("MSR", n=1, seed="no-text")
+    good_sa = make_record("SA", n=3, seed="good-sa", store=image_store)
+    good_msr = make_record("MSR", n=2, seed="good-msr", store=image_store)
+    broken = make_record("SA", n=2, seed="broken", store=image_store)
+    # the store's file says JPEG (so LoadImages accepted it) but the data stops after the header
+    stored = image_store.uri(broken["images"][1]["path"])
+    with open(stored, "rb") as f:
+        head = f.read(200)
+    with open(stored, "wb") as f:
+        f.write(head)
+    # a record whose image never reached the store
+    missing = make_record("MSR", n=1, seed="missing")
+    no_text = make_record("MSR", n=1, seed="no-text", store=image_store)
     no_text["question"][0]["text"] = "   "
-    records = [good_sa, good_msr, broken, no_text]
+    records = [good_sa, good_msr, broken, missing, no_text]
     with TestPipeline() as p:
-        out = p | beam.Create(records) | ScoreImageText(clip_settings)
+        out = p | beam.Create(records) | ScoreImageText(clip_settings, image_store)
 
         def check_records(recs):
             by_id = {r["id"]: r for r in recs}
@@ -84,8 +90,8 @@ def test_score_image_text_scores_records_and_dead_letters_bad_images(
                 ]
                 assert all(-1 <= p["score"] <= 1 for p in clip["pairs"])
                 assert clip["min_score"] == min(p["score"] for p in clip["pairs"])
-                # the record keeps everything else, image bytes included
-                assert [im["bytes"] for im in r["images"]] == [im["bytes"] for im in src["images"]]
+                # the record keeps everything else; no image bytes travel with it
+                assert all("bytes" not in im for im in r["images"])
                 assert {k: v for k, v in r.items() if k != "scores"} == {
                     k: v for k, v in src.items() if k != "scores"
                 }
@@ -98,7 +104,12 @@ def test_score_image_text_scores_records_and_dead_letters_bad_images(
         assert_that(out["records"], check_records, label="Records")
         assert_that(
             out[DEAD] | beam.Map(lambda d: (d["stage"], d["reason"], d["source_id"])),
-            equal_to([("score_clip", "image_undecodable", "broken")]),
+            equal_to(
+                [
+                    ("score_clip", "image_undecodable", "broken"),
+                    ("score_clip", "image_not_in_store", "missing"),
+                ]
+            ),
             label="Dead",
         )
         assert_that(
@@ -131,7 +142,7 @@ def _jpeg(im: Image.Image, quality: int = 75) -> bytes:
     return buf.getvalue()
 
 
-def test_embedding_dedupe_clusters_crops_and_rerenders_phash_misses(clip_settings):
+def test_embedding_dedupe_clusters_crops_and_rerenders_phash_misses(clip_settings, image_store):
     """Plant a crop and a mirrored re-render of two pictures; pHash misses them, CLIP finds them."""
     planted = {}
     for seed in ("plant-0", "plant-4"):
@@ -151,10 +162,13 @@ def test_embedding_dedupe_clusters_crops_and_rerenders_phash_misses(clip_setting
     others = [make_image(f"other-{i}", 320, 240) for i in range(4)]
     # each picture in its own record, as the build would see them
     records = [
-        make_record("MSR", n=1, seed=f"{seed}-{i}", images=[data])
+        make_record("MSR", n=1, seed=f"{seed}-{i}", images=[data], store=image_store)
         for seed, datas in planted.items()
         for i, data in enumerate(datas)
-    ] + [make_record("MSR", n=1, seed=f"other-{i}", images=[d]) for i, d in enumerate(others)]
+    ] + [
+        make_record("MSR", n=1, seed=f"other-{i}", images=[d], store=image_store)
+        for i, d in enumerate(others)
+    ]
     sha = {r["provenance"]["source_id"]: r["images"][0]["sha256"] for r in records}
     expected = sorted(
         [sorted(sha[f"{seed}-{i}"] for i in range(3)) for seed in planted]
@@ -162,7 +176,7 @@ def test_embedding_dedupe_clusters_crops_and_rerenders_phash_misses(clip_setting
         key=lambda g: g[0],
     )
     with TestPipeline() as p:
-        scored = p | beam.Create(records) | ScoreImageText(clip_settings)
+        scored = p | beam.Create(records) | ScoreImageText(clip_settings, image_store)
         edges = scored["image_embeddings"] | FindEmbeddingDuplicates(
             clip_settings.embedding_duplicate_threshold
         )
