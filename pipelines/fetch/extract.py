@@ -83,10 +83,10 @@ def extract_zip(archive: Path, dest: Path, select: Select = _identity) -> list[P
         plan = []
         for info in zf.infolist():
             rel = safe_relpath(archive, info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no type
+            if kind == stat.S_IFLNK:
                 raise _refuse(archive, info.filename, "is a symbolic link")
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise _refuse(archive, info.filename, "is not a regular file")
             if info.is_dir():
                 continue
