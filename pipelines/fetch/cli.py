@@ -104,9 +104,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def choose_splits(names: list[str], split_args: list[str]) -> dict[str, tuple[str, ...]]:
-    """Source -> splits from ``--split`` values (``SOURCE=A,B`` or a bare ``A``)."""
+    """Source -> splits from ``--split`` values (``SOURCE=A,B``, or a bare ``A`` for every
+    source that has it); sources without one get their default splits."""
     chosen: dict[str, tuple[str, ...]] = {}
-    for value in split_args:
+    # bare splits first, so that SOURCE=SPLIT wins whatever the order on the command line
+    for value in sorted(split_args, key=lambda v: "=" in v):
         if "=" in value:
             source, _, rest = value.partition("=")
             if source not in names:

@@ -1,9 +1,10 @@
 """Real HTTP servers on 127.0.0.1 for the fetch tests (no mocks of HTTP).
 
 * :class:`FileServer` serves bytes by path with ``Range`` support, HEAD, a request log,
-  and per-path faults: ``hang`` (send N bytes, then stall until released), ``cut`` (send N
-  bytes, then close) and ``drop`` (close without answering). It is both the ``--mirror`` of
-  every official host (``/<host>/<path>``) and the hub's "CDN" (``/cdn/<sha256>``).
+  and per-path faults: ``hang`` (send N bytes, then stall until released), ``cut`` (send
+  N bytes, then close; ``cut_once`` only the first time) and ``drop`` (close without
+  answering). It is both the ``--mirror`` of every official host (``/<host>/<path>``)
+  and the hub's "CDN" (``/cdn/<sha256>``).
 * :class:`HubServer` answers what ``huggingface_hub`` calls for a dataset file:
   ``HEAD``/``GET /datasets/<owner>/<name>/resolve/<revision>/<path>``. Like the real hub for
   LFS files it answers 302 to the CDN (another origin) with ``X-Repo-Commit``,
@@ -104,7 +105,9 @@ class _FileHandler(_Handler):
         if head:
             return
         body = data[start:]
-        if fault and fault[0] in ("hang", "cut"):
+        if fault and fault[0] == "cut_once":
+            self.state.faults.pop(path, None)
+        if fault and fault[0] in ("hang", "cut", "cut_once"):
             self.wfile.write(body[: fault[1]])
             self.wfile.flush()
             if fault[0] == "hang":
