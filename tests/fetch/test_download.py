@@ -232,3 +232,13 @@ def test_split_selects_only_that_splits_files(tmp_path):
     assert len([j for j in train.jobs if j.manual]) == 13
     coco = SPECS["coco"].plan(("val",), {})
     assert [j.filename for j in coco.jobs] == ["annotations_trainval2017.zip", "val2017.zip"]
+
+
+def test_progress_bar_per_file_on_stderr(tmp_path, serve, published, capsys):
+    files, _ = serve
+    sums = checksums_dir(tmp_path, published)
+    argv = ["fetch", "coco", "--to", str(tmp_path / "data"), "--checksums-dir", str(sums)]
+    assert main([*argv, "--mirror", files.url]) == 0
+    err = capsys.readouterr().err
+    for name in ("coco/annotations_trainval2017.zip", "coco/val2017.zip"):
+        assert f"{name}: 100%" in err
