@@ -60,7 +60,7 @@ setup(
     packages=find_packages(include=["pipelines*", "schemas*", "sources*", "annotation*"]),
     package_data={
         "schemas": ["*.json", "*.yaml", "CHANGELOG.md"],
-        "sources": ["*/*.yaml", "*/README.md", "*/CITATION.bib"],
+        "sources": ["*/*.yaml", "*/README.md", "*/CITATION.bib", "*/checksums.tsv"],
         "annotation": ["rubric.yaml"],
     },
     include_package_data=False,

@@ -2,6 +2,7 @@
 
 mmloom build --config CONFIG --output DIR [--overwrite] [Beam flags]
 mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary] [--image-uris] [--image PATH]
+mmloom fetch SOURCE... --to DIR [--split SOURCE=SPLIT] (download, verify, lay out; writes a config)
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ def _cmd_publish(argv: list[str]) -> int:
     return publish_main(argv)
 
 
+def _cmd_fetch(argv: list[str]) -> int:
+    from pipelines.fetch.cli import run
+
+    return run(argv)
+
+
 def _cmd_annotate(argv: list[str]) -> int:
     from annotation.cli import main as annotate_main
 
@@ -114,6 +121,7 @@ def _cmd_annotate(argv: list[str]) -> int:
 
 COMMANDS = {
     "build": _cmd_build,
+    "fetch": _cmd_fetch,
     "show": _cmd_show,
     "annotate": _cmd_annotate,
     "publish": _cmd_publish,

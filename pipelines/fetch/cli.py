@@ -1,0 +1,231 @@
+"""``mmloom fetch``: get the real sources from where they are published, verified and laid out.
+
+    mmloom fetch all --to /data/mmloom
+    mmloom fetch vist coco --to /data/mmloom --split vist=test --split coco=val
+    mmloom fetch mathvista remi --to /data/mmloom --mathvista-layout github
+    mmloom build --config /data/mmloom/mmloom.yaml --output out/real
+
+Each source's files go to ``DIR/<source>/`` in the layout of its README, archives are kept
+in ``DIR/downloads/<source>/`` (``--delete-archives`` removes them once unpacked), and
+``DIR/mmloom.yaml`` is a ready build config pointing at what was fetched. Every file is
+verified against ``sources/<source>/checksums.tsv``; files it does not know yet are
+recorded on first fetch in ``DIR/<source>/checksums.tsv`` and verified on every later one.
+Downloads resume after an interruption: run the same command again.
+
+Hosts that cannot be scripted (wikiHow-VGSI's and VIST's images on Google Drive): download
+the listed files by hand into ``DIR/manual/<source>/`` (or ``--manual-dir``); fetch then
+verifies, unpacks and lays them out. Hub datasets (MathVista, ReMI) come through
+``huggingface_hub`` pinned to a commit; set ``HF_TOKEN`` for gated ones and ``HF_ENDPOINT``
+for a hub mirror. ``--mirror URL`` (or ``MMLOOM_FETCH_MIRROR``) fetches every HTTP file from
+``URL/<host>/<path>`` instead, e.g. an internal mirror.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from pipelines.errors import MmloomError
+from pipelines.fetch.core import FetchSettings, fetch_plan, missing_manual
+from pipelines.fetch.http import RetryPolicy
+from pipelines.fetch.sources import SPECS, Plan
+
+LOG = logging.getLogger("mmloom.fetch")
+CONFIG_NAME = "mmloom.yaml"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="mmloom fetch",
+        description="Download the real sources, verify them and lay them out for a build.",
+        epilog="Splits: "
+        + "; ".join(
+            f"{n}: {', '.join(s.splits)} (default {','.join(s.default_splits)})"
+            for n, s in SPECS.items()
+        ),
+    )
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help=f"{', '.join(SPECS)} or all")
+    parser.add_argument("--to", required=True, help="folder to fetch into (created)")
+    parser.add_argument(
+        "--split",
+        action="append",
+        default=[],
+        metavar="SOURCE=SPLIT[,SPLIT]",
+        help="splits to fetch per source (repeatable); a bare SPLIT applies to every "
+        "chosen source that has it. Only the chosen splits' files are downloaded",
+    )
+    parser.add_argument(
+        "--mathvista-layout",
+        choices=("parquet", "github"),
+        default="parquet",
+        help="parquet: the HF testmini parquet (images inside, 142 MB); github: testmini.json "
+        "and query.json from GitHub plus images.zip from the hub (866 MB)",
+    )
+    parser.add_argument(
+        "--manual-dir",
+        default=None,
+        help="where hand-downloaded files are put, as <dir>/<source>/<file> (default DIR/manual)",
+    )
+    parser.add_argument(
+        "--mirror",
+        default=os.environ.get("MMLOOM_FETCH_MIRROR"),
+        help="fetch http(s)://HOST/PATH from MIRROR/HOST/PATH (env MMLOOM_FETCH_MIRROR)",
+    )
+    parser.add_argument(
+        "--checksums-dir",
+        default=None,
+        help="read <dir>/<source>/checksums.tsv instead of the project's sources/ folders",
+    )
+    parser.add_argument(
+        "--register-checksums",
+        action="store_true",
+        help="write the checksums recorded on this fetch into the project's checksums.tsv",
+    )
+    parser.add_argument("--retries", type=int, default=5, help="retries per file (default 5)")
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=2.0,
+        help="seconds before the first retry, doubled each time (default 2)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds without data before a retry"
+    )
+    parser.add_argument(
+        "--delete-archives", action="store_true", help="delete archives once unpacked"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def choose_splits(names: list[str], split_args: list[str]) -> dict[str, tuple[str, ...]]:
+    """Source -> splits from ``--split`` values (``SOURCE=A,B``, or a bare ``A`` for every
+    source that has it); sources without one get their default splits."""
+    chosen: dict[str, tuple[str, ...]] = {}
+    # bare splits first, so that SOURCE=SPLIT wins whatever the order on the command line
+    for value in sorted(split_args, key=lambda v: "=" in v):
+        if "=" in value:
+            source, _, rest = value.partition("=")
+            if source not in names:
+                raise MmloomError(
+                    f"--split {value}: {source!r} is not among the sources to fetch "
+                    f"({', '.join(names)})"
+                )
+            targets = [source]
+        else:
+            rest = value
+            targets = [n for n in names if all(s in SPECS[n].splits for s in value.split(","))]
+            if not targets:
+                raise MmloomError(
+                    f"--split {value}: none of {', '.join(names)} has that split; use "
+                    "SOURCE=SPLIT (see `mmloom fetch --help` for each source's splits)"
+                )
+        splits = tuple(dict.fromkeys(s.strip() for s in rest.split(",") if s.strip()))
+        for source in targets:
+            spec = SPECS[source]
+            unknown = [s for s in splits if s not in spec.splits]
+            if unknown or not splits:
+                raise MmloomError(
+                    f"--split {value}: {source} has the splits {', '.join(spec.splits)}"
+                )
+            if spec.single_split and len(splits) > 1:
+                raise MmloomError(
+                    f"--split {value}: a {source} build reads one split; fetch one at a time"
+                )
+            chosen[source] = splits
+    return {n: chosen.get(n, SPECS[n].default_splits) for n in names}
+
+
+def source_names(values: list[str]) -> list[str]:
+    names: list[str] = []
+    for value in values:
+        picked = list(SPECS) if value == "all" else [value]
+        for name in picked:
+            if name not in SPECS:
+                raise MmloomError(f"unknown source {name!r}; choose from {', '.join(SPECS)}, all")
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def write_config(to: Path, plans: list[Plan], command: str) -> Path:
+    """``DIR/mmloom.yaml``: a build config with every source fetched into ``DIR`` so far.
+
+    Paths are relative to ``DIR`` (the config's folder), so the folder can be moved whole.
+    Sources fetched by earlier runs into the same folder stay in the config.
+    """
+    path = to / CONFIG_NAME
+    sources: dict = {}
+    if path.is_file():
+        try:
+            old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            sources.update(old.get("sources") or {})
+        except yaml.YAMLError:
+            LOG.warning("%s is not valid YAML; writing a new one", path)
+    for plan in plans:
+        sources[plan.source] = plan.config
+    body = {"version": 1, "name": "fetched", "sources": sources}
+    header = (
+        "# Written by `mmloom fetch`; paths are relative to this file's folder.\n"
+        f"# Last command: {command}\n"
+        "# Build:  mmloom build --config THIS_FILE --output OUT   (add --no-clip for a\n"
+        "# quick CPU run; otherwise CLIP ViT-L-14/openai weights are downloaded on first use,\n"
+        "# see README.md, 'CLIP scoring')\n"
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(header + yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def run(argv: list[str]) -> int:
+    args = parse_args(argv)
+    names = source_names(args.sources)
+    splits = choose_splits(names, args.split)
+    to = Path(args.to).expanduser().resolve()
+    manual = Path(args.manual_dir).expanduser().resolve() if args.manual_dir else to / "manual"
+    settings = FetchSettings(
+        to=to,
+        manual_dir=manual,
+        checksums_dir=Path(args.checksums_dir).resolve() if args.checksums_dir else None,
+        mirror=args.mirror or None,
+        policy=RetryPolicy(retries=args.retries, backoff=args.backoff, timeout=args.timeout),
+        progress=not args.no_progress,
+        delete_archives=args.delete_archives,
+        register=args.register_checksums,
+    )
+    options = {"mathvista_layout": args.mathvista_layout}
+    plans = [SPECS[n].plan(splits[n], options) for n in names]
+
+    missing = [line for plan in plans for line in missing_manual(plan, settings)]
+    if missing:
+        raise MmloomError(
+            "these files cannot be downloaded by a script (their host needs a browser); "
+            "download them by hand and put them where shown, then run the same command "
+            "again:\n" + "\n".join(missing)
+        )
+    for plan in plans:
+        LOG.info("fetching %s (%s) into %s", plan.source, ", ".join(plan.splits), to / plan.source)
+        report = fetch_plan(plan, settings)
+        for filename, what in report.items():
+            LOG.info("  %s/%s: %s", plan.source, filename, what)
+    config = write_config(to, plans, "mmloom fetch " + " ".join(argv))
+    print(f"fetched {', '.join(names)} into {to}")
+    print(f"build with: mmloom build --config {config} --output OUT")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (``python -m pipelines.fetch.cli``); ``mmloom fetch`` is the usual one."""
+    from pipelines.cli import main as mmloom_main
+
+    return mmloom_main(["fetch", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

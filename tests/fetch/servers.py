@@ -1,0 +1,204 @@
+"""Real HTTP servers on 127.0.0.1 for the fetch tests (no mocks of HTTP).
+
+* :class:`FileServer` serves bytes by path with ``Range`` support, HEAD, a request log,
+  and per-path faults: ``hang`` (send N bytes, then stall until released), ``cut`` (send
+  N bytes, then close; ``cut_once`` only the first time) and ``drop`` (close without
+  answering). It is both the ``--mirror`` of every official host (``/<host>/<path>``)
+  and the hub's "CDN" (``/cdn/<sha256>``).
+* :class:`HubServer` answers what ``huggingface_hub`` calls for a dataset file:
+  ``HEAD``/``GET /datasets/<owner>/<name>/resolve/<revision>/<path>``. Like the real hub for
+  LFS files it answers 302 to the CDN (another origin) with ``X-Repo-Commit``,
+  ``X-Linked-Etag`` (the sha256) and ``X-Linked-Size``; an unknown revision or file is 404
+  with ``X-Error-Code``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+COMMIT = "5f0c2a7e9d1b3c4a6e8f0a1b2c3d4e5f60718293"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class _State:
+    files: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, tuple[str, int]] = field(default_factory=dict)
+    log: list[Request] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    hub: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    cdn: str = ""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: _State
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _record(self) -> None:
+        self.state.log.append(Request(self.command, self.path, dict(self.headers.items())))
+
+    def do_HEAD(self) -> None:
+        self._record()
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._record()
+        self._serve(head=False)
+
+    def _serve(self, head: bool) -> None:
+        raise NotImplementedError
+
+    def _not_found(self, code: str = "EntryNotFound") -> None:
+        body = b"not found"
+        self.send_response(404)
+        self.send_header("X-Error-Code", code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+class _FileHandler(_Handler):
+    def _serve(self, head: bool) -> None:
+        path = self.path.split("?", 1)[0] if self.path.startswith("/cdn/") else self.path
+        data = self.state.files.get(path)
+        if data is None:
+            self._not_found()
+            return
+        fault = self.state.faults.get(path)
+        if fault and fault[0] == "drop" and not head:
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        start = 0
+        m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        if m and int(m.group(1)) >= len(data):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if m:
+            start = int(m.group(1))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.end_headers()
+        if head:
+            return
+        body = data[start:]
+        if fault and fault[0] == "cut_once":
+            self.state.faults.pop(path, None)
+        if fault and fault[0] in ("hang", "cut", "cut_once"):
+            self.wfile.write(body[: fault[1]])
+            self.wfile.flush()
+            if fault[0] == "hang":
+                self.state.release.wait(60)
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+class _HubHandler(_Handler):
+    def _serve(self, head: bool) -> None:
+        m = re.fullmatch(r"/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", self.path.split("?")[0])
+        if not m:
+            self._not_found("RepoNotFound")
+            return
+        repo, revision, path = m.groups()
+        if revision not in ("main", COMMIT):
+            self._not_found("RevisionNotFound")
+            return
+        data = self.state.hub.get((repo, path))
+        if data is None:
+            self._not_found("EntryNotFound")
+            return
+        sha = hashlib.sha256(data).hexdigest()
+        self.send_response(302)
+        self.send_header("Location", f"{self.state.cdn}/cdn/{sha}?repo={repo}")
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.send_header("X-Linked-Etag", f'"{sha}"')
+        self.send_header("X-Linked-Size", str(len(data)))
+        self.send_header("ETag", '"0123456789abcdef0123456789abcdef01234567"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _Server:
+    handler: type[_Handler]
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        handler = type("H", (self.handler,), {"state": state})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def close(self) -> None:
+        self.state.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def requests(self, method: str | None = None, contains: str = "") -> list[Request]:
+        return [
+            r
+            for r in self.state.log
+            if (method is None or r.method == method) and contains in r.path
+        ]
+
+
+class FileServer(_Server):
+    handler = _FileHandler
+
+    def __init__(self) -> None:
+        super().__init__(_State())
+
+    def put(self, url: str, data: bytes, fault: tuple[str, int] | None = None) -> None:
+        """Serve ``data`` as the mirror of the official ``url`` (http(s)://host/path)."""
+        path = "/" + url.split("://", 1)[1]
+        self.state.files[path] = data
+        if fault:
+            self.state.faults[path] = fault
+        else:
+            self.state.faults.pop(path, None)
+
+    def path_of(self, url: str) -> str:
+        return "/" + url.split("://", 1)[1]
+
+
+class HubServer(_Server):
+    handler = _HubHandler
+
+    def __init__(self, cdn: FileServer) -> None:
+        super().__init__(_State())
+        self.cdn = cdn
+        self.state.cdn = cdn.url
+
+    def put(self, repo: str, path: str, data: bytes) -> None:
+        self.state.hub[(repo, path)] = data
+        self.cdn.state.files[f"/cdn/{hashlib.sha256(data).hexdigest()}"] = data
