@@ -165,8 +165,8 @@ def _sizes(path: Path | None) -> dict[str, dict[str, int]] | None:
 
 
 def _push(args: argparse.Namespace, client: Any) -> int:
-    from pipelines.store import ImageStore
-    from pipelines.transforms.io import read_records
+    from schemas.buildio import read_records
+    from schemas.store import ImageStore
 
     rubric = load_rubric(args.rubric)
     if not os.path.isdir(os.path.join(args.build, "records")):

@@ -90,7 +90,7 @@ def export_images(
     """Write the images of ``records`` under ``root/images``, one at a time.
 
     ``read_image(path)`` returns the bytes of a record image path (``images/<sha256>.<ext>``),
-    e.g. ``pipelines.store.ImageStore(build_dir).get``. Files are content-addressed and
+    e.g. ``schemas.store.ImageStore(build_dir).get``. Files are content-addressed and
     written atomically, so a second export (or another build sharing images) only reads and
     writes what is missing. An image whose bytes do not hash to its name is not written and
     counted as ``mismatched``; one that cannot be read is counted as ``missing_bytes``.

@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from pipelines.cli import main as mmloom
 from pipelines.publish.release import PublishOptions, publish
 from pipelines.publish.shards import ROWS_PER_GROUP
-from pipelines.store import ImageStore
-from pipelines.transforms.io import read_records
+from schemas.buildio import read_records
 from schemas.parquet import RECORD_SCHEMA, to_row
+from schemas.store import ImageStore
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -188,7 +188,7 @@ def _items(name: str, options: dict[str, Any], limit: int):
     """The first ``limit`` items of one source, read with its pure parse functions only."""
     from apache_beam.io.filesystems import FileSystems
 
-    from sources.base import join, list_dir_stems, match, read_bytes, read_text
+    from schemas.fs import join, list_dir_stems, match, read_bytes, read_text
 
     def take(pairs):
         return itertools.islice(pairs, limit)
@@ -232,7 +232,7 @@ def _items(name: str, options: dict[str, Any], limit: int):
 
         return take(wikihow())
     if name == "mathvista":
-        from sources.base import exists
+        from schemas.fs import exists
         from sources.mathvista import parse
 
         def mathvista():
@@ -318,7 +318,6 @@ def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from pipelines.config import load_config
-    from pipelines.store import ImageStore, ref_for
     from pipelines.transforms.images import (
         LIMIT_OPTIONS,
         ImageLimits,
@@ -327,6 +326,7 @@ def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
         localize_paths,
     )
     from schemas.parquet import RECORD_SCHEMA, to_row
+    from schemas.store import ImageStore, ref_for
     from schemas.validation import validate_record
     from sources import get_source
 

@@ -42,22 +42,17 @@ from pipelines.clip.filter import FilterByClipScore
 from pipelines.clip.neardup import FindEmbeddingDuplicates
 from pipelines.clip.score import ScoreImageText, SkipClipScoring
 from pipelines.config import BuildConfig, load_config
-from pipelines.deadletter import DEAD, UNIT_IMAGE
 from pipelines.dedupe.stages import DedupeRecords
-from pipelines.errors import PipelineConfigError
-from pipelines.store import IMAGES_DIR, ImageStore
 from pipelines.transforms.images import LoadImages
-from pipelines.transforms.io import (
-    DEAD_LETTERS_DIR,
-    RECORDS_DIR,
-    STATS_FILE,
-    WriteDeadLetters,
-    WriteRecords,
-)
+from pipelines.transforms.io import WriteDeadLetters, WriteRecords
 from pipelines.transforms.progress import ReportProgress
 from pipelines.transforms.restructure import RestructureRecords
 from pipelines.transforms.stats import DROPPED, IMAGES_DROPPED, READ, WRITTEN, ComputeStats
 from pipelines.transforms.validate import DropDuplicateIds, ValidateRecords
+from schemas.buildio import DEAD_LETTERS_DIR, RECORDS_DIR, STATS_FILE
+from schemas.deadletter import DEAD, UNIT_IMAGE
+from schemas.errors import PipelineConfigError
+from schemas.store import IMAGES_DIR, ImageStore
 from sources import get_source
 
 LOG = logging.getLogger("mmloom.build")
@@ -289,7 +284,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
 
 def print_summary(output: str, seconds: float, file=None) -> None:
     """What a finished build wrote: counts, drops by reason, where everything is."""
-    from pipelines.transforms.io import read_stats
+    from schemas.buildio import read_stats
 
     file = file or sys.stderr
     stats = read_stats(output)

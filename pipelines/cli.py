@@ -15,7 +15,7 @@ import sys
 import textwrap
 from collections import Counter
 
-from pipelines.errors import MmloomError
+from schemas.errors import MmloomError
 
 
 def _cmd_build(argv: list[str]) -> int:
@@ -26,8 +26,8 @@ def _cmd_build(argv: list[str]) -> int:
 
 
 def _cmd_show(argv: list[str]) -> int:
-    from pipelines.store import ImageStore
-    from pipelines.transforms.io import read_records, read_stats, require_records
+    from schemas.buildio import read_records, read_stats, require_records
+    from schemas.store import ImageStore
 
     parser = argparse.ArgumentParser(
         prog="mmloom show",

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.errors import PipelineConfigError
 from schemas import load_schema
+from schemas.errors import PipelineConfigError
 from schemas.validation import validate_against
 from sources import get_source
 

@@ -3,7 +3,7 @@
 Columns mirror ``record.schema.json`` one to one. Values whose shape varies by source are
 stored as JSON text (``answer_value``, ``instruction``, ``source_metadata``); images are a
 list of structs of metadata whose ``path`` (``images/<sha256>.<ext>``) names the file in the
-build's image store (``pipelines.store``): no image bytes are stored in the records.
+build's image store (``schemas.store``): no image bytes are stored in the records.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ are references that ``LoadImages`` later turns into content-addressed files. In 
 After ``LoadImages`` every image entry has ``path`` (``images/<sha256>.<ext>``, the file in
 the build's image store), ``sha256``, ``width``, ``height``, ``format``, ``source_uri``,
 ``license`` and ``phash``; segments point at ``path``. A finished record carries no image
-bytes: the pixels live in the store (``pipelines.store``). :func:`json_view` drops any
+bytes: the pixels live in the store (``schemas.store``). :func:`json_view` drops any
 stray ``bytes`` key, giving the JSON that validates.
 """
 

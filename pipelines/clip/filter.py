@@ -21,8 +21,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.deadletter import DEAD, dead_letter
-from pipelines.metrics import inc
+from schemas.deadletter import DEAD, dead_letter
+from schemas.metrics import inc
 
 STAGE_FILTER_CLIP = "filter_clip"
 BELOW_THRESHOLD = "clip_below_threshold"
@@ -128,7 +128,7 @@ class FilterByClipScore(beam.PTransform):
     :class:`SkipClipScoring`).
 
     Output: a dict of ``PCollection``: ``"records"`` (kept records, unchanged) and ``"dead"``
-    (``pipelines.deadletter.DEAD``).
+    (``schemas.deadletter.DEAD``).
 
     Dead letters (stage ``filter_clip``): ``clip_below_threshold`` and ``clip_below_quantile``;
     the detail is JSON: ``{"min_score", "threshold", "rule", "model", "id"}`` (for the quantile

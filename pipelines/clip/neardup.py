@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 import numpy as np
 
-from pipelines.metrics import inc
+from schemas.metrics import inc
 
 DEFAULT_BLOCK = 4096
 

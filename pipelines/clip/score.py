@@ -7,7 +7,7 @@
        └─ keyed records ─────────────► CoGroupByKey(record id) ─► AttachClipScores ─► records
                                                                    └─ DEAD (inference failed)
 
-Pixels come from the build's image store (``pipelines.store``): records carry references
+Pixels come from the build's image store (``schemas.store``): records carry references
 only, and each image is read and decoded inside ``PrepareClipInputs``, so no image bytes
 travel between stages (the resized uint8 arrays go to RunInference, which batches them).
 The record keeps everything it had; only ``scores.clip`` changes:
@@ -31,10 +31,10 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, preprocess_config
 from pipelines.clip.pairs import clip_pairs, text_ref
 from pipelines.clip.settings import ClipSettings
-from pipelines.deadletter import DEAD, dead_letter
-from pipelines.metrics import inc
-from pipelines.store import ImageStore
+from schemas.deadletter import DEAD, dead_letter
+from schemas.metrics import inc
 from schemas.records import not_scored
+from schemas.store import ImageStore
 
 STAGE_SCORE_CLIP = "score_clip"
 NS = "ScoreImageText"
@@ -245,7 +245,7 @@ class ScoreImageText(beam.PTransform):
         a dict of ``PCollection``:
         ``"records"``: every input record that was not dead-lettered, with ``scores.clip``
         written (``scored: true`` with pairs and ``min_score``, or ``scored: false`` with the
-        reason); ``"dead"`` (``pipelines.deadletter.DEAD``): dead letters;
+        reason); ``"dead"`` (``schemas.deadletter.DEAD``): dead letters;
         ``"image_embeddings"``: ``(sha256, embedding)`` once per distinct image, the input of
         :class:`pipelines.clip.FindEmbeddingDuplicates`.
 

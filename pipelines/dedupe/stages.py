@@ -35,10 +35,10 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from pipelines.deadletter import DEAD, dead_letter
 from pipelines.dedupe import hamming, text
-from pipelines.metrics import inc
 from pipelines.transforms.images import DROP_SEGMENT
+from schemas.deadletter import DEAD, dead_letter
+from schemas.metrics import inc
 
 STAGE_DEDUPE = "dedupe"
 MAX_LEAKAGE_LISTED = 1000

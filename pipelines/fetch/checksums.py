@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipelines.errors import MmloomError
+from schemas.errors import MmloomError
 
 UNKNOWN = "-"
 CHECKSUMS_FILE = "checksums.tsv"

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.errors import MmloomError
 from pipelines.fetch.core import FetchSettings, fetch_plan, missing_manual
 from pipelines.fetch.http import RetryPolicy
 from pipelines.fetch.sources import SPECS, Plan
+from schemas.errors import MmloomError
 
 LOG = logging.getLogger("mmloom.fetch")
 CONFIG_NAME = "mmloom.yaml"

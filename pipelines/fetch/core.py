@@ -20,11 +20,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.errors import MmloomError
 from pipelines.fetch import hub as hubmod
 from pipelines.fetch.checksums import Checksum, ChecksumBook, sha256_of
 from pipelines.fetch.http import RetryPolicy, check_disk, download, human, mirror_url
 from pipelines.fetch.sources import FileJob, Plan
+from schemas.errors import MmloomError
 
 LOG = logging.getLogger("mmloom.fetch")
 STAMPS = ".mmloom-fetch"

@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.errors import MmloomError
+from schemas.errors import MmloomError
 
 Select = Callable[[str], "str | None"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipelines.errors import MmloomError
+from schemas.errors import MmloomError
 
 LOG = logging.getLogger("mmloom.fetch")
 CHUNK = 1 << 20

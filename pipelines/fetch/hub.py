@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import MmloomError
+from schemas.errors import MmloomError
 
 _HF_URL = re.compile(r"^hf://(datasets|models|spaces)/([^@]+?/[^@/]+)@([^/]+)/(.+)$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import MmloomError
 from pipelines.fetch import extract as ex
 from pipelines.fetch.http import check_disk
+from schemas.errors import MmloomError
 
 Install = Callable[[Path, Path], None]  # (the verified download, <to>/<source>) -> None
 

@@ -7,7 +7,7 @@
 Inputs
 ------
 * ``--build DIR``: the ``--output`` folder of ``mmloom build``: ``records/*.parquet`` (read with
-  :func:`pipelines.transforms.io.read_records`), ``stats.json`` and ``dead_letters/``.
+  :func:`schemas.buildio.read_records`), ``stats.json`` and ``dead_letters/``.
 * ``--annotations DIR`` (optional; written by ``mmloom annotate pull``, issue 6). The contract:
 
   ``<DIR>/decisions.jsonl``

@@ -14,8 +14,8 @@ import argparse
 import logging
 import sys
 
-from pipelines.errors import MmloomError
 from pipelines.publish.release import PublishOptions, publish, push_to_hub
+from schemas.errors import MmloomError
 
 
 def parser() -> argparse.ArgumentParser:

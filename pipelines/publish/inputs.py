@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from pipelines.errors import MmloomError
-from pipelines.store import ImageStore
-from pipelines.transforms.io import read_records, read_stats, require_records
+from schemas.buildio import read_records, read_stats, require_records
+from schemas.errors import MmloomError
 from schemas.records import CATEGORIES, FIELDS
+from schemas.store import ImageStore
 from schemas.validation import validate_record
 
 VERDICTS = ("accept", "fix", "reject")

@@ -24,7 +24,7 @@ import json
 import os
 from typing import Any
 
-from pipelines.store import ImageStore
+from schemas.store import ImageStore
 
 MMIE_CATEGORIES = ("SA", "PBL", "MSR")
 NULL_GT = [{"text": None, "image": None}]

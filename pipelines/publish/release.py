@@ -22,8 +22,8 @@ import yaml
 from apache_beam.io.filesystems import FileSystems
 
 import pipelines
-from pipelines.errors import MmloomError
 from pipelines.publish import card, inputs, mmie_export, report, shards, summary
+from schemas.errors import MmloomError
 
 log = logging.getLogger("mmloom.publish")
 

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, Image, List, Value
 
-from pipelines.errors import MmloomError
-from pipelines.store import ImageStore
+from schemas.errors import MmloomError
+from schemas.store import ImageStore
 
 SPLIT = "test"
 ROWS_PER_GROUP = 100  # datasets' own choice for image data; keeps the viewer working

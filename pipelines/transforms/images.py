@@ -3,7 +3,7 @@
 ``load_images(draft)`` is the pure function; ``LoadImages`` is the Beam stage around it.
 For each image of a draft record (``schemas.records``): take the embedded bytes or read the
 URI, hash them (sha256), decode once with Pillow under limits for format, size and pHash,
-and name the file ``images/<sha256>.<ext>``. Given an :class:`pipelines.store.ImageStore`,
+and name the file ``images/<sha256>.<ext>``. Given an :class:`schemas.store.ImageStore`,
 the bytes are written there once; the finished record carries only the reference and the
 metadata, never the bytes. A record whose image cannot be used is rejected whole, with the
 first failing image named in the detail.
@@ -30,11 +30,11 @@ import numpy as np
 import scipy.fft
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from pipelines.deadletter import DEAD, STAGE_IMAGES, dead_letter, from_exception
-from pipelines.errors import RecordError
-from pipelines.metrics import inc
-from pipelines.store import ImageStore, ref_for
-from sources.base import exists, read_bytes
+from schemas.deadletter import DEAD, STAGE_IMAGES, dead_letter, from_exception
+from schemas.errors import RecordError
+from schemas.fs import exists, read_bytes
+from schemas.metrics import inc
+from schemas.store import ImageStore, ref_for
 
 # Pillow format name -> (schema format, file extension)
 FORMATS = {

@@ -6,8 +6,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.deadletter import DEAD, STAGE_RESTRUCTURE, from_exception
-from pipelines.metrics import inc
+from schemas.deadletter import DEAD, STAGE_RESTRUCTURE, from_exception
+from schemas.metrics import inc
 from sources import get_source
 
 

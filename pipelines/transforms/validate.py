@@ -8,8 +8,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, dead_letter
-from pipelines.metrics import inc
+from schemas.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, dead_letter
+from schemas.metrics import inc
 from schemas.records import json_view
 from schemas.validation import validate_record
 

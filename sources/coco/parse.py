@@ -33,11 +33,12 @@ import posixpath
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pipelines.deadletter import STAGE_READ, dead_letter
-from pipelines.errors import PipelineConfigError, RecordError
+from schemas.deadletter import STAGE_READ, dead_letter
+from schemas.errors import PipelineConfigError, RecordError
+from schemas.fs import join, read_bytes, require_path, resolve_under, safe_name
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from schemas.taxonomy import source_table
-from sources.base import Item, join, read_bytes, require_path, resolve_under, safe_name
+from sources.base import Item
 
 SOURCE = "coco"
 SPLITS = ("train", "val")

@@ -7,10 +7,10 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.deadletter import DEAD, STAGE_READ, dead_letter
-from pipelines.errors import RecordError
-from pipelines.metrics import inc
-from sources.base import match
+from schemas.deadletter import DEAD, STAGE_READ, dead_letter
+from schemas.errors import RecordError
+from schemas.fs import match
+from schemas.metrics import inc
 from sources.coco import parse
 
 

@@ -21,10 +21,10 @@ import json
 import math
 from typing import Any
 
-from pipelines.errors import PipelineConfigError, RecordError
+from schemas.errors import PipelineConfigError, RecordError
+from schemas.fs import exists, join, require_path, resolve_under
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from schemas.taxonomy import source_table
-from sources.base import exists, join, require_path, resolve_under
 
 SOURCE = "mathvista"
 CATEGORY = "MSR"

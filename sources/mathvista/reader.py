@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.deadletter import DEAD, STAGE_READ, dead_letter, from_exception
-from pipelines.errors import RecordError
-from pipelines.metrics import inc
-from sources.base import exists, join, match, read_text
+from schemas.deadletter import DEAD, STAGE_READ, dead_letter, from_exception
+from schemas.errors import RecordError
+from schemas.fs import exists, join, match, read_text
+from schemas.metrics import inc
 from sources.mathvista import parse
 
 NAMESPACE = "ReadMathVista"

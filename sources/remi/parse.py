@@ -19,10 +19,10 @@ import posixpath
 import re
 from typing import Any
 
-from pipelines.errors import RecordError
+from schemas.errors import RecordError
+from schemas.fs import require_path
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from schemas.taxonomy import source_table
-from sources.base import require_path
 
 SOURCE = "remi"
 CATEGORY = "MSR"

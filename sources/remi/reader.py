@@ -9,10 +9,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.deadletter import DEAD, STAGE_READ, dead_letter, from_exception
-from pipelines.errors import PipelineConfigError, RecordError
-from pipelines.metrics import inc
-from sources.base import match
+from schemas.deadletter import DEAD, STAGE_READ, dead_letter, from_exception
+from schemas.errors import PipelineConfigError, RecordError
+from schemas.fs import match
+from schemas.metrics import inc
 from sources.remi import parse
 
 NAMESPACE = "ReadReMI"

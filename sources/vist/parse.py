@@ -23,7 +23,8 @@ import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pipelines.errors import PipelineConfigError, RecordError
+from schemas.errors import PipelineConfigError, RecordError
+from schemas.fs import join, match, require_path, safe_name
 from schemas.records import (
     ImageRefs,
     Record,
@@ -33,7 +34,7 @@ from schemas.records import (
     seg,
 )
 from schemas.taxonomy import source_table
-from sources.base import Item, join, match, require_path, safe_name
+from sources.base import Item
 
 SOURCE = "vist"
 CATEGORY = "SA"

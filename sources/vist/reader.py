@@ -8,10 +8,11 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.deadletter import DEAD, STAGE_READ, dead_letter
-from pipelines.errors import RecordError
-from pipelines.metrics import inc
-from sources.base import Item, join, list_dir_stems, match, read_bytes
+from schemas.deadletter import DEAD, STAGE_READ, dead_letter
+from schemas.errors import RecordError
+from schemas.fs import join, list_dir_stems, match, read_bytes
+from schemas.metrics import inc
+from sources.base import Item
 from sources.vist import parse
 
 NAMESPACE = "ReadVIST"

@@ -28,8 +28,9 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pipelines.deadletter import STAGE_READ, from_exception
-from pipelines.errors import PipelineConfigError, RecordError
+from schemas.deadletter import STAGE_READ, from_exception
+from schemas.errors import PipelineConfigError, RecordError
+from schemas.fs import join, list_dir_stems, require_path, safe_name
 from schemas.records import (
     NULL_GT_ANSWER,
     ImageRefs,
@@ -39,7 +40,7 @@ from schemas.records import (
     seg,
 )
 from schemas.taxonomy import source_table
-from sources.base import Item, join, list_dir_stems, require_path, safe_name
+from sources.base import Item
 
 SOURCE = "wikihow"
 CATEGORY = "PBL"

@@ -8,10 +8,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.deadletter import DEAD
-from pipelines.errors import PipelineConfigError
-from pipelines.metrics import inc
-from sources.base import match
+from schemas.deadletter import DEAD
+from schemas.errors import PipelineConfigError
+from schemas.fs import match
+from schemas.metrics import inc
 from sources.wikihow import parse
 
 NAMESPACE = "ReadWikiHow"

@@ -26,7 +26,7 @@ from annotation.push import push
 from annotation.rubric import load_rubric
 from annotation.settings import TEMPLATE, build_settings, dataset_name
 from pipelines.publish.cli import main as publish_main
-from pipelines.transforms.io import read_records
+from schemas.buildio import read_records
 
 ROUND = f"e2e-{uuid.uuid4().hex[:6]}"
 

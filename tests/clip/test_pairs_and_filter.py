@@ -12,7 +12,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipelines.clip import NO_CLIP_REASON, ClipSettings, FilterByClipScore, SkipClipScoring
 from pipelines.clip.filter import BELOW_QUANTILE, BELOW_THRESHOLD, quantile_cutoff
 from pipelines.clip.pairs import NO_IMAGES, NO_TEXT, clip_pairs
-from pipelines.deadletter import DEAD
+from schemas.deadletter import DEAD
 from schemas.validation import validate_record
 from tests.clip.conftest import make_record
 

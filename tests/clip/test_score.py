@@ -16,8 +16,8 @@ from PIL import Image
 from pipelines.clip import FindEmbeddingDuplicates, ScoreImageText, duplicate_edges
 from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, preprocess_config
 from pipelines.clip.neardup import embedding_duplicate_pairs
-from pipelines.deadletter import DEAD
 from pipelines.dedupe.hamming import clusters
+from schemas.deadletter import DEAD
 from schemas.validation import validate_record
 from tests.clip.conftest import make_record
 from tools.sample_images import make_image

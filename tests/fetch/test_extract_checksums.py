@@ -9,10 +9,10 @@ import zipfile
 
 import pytest
 
-from pipelines.errors import MmloomError
 from pipelines.fetch.checksums import Checksum, ChecksumBook, parse_checksums, write_checksums
 from pipelines.fetch.extract import UnsafeArchiveError, extract
 from pipelines.fetch.http import mirror_url
+from schemas.errors import MmloomError
 from tests.fetch.conftest import tar_gz_bytes, zip_bytes
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from pipelines.cli import main
-from pipelines.transforms.io import read_dead_letters, read_records
+from schemas.buildio import read_dead_letters, read_records
 from schemas.validation import validate_record
 from tests.conftest import SAMPLE_CONFIG
 

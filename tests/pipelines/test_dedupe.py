@@ -13,10 +13,10 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image, ImageEnhance
 
-from pipelines.deadletter import DEAD
 from pipelines.dedupe import hamming, text
 from pipelines.dedupe.stages import DedupeRecords
 from pipelines.transforms.images import load_images
+from schemas.deadletter import DEAD
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from tools.sample_images import make_image
 

@@ -12,9 +12,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
-from pipelines.deadletter import DEAD
-from pipelines.errors import RecordError
 from pipelines.transforms.images import ImageLimits, LoadImages, inspect_image, load_images
+from schemas.deadletter import DEAD
+from schemas.errors import RecordError
 from tests.conftest import make_draft
 from tools.sample_images import make_image
 

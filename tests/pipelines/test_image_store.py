@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.cli import main
-from pipelines.store import ImageStore, is_ref, ref_for
-from pipelines.transforms.io import read_records, record_files
+from schemas.buildio import read_records, record_files
+from schemas.store import ImageStore, is_ref, ref_for
 from tests.conftest import REPO, SAMPLE_CONFIG
 from tools.sample_images import make_image
 

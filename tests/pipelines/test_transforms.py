@@ -6,10 +6,10 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.deadletter import DEAD
 from pipelines.transforms.images import LoadImages, load_images
 from pipelines.transforms.stats import build_stats
 from pipelines.transforms.validate import DropDuplicateIds, ValidateRecords
+from schemas.deadletter import DEAD
 from tests.conftest import make_draft
 from tools.sample_images import make_image
 

@@ -18,7 +18,7 @@ from pipelines.publish.card import md
 from pipelines.publish.cli import main as publish_main
 from pipelines.publish.mmie_export import scorer_view
 from pipelines.publish.shards import FEATURES, plan
-from pipelines.transforms.io import read_records
+from schemas.buildio import read_records
 from tests.publish.conftest import HOSTILE, write_annotations
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from pipelines.publish import release as release_mod
 from pipelines.publish.cli import main as publish_main
 from pipelines.publish.release import verify
 from pipelines.publish.shards import FEATURES
-from pipelines.transforms.io import read_records
+from schemas.buildio import read_records
 
 pytestmark = pytest.mark.slow
 

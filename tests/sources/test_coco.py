@@ -20,9 +20,9 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.deadletter import DEAD
-from pipelines.errors import PipelineConfigError, RecordError
 from pipelines.transforms.images import load_images
+from schemas.deadletter import DEAD
+from schemas.errors import PipelineConfigError, RecordError
 from schemas.records import IF_COMPONENT_TYPES
 from schemas.validation import validate_record
 from sources import get_source

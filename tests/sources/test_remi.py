@@ -20,13 +20,13 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.deadletter import DEAD, STAGE_READ
-from pipelines.errors import PipelineConfigError, RecordError
 from pipelines.transforms.images import load_images
+from schemas.deadletter import DEAD, STAGE_READ
+from schemas.errors import PipelineConfigError, RecordError
+from schemas.fs import match
 from schemas.taxonomy import is_known, source_table
 from schemas.validation import validate_record
 from sources import get_source
-from sources.base import match
 from sources.remi import ReadReMI, parse
 from sources.remi.reader import ParseReMIFileFn
 from tools import make_sample_remi

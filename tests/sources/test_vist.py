@@ -13,14 +13,14 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.deadletter import DEAD
-from pipelines.errors import PipelineConfigError, RecordError
 from pipelines.transforms.images import load_images
+from schemas.deadletter import DEAD
+from schemas.errors import PipelineConfigError, RecordError
+from schemas.fs import list_dir_stems, read_bytes
 from schemas.records import NULL_GT_ANSWER
 from schemas.taxonomy import source_table, taxonomy
 from schemas.validation import validate_record
 from sources import get_source
-from sources.base import list_dir_stems, read_bytes
 from sources.vist import ReadVIST, parse
 from tools.sample_images import make_image
 

@@ -18,9 +18,9 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.deadletter import DEAD, STAGE_READ
-from pipelines.errors import PipelineConfigError, RecordError
 from pipelines.transforms.images import load_images
+from schemas.deadletter import DEAD, STAGE_READ
+from schemas.errors import PipelineConfigError, RecordError
 from schemas.records import NULL_GT_ANSWER
 from schemas.taxonomy import is_known, iter_targets, source_table
 from schemas.validation import validate_record

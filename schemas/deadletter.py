@@ -56,7 +56,7 @@ def from_exception(stage: str, source: str, source_id: str, exc: BaseException) 
     """Dead letter for an exception: a RecordError keeps its reason, anything else is
     ``unexpected_error`` with the exception type, so a bug shows up in stats instead of
     crashing the run or vanishing."""
-    from pipelines.errors import RecordError
+    from schemas.errors import RecordError
 
     if isinstance(exc, RecordError):
         return dead_letter(stage, exc.reason, source, source_id, exc.detail)
