@@ -1,8 +1,9 @@
-"""The dedupe stages of ``mmloom build``: duplicate images, over-used images, duplicate items.
+"""The dedupe stages of ``mmloom build``: image clusters, over-used images, duplicate items.
 
-Input: finished, valid records (images carry ``sha256``, ``phash``, ``bytes``). The stages
-only move small keys around; records (with their bytes) pass through once, in
-:class:`ApplyDedupeFn`, which reads the decisions as side inputs.
+Input: finished, valid records. The stages read only image metadata (``sha256``, ``phash``,
+``width``, ``height``, ``path``) and record text, never image bytes, and move small keys
+around; records pass through once, in :class:`ApplyDedupeFn`, which reads the decisions as
+side inputs.
 
 1. **Image clusters.** Images are the same picture when their bytes are equal (sha256:
    paths are content-addressed, so this is one image) or when their 64-bit pHashes differ in
@@ -10,26 +11,34 @@ only move small keys around; records (with their bytes) pass through once, in
    bands, one ``GroupByKey``, verify on all 64 bits; exact recall). Extra edges, e.g. CLIP
    embedding near-duplicates, can join the same graph. Union-find turns edges into clusters;
    each cluster's canonical image is the one with most pixels, then the smallest sha256.
-2. **Frequency rule.** A cluster used by more than ``max_image_uses`` records is a logo, an
-   icon or a stock picture (OBELICS, MMC4: 10): its images are dropped from every record, and
-   the record with them (``on_bad_image: drop_record``) or just their segments
-   (``drop_segment``, while the question keeps an image).
-3. **Duplicate items.** Records whose question images fall in the same cluster are the same
-   item; so are records of ``text_categories`` whose question-and-answer texts are equal
-   after normalisation or near-equal by MinHash LSH (Jaccard >= ``text_jaccard`` on word
-   5-grams; see ``text.item_text`` for why the answer is part of the text).
-   Record clusters (union-find again) keep the record with the smallest id; the others become
-   dead letters naming the kept id. Pairs from different sources are listed in stats.json's
-   ``dedupe.leakage``.
+2. **Frequency rule.** A cluster used by more than ``max_image_uses`` records is a logo, a
+   placeholder or a stock picture: its images are dropped from every record, and the record
+   with them (``on_bad_image: drop_record``) or just their segments (``drop_segment``, while
+   the question keeps an image). The default (50) sits far above the legitimate reuse
+   measured on the real development halves (README, "Images and duplicates").
+3. **Item identity.** Two records are the same item when a model would be given the same
+   question: every question image, in order, in the same cluster, and the same question text
+   (without the source's fixed prompt) after normalisation (``text.normalise``). For
+   ``text_categories`` records of at least ``text_min_words`` words a near-equal text also
+   counts: word 5-gram Jaccard >= ``text_jaccard`` computed on the pair, with the same
+   numbers. Records are grouped by their question images (one ``GroupByKey``: no all-pairs)
+   and taken in id order; each is compared with the records already kept in its group
+   (:func:`decide_group`), so the smallest id stays and a record is dropped only for a
+   verified identity with the record that stays, never through a chain. Two copies of one
+   item with different reference answers are a label conflict: the later one is a dead
+   letter naming both ids and both answers, listed in stats.json (``label_conflict_list``).
+   Duplicates across sources are listed under ``leakage``; an image shared by records of two
+   sources whose questions differ is listed under ``shared_images`` and dropped from nothing.
 
-Dead letters (stage ``dedupe``): ``duplicate_item_image``, ``duplicate_item_text``,
-``image_too_frequent`` (record or image unit).
+Dead letters (stage ``dedupe``): ``duplicate_item`` (equal question text),
+``duplicate_item_near_text``, ``label_conflict``, ``image_too_frequent`` (record or image
+unit); the detail names the kept id.
 Counters (``Dedupe``): ``out``, ``dropped_<reason>``, ``images_dropped_image_too_frequent``.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 import apache_beam as beam
@@ -42,6 +51,18 @@ from schemas.metrics import inc
 
 STAGE_DEDUPE = "dedupe"
 MAX_LEAKAGE_LISTED = 1000
+MAX_SHARED_RECORDS = 10
+
+REASON_DUPLICATE = "duplicate_item"
+REASON_NEAR = "duplicate_item_near_text"
+REASON_CONFLICT = "label_conflict"
+
+# defaults of the ``dedupe`` config block (schemas/config.schema.json holds the same values)
+DEFAULT_PHASH_DISTANCE = 5
+DEFAULT_MAX_IMAGE_USES = 50
+DEFAULT_TEXT_JACCARD = 0.8
+DEFAULT_TEXT_MIN_WORDS = 8
+DEFAULT_TEXT_CATEGORIES = ("PBL", "MSR")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,26 +117,38 @@ def image_clusters(edges: list[tuple[tuple[str, int], tuple[str, int]]]) -> dict
 def record_summary(
     record: dict[str, Any], clusters: dict[str, Any], options: dict[str, Any]
 ) -> dict[str, Any]:
-    """The small view of a record that the item-level decisions need."""
+    """The small view of a record that the item-level decisions need.
+
+    ``question_images`` is the canonical cluster of every question image, in question order;
+    ``question`` the normalised question text (without the source's fixed prompt); ``near``
+    whether near-equal texts may match (a ``text_categories`` record of at least
+    ``text_min_words`` words); ``answer_key`` what must be equal for two copies of one item
+    to agree on the reference (normalised answer text and answer image clusters).
+    """
     canon = clusters["canonical"]
-    q_images = [s["image"] for s in record["question"] if s["image"]]
     by_path = {im["path"]: im["sha256"] for im in record["images"]}
-    out = {
+
+    def cluster(path: str) -> str:
+        return canon.get(by_path[path], by_path[path])
+
+    question = text.normalise(text.question_text(record))
+    answer = text.answer_text(record)
+    categories = options.get("text_categories", DEFAULT_TEXT_CATEGORIES)
+    min_words = options.get("text_min_words", DEFAULT_TEXT_MIN_WORDS)
+    return {
         "id": record["id"],
         "source": record["provenance"]["source"],
         "category": record["category"],
-        "question_clusters": sorted({canon.get(by_path[p], by_path[p]) for p in q_images}),
+        "question_images": [cluster(s["image"]) for s in record["question"] if s["image"]],
         "all_clusters": sorted({canon.get(im["sha256"], im["sha256"]) for im in record["images"]}),
-        "text_key": None,
-        "minhash": None,
+        "question": question,
+        "near": record["category"] in categories and len(question.split()) >= min_words,
+        "answer": answer,
+        "answer_key": [
+            text.normalise(answer),
+            [cluster(s["image"]) for s in record["answer"] if s["image"]],
+        ],
     }
-    if record["category"] in options.get("text_categories", ("PBL", "MSR")):
-        q = text.item_text(record)
-        if text.normalise(q):
-            out["text_key"] = text.text_key(q)
-            if len(text.normalise(q).split()) >= options.get("text_min_words", 8):
-                out["minhash"] = text.minhash(q)
-    return out
 
 
 def survives_frequency(summary: dict[str, Any], frequent: set[str], policy: str) -> bool:
@@ -124,56 +157,147 @@ def survives_frequency(summary: dict[str, Any], frequent: set[str], policy: str)
         return True
     if policy != DROP_SEGMENT:
         return False
-    return any(c not in frequent for c in summary["question_clusters"])
+    return any(c not in frequent for c in summary["question_images"])
 
 
-def decide_items(edges: list[tuple[str, str, str]], sources: dict[str, str]) -> dict[str, Any]:
-    """Union-find over record edges ``(id_a, id_b, via)``; keep the smallest id per cluster.
+def image_signature(summary: dict[str, Any], frequent: set[str]) -> tuple[str, ...]:
+    """The question images that identify the item: their clusters in order, without the
+    over-used ones (which ``drop_segment`` removes from the question)."""
+    return tuple(c for c in summary["question_images"] if c not in frequent)
 
-    Returns ``{"drop": {id: [kept_id, via]}, "leakage": [...], "leakage_counts": {...},
-    "duplicate_items": {via: n}}`` where ``via`` is ``image`` when the dropped record shares
-    question images with another record of its cluster, else ``text``.
+
+def _same_text(a: dict[str, Any], b: dict[str, Any], threshold: float, cache: dict) -> float | None:
+    """1.0 when the normalised question texts are equal; their verified word 5-gram Jaccard
+    when both may match near-equal, it reaches ``threshold`` and their numbers agree; else
+    None."""
+    if a["question"] == b["question"]:
+        return 1.0
+    if not (a["near"] and b["near"]):
+        return None
+    if text.numbers(a["question"]) != text.numbers(b["question"]):
+        return None
+    for s in (a, b):
+        if s["id"] not in cache:
+            cache[s["id"]] = text.shingles(s["question"])
+    similarity = text.jaccard(cache[a["id"]], cache[b["id"]])
+    return similarity if similarity >= threshold else None
+
+
+def decide_group(members: list[dict[str, Any]], threshold: float):
+    """Item decisions for records with the same question images (one ``GroupByKey`` group).
+
+    Records are taken in id order. A record whose question text is the same as that of a
+    record already kept (equal, or verified near-equal: :func:`_same_text`) is a duplicate of
+    that kept record (the smallest such id); otherwise it is kept. Every drop is thus verified
+    against the record that stays; nothing is dropped through a chain of other pairs.
+
+    Yields ``(id, decision)`` for every dropped record; ``decision`` holds ``kept``,
+    ``reason`` (``duplicate_item``, ``duplicate_item_near_text`` or ``label_conflict``),
+    ``similarity``, both sources and both answers.
     """
-    via_of: dict[str, set[str]] = defaultdict(set)
-    for a, b, via in edges:
-        via_of[a].add(via)
-        via_of[b].add(via)
-    drop: dict[str, list[str]] = {}
+    kept: list[dict[str, Any]] = []
+    exact: dict[str, dict[str, Any]] = {}
+    cache: dict[str, set[str]] = {}
+    for m in sorted(members, key=lambda s: s["id"]):
+        match, similarity = exact.get(m["question"]), 1.0
+        if match is None:
+            for k in kept:
+                found = _same_text(m, k, threshold, cache)
+                if found is not None:
+                    match, similarity = k, found
+                    break
+        if match is None:
+            kept.append(m)
+            exact[m["question"]] = m
+            continue
+        if m["answer_key"] != match["answer_key"]:
+            reason = REASON_CONFLICT
+        elif similarity == 1.0:
+            reason = REASON_DUPLICATE
+        else:
+            reason = REASON_NEAR
+        yield (
+            m["id"],
+            {
+                "kept": match["id"],
+                "reason": reason,
+                "similarity": round(similarity, 4),
+                "source": m["source"],
+                "kept_source": match["source"],
+                "answer": m["answer"],
+                "kept_answer": match["answer"],
+            },
+        )
+
+
+def drop_detail(record_id: str, d: dict[str, Any]) -> str:
+    """The dead-letter detail of a dropped record: the kept id, and why."""
+    how = (
+        "equal question text"
+        if d["similarity"] == 1.0
+        else f"near-equal question text (word 5-gram Jaccard {d['similarity']})"
+    )
+    if d["reason"] == REASON_CONFLICT:
+        return (
+            f"{record_id} is the same item as {d['kept']} (same question images, {how}) with "
+            f"another answer: {d['kept']} (kept) answers {_quote(d['kept_answer'])}, "
+            f"{record_id} answers {_quote(d['answer'])}"
+        )
+    return f"{record_id} duplicates {d['kept']}: same question images, {how}"
+
+
+def _quote(answer: str, limit: int = 200) -> str:
+    return repr(answer if len(answer) <= limit else answer[:limit] + "...")
+
+
+def summarise_decisions(decisions: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The report part of the item decisions: counts per reason, label conflicts, and the
+    duplicates found across sources (``leakage``)."""
+    reasons: Counter = Counter()
+    conflicts: list[dict[str, Any]] = []
     leakage: list[dict[str, str]] = []
     leak_counts: Counter = Counter()
-    kinds: Counter = Counter()
-    for members in hamming.clusters((a, b) for a, b, _ in edges):
-        kept = members[0]
-        for m in members[1:]:
-            via = "image" if "image" in via_of[m] else "text"
-            drop[m] = [kept, via]
-            kinds[via] += 1
-            if sources[m] != sources[kept]:
-                pair = "/".join(sorted((sources[m], sources[kept])))
-                leak_counts[pair] += 1
-                if len(leakage) < MAX_LEAKAGE_LISTED:
-                    leakage.append({"kept": kept, "dropped": m, "sources": pair, "via": via})
+    for record_id, d in sorted(decisions, key=lambda x: x[0]):
+        reasons[d["reason"]] += 1
+        if d["reason"] == REASON_CONFLICT:
+            conflicts.append(
+                {
+                    "kept": d["kept"],
+                    "kept_answer": d["kept_answer"],
+                    "dropped": record_id,
+                    "dropped_answer": d["answer"],
+                    "similarity": d["similarity"],
+                }
+            )
+        if d["source"] != d["kept_source"]:
+            pair = "/".join(sorted((d["source"], d["kept_source"])))
+            leak_counts[pair] += 1
+            if len(leakage) < MAX_LEAKAGE_LISTED:
+                leakage.append(
+                    {"kept": d["kept"], "dropped": record_id, "sources": pair, "via": d["reason"]}
+                )
     return {
-        "drop": drop,
-        "leakage": leakage,
+        "duplicate_items": dict(sorted(reasons.items())),
+        "label_conflicts": len(conflicts),
+        "label_conflict_list": conflicts[:MAX_LEAKAGE_LISTED],
         "leakage_counts": dict(sorted(leak_counts.items())),
-        "duplicate_items": dict(sorted(kinds.items())),
+        "leakage": leakage,
     }
 
 
-def star_edges(ids: list[str], via: str):
-    ordered = sorted(set(ids))
-    for other in ordered[1:]:
-        yield ordered[0], other, via
-
-
-def near_text_edges(group: list[tuple[str, np.ndarray]], threshold: float):
-    members = sorted(group, key=lambda x: x[0])
-    for i in range(len(members)):
-        for j in range(i + 1, len(members)):
-            a, b = members[i], members[j]
-            if a[0] != b[0] and text.jaccard_estimate(a[1], b[1]) >= threshold:
-                yield a[0], b[0], "text"
+def shared_image(kv: tuple[str, Any]):
+    """A cross-source shared image (one cluster used by records of two or more sources):
+    listed in the leakage report, never a reason to drop."""
+    cluster, users = kv
+    users = sorted(set(users))
+    sources = sorted({source for source, _ in users})
+    if len(sources) > 1:
+        yield {
+            "image": cluster,
+            "sources": "/".join(sources),
+            "records": [rid for _, rid in users[:MAX_SHARED_RECORDS]],
+            "n_records": len(users),
+        }
 
 
 def drop_frequent(
@@ -211,6 +335,8 @@ def drop_frequent(
 
 
 class ApplyDedupeFn(beam.DoFn):
+    """Applies the decisions: duplicate items and over-used images become dead letters."""
+
     def __init__(self, policy: str, max_uses: int) -> None:
         self._policy = policy
         self._max_uses = max_uses
@@ -218,14 +344,13 @@ class ApplyDedupeFn(beam.DoFn):
     def process(self, record, clusters, frequent, decisions):
         prov = record["provenance"]
         source, sid = prov["source"], prov["source_id"]
-        dup = decisions["drop"].get(record["id"])
-        if dup is not None:
-            kept, via = dup
-            reason = f"duplicate_item_{via}"
+        decision = decisions.get(record["id"])
+        if decision is not None:
+            reason = decision["reason"]
             inc("Dedupe", f"dropped_{reason}")
             yield beam.pvalue.TaggedOutput(
                 DEAD,
-                dead_letter(STAGE_DEDUPE, reason, source, sid, f"{record['id']} duplicates {kept}"),
+                dead_letter(STAGE_DEDUPE, reason, source, sid, drop_detail(record["id"], decision)),
             )
             return
         kept_record, dropped = drop_frequent(
@@ -310,9 +435,9 @@ class DedupeRecords(beam.PTransform):
 
     def expand(self, records):
         opts, policy = self._opts, self._policy
-        k = opts.get("phash_distance", 5)
-        max_uses = opts.get("max_image_uses", 10)
-        jaccard = opts.get("text_jaccard", 0.8)
+        k = opts.get("phash_distance", DEFAULT_PHASH_DISTANCE)
+        max_uses = opts.get("max_image_uses", DEFAULT_MAX_IMAGE_USES)
+        jaccard = opts.get("text_jaccard", DEFAULT_TEXT_JACCARD)
 
         keys = (
             records | "ImageKeys" >> beam.FlatMap(image_keys) | "DistinctImages" >> beam.Distinct()
@@ -348,86 +473,73 @@ class DedupeRecords(beam.PTransform):
             | "SortOverUsed" >> beam.Map(sorted)
         )
         frequent_side = beam.pvalue.AsSingleton(frequent)
+        use_histogram = (
+            uses
+            | "UsesPerImage" >> beam.Map(lambda kv: kv[1])
+            | "CountUsesPerImage" >> beam.combiners.Count.PerElement()
+            | "GatherUseHistogram" >> beam.combiners.ToList()
+            | "SortUseHistogram" >> beam.Map(lambda kvs: {str(n): c for n, c in sorted(kvs)})
+        )
         candidates = summaries | "Survivors" >> beam.Filter(
             lambda s, f: survives_frequency(s, set(f), policy), frequent_side
         )
-
-        def image_groups(s, f):
-            for c in s["question_clusters"]:
-                if c not in f:
-                    yield c, s["id"]
-
-        by_image = (
-            candidates
-            | "ByQuestionImage" >> beam.FlatMap(image_groups, frequent_side)
-            | "GroupByImage" >> beam.GroupByKey()
-            | "ImageItemEdges" >> beam.FlatMap(lambda kv: star_edges(list(kv[1]), "image"))
-        )
-        by_text = (
-            candidates
-            | "ByText"
-            >> beam.FlatMap(lambda s: [(s["text_key"], s["id"])] if s["text_key"] else [])
-            | "GroupByText" >> beam.GroupByKey()
-            | "TextItemEdges" >> beam.FlatMap(lambda kv: star_edges(list(kv[1]), "text"))
-        )
-        bands, rows = text.lsh_params(jaccard)
-        by_near_text = (
-            candidates
-            | "MinHashBands"
-            >> beam.FlatMap(
-                lambda s: (
-                    [
-                        (band, (s["id"], s["minhash"]))
-                        for band in text.band_keys(s["minhash"], bands, rows)
-                    ]
-                    if s["minhash"] is not None
-                    else []
-                )
-            )
-            | "GroupByTextBand" >> beam.GroupByKey()
-            | "NearTextEdges" >> beam.FlatMap(lambda kv: near_text_edges(list(kv[1]), jaccard))
-        )
-        sources = (
-            candidates
-            | "IdSource" >> beam.Map(lambda s: (s["id"], s["source"]))
-            | "GatherSources" >> beam.combiners.ToDict()
-        )
         decisions = (
-            (by_image, by_text, by_near_text)
-            | "FlattenItemEdges" >> beam.Flatten()
-            | "DistinctItemEdges" >> beam.Distinct()
-            | "GatherItemEdges" >> beam.combiners.ToList()
-            | "DecideItems" >> beam.Map(decide_items, beam.pvalue.AsSingleton(sources))
+            candidates
+            | "BySignature" >> beam.Map(lambda s, f: (image_signature(s, set(f)), s), frequent_side)
+            | "GroupBySignature" >> beam.GroupByKey()
+            | "DecideItems" >> beam.FlatMap(lambda kv: decide_group(list(kv[1]), jaccard))
+        )
+        decided = (
+            decisions
+            | "GatherDecisions" >> beam.combiners.ToList()
+            | "SummariseDecisions" >> beam.Map(summarise_decisions)
+        )
+        shared = (
+            candidates
+            | "ImageUsers"
+            >> beam.FlatMap(lambda s: [(c, (s["source"], s["id"])) for c in s["all_clusters"]])
+            | "GroupImageUsers" >> beam.GroupByKey()
+            | "SharedAcrossSources" >> beam.FlatMap(shared_image)
+            | "GatherShared" >> beam.combiners.ToList()
+            | "SortShared"
+            >> beam.Map(lambda xs: sorted(xs, key=lambda x: (x["sources"], x["image"])))
         )
         applied = records | "ApplyDedupe" >> beam.ParDo(
             ApplyDedupeFn(policy, max_uses),
             clusters_side,
             frequent_side,
-            beam.pvalue.AsSingleton(decisions),
+            beam.pvalue.AsDict(decisions),
         ).with_outputs(DEAD, main="records")
 
         n_images = keys | "CountImages" >> beam.combiners.Count.Globally()
 
-        def report(n, clusters, frequent, decisions):
+        def report(n, clusters, frequent, histogram, decided, shared):
+            shared_counts = Counter(x["sources"] for x in shared)
             return {
                 "dedupe": {
                     "phash_distance": k,
                     "max_image_uses": max_uses,
                     "text_jaccard": jaccard,
-                    "text_lsh_bands_rows": [bands, rows],
-                    "text_categories": list(opts.get("text_categories", ["PBL", "MSR"])),
+                    "text_min_words": opts.get("text_min_words", DEFAULT_TEXT_MIN_WORDS),
+                    "text_categories": list(opts.get("text_categories", DEFAULT_TEXT_CATEGORIES)),
                     "images": n,
                     "image_clusters": sum(clusters["sizes"].values()),
                     "images_in_clusters": len(clusters["canonical"]),
                     "cluster_sizes": clusters["sizes"],
+                    "image_use_counts": histogram,
                     "over_used_images": len(frequent),
-                    "duplicate_items": decisions["duplicate_items"],
-                    "leakage_counts": decisions["leakage_counts"],
-                    "leakage": decisions["leakage"],
+                    **decided,
+                    "shared_image_counts": dict(sorted(shared_counts.items())),
+                    "shared_images": shared[:MAX_LEAKAGE_LISTED],
                 }
             }
 
         applied_report = n_images | "DedupeReport" >> beam.Map(
-            report, clusters_side, frequent_side, beam.pvalue.AsSingleton(decisions)
+            report,
+            clusters_side,
+            frequent_side,
+            beam.pvalue.AsSingleton(use_histogram),
+            beam.pvalue.AsSingleton(decided),
+            beam.pvalue.AsSingleton(shared),
         )
         return {"records": applied.records, DEAD: applied[DEAD], "report": applied_report}

@@ -37,6 +37,7 @@ MMIE_BIB = """@inproceedings{xia2025mmie,
   note      = {arXiv:2410.10139}
 }"""
 
+MAX_CONFLICT_ROWS = 20  # label conflicts listed in the card; stats.json lists up to 1,000
 DEFAULT_PROTOCOL = (
     "rubric annotation in Argilla (mmloom annotate): MMIE's criteria adapted to judging a "
     "reference item, overlapping annotators, verdict accept / fix / reject per item"
@@ -145,6 +146,29 @@ def settings_view(obj: Any, depth: int = 0) -> Any:
         elif isinstance(value, dict) and depth == 0 and len(value) <= 20:
             out[key] = settings_view(value, depth + 1)
     return out
+
+
+def label_conflicts_section(dedupe: dict[str, Any], limit: int = MAX_CONFLICT_ROWS) -> str:
+    """The card's list of label conflicts: records that were the same item as a kept record
+    (same question images and text) but with another reference answer."""
+    listed = dedupe.get("label_conflict_list") or []
+    n = dedupe["label_conflicts"]
+    if not n:
+        return "#### Label conflicts\n\nNone: no two copies of one item disagree on the answer.\n"
+    text = (
+        f"{n} record{'s' if n != 1 else ''} "
+        f"{'were' if n != 1 else 'was'} the same item as a kept record with another reference "
+        "answer; each is a dead letter (`label_conflict`) and the kept record's answer is "
+        "published. Check these labels."
+    )
+    if listed:
+        rows = [
+            [c["kept"], c["kept_answer"], c["dropped"], c["dropped_answer"]] for c in listed[:limit]
+        ]
+        text += "\n\n" + _table(["kept", "kept answer", "dropped", "dropped answer"], rows)
+        if n > len(rows):
+            text += f"\n\n{n - len(rows)} more in stats.json (`dedupe.label_conflict_list`)."
+    return "#### Label conflicts\n\n" + text + "\n"
 
 
 def _scalar(value: Any) -> bool:
@@ -334,6 +358,8 @@ def render(
     else:
         dedupe_text = "Not recorded: neither stats.json nor the build config could be read."
     parts.append("### Deduplication\n\n" + dedupe_text + "\n")
+    if dedupe and "label_conflicts" in dedupe:
+        parts.append(label_conflicts_section(dedupe))
     ann = s["annotation"]
     if annotations_used:
         agreement = ann["agreement"]

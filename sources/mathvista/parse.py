@@ -369,7 +369,8 @@ def restructure(item: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
     Raises:
         RecordError: ``unknown_question_type``, ``unknown_answer_type``, ``bad_question``,
         ``missing_key``/``bad_choices`` (multiple choice without a usable choice list),
-        ``answer_not_in_choices``, ``answer_unparseable``, ``bad_precision``, ``bad_unit``,
+        ``answer_not_in_choices``, ``ambiguous_answer_choice`` (the answer equals two or more
+        identical choices), ``answer_unparseable``, ``bad_precision``, ``bad_unit``,
         ``path_escapes_root``/``bad_image_path`` (GitHub layout image path).
     """
     p = item["problem"]
@@ -398,6 +399,13 @@ def restructure(item: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
         if answer not in choices:
             raise RecordError(
                 "answer_not_in_choices", f"{where}: answer {answer!r} is not one of {choices!r}"
+            )
+        if choices.count(answer) > 1:
+            # e.g. testmini pid 781: choices 9, 12, 18, 18 and answer 18; no letter is right
+            raise RecordError(
+                "ambiguous_answer_choice",
+                f"{where}: answer {answer!r} matches {choices.count(answer)} identical choices "
+                f"of {choices!r}; no single letter is the answer",
             )
         index = choices.index(answer)
         labels = list(LETTERS[: len(choices)])

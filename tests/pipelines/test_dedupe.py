@@ -14,7 +14,13 @@ from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image, ImageEnhance
 
 from pipelines.dedupe import hamming, text
-from pipelines.dedupe.stages import DedupeRecords
+from pipelines.dedupe.stages import (
+    REASON_CONFLICT,
+    REASON_DUPLICATE,
+    REASON_NEAR,
+    DedupeRecords,
+    decide_group,
+)
 from pipelines.transforms.images import load_images
 from schemas.deadletter import DEAD
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
@@ -53,18 +59,110 @@ def test_clusters_are_connected_components():
     assert hamming.clusters([("b", "a"), ("c", "b"), ("x", "y")]) == [["a", "b", "c"], ["x", "y"]]
 
 
-def test_lsh_params_fit_num_perm():
-    bands, rows = text.lsh_params(0.8)
-    assert bands * rows <= text.NUM_PERM and bands > 1 and rows > 1
-
-
-def test_text_normalisation_and_estimate():
+def test_text_normalisation_folds_case_space_punctuation_and_unicode_form():
     assert text.normalise("  Hello,   WORLD!\n") == "hello world"
+    # NFKC: full-width digits and letters, the "ﬁ" ligature; casefold: "ß" -> "ss"
+    assert text.normalise("Ｆind ｘ = １２ ﬁrst, Straße") == text.normalise(
+        "find x 12 first strasse"
+    )
+
+
+def test_jaccard_is_computed_on_the_pair():
     a = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
-    assert text.jaccard_estimate(text.minhash(a), text.minhash(a.upper() + " !")) == 1.0
+    assert text.jaccard(text.shingles(a), text.shingles(a.upper() + " !")) == 1.0
     b = a.replace("seven", "SEVENTY")
-    true_j = len(text.shingles(a) & text.shingles(b)) / len(text.shingles(a) | text.shingles(b))
-    assert abs(text.jaccard_estimate(text.minhash(a), text.minhash(b)) - true_j) < 0.15
+    sa, sb = text.shingles(a), text.shingles(b)
+    assert text.jaccard(sa, sb) == len(sa & sb) / len(sa | sb) == 5 / 15
+    assert text.shingles("two words") == {"two words"}
+
+
+def test_numbers_in_order():
+    assert text.numbers("mass m=0.40 kg, speed 0.50 m/s, k = 750 N/m") == ["0.40", "0.50", "750"]
+    assert text.numbers("ｘ＝１２") == ["12"]
+
+
+# --- the identity rule, on record summaries -----------------------------------------------------
+
+
+def _summary(rid: str, question: str, images=("img",), answer: str = "a", near: bool = True,
+             source: str = "mathvista") -> dict:  # fmt: skip
+    q = text.normalise(question)
+    return {
+        "id": rid,
+        "source": source,
+        "category": "MSR",
+        "question_images": list(images),
+        "all_clusters": sorted(set(images)),
+        "question": q,
+        "near": near and len(q.split()) >= 8,
+        "answer": answer,
+        "answer_key": [text.normalise(answer), []],
+    }
+
+
+def _decide(members, threshold=0.8):
+    return {rid: (d["kept"], d["reason"]) for rid, d in decide_group(members, threshold)}
+
+
+LONG = (
+    "In the figure a cumin canister slides across a horizontal frictionless counter and then "
+    "runs into and compresses a spring. When the canister is momentarily stopped by the "
+    "spring, by what distance is the spring compressed? Answer with a decimal number."
+)
+
+
+def test_equal_normalised_text_is_one_item_and_the_smallest_id_stays():
+    members = [
+        _summary("MSR_b_2", "What is the degree of this function?"),
+        _summary("MSR_a_1", "what is the DEGREE of this   function"),
+        _summary("MSR_c_3", "What is the degree of this function?", source="remi"),
+    ]
+    for order in (members, members[::-1]):
+        assert _decide(order) == {
+            "MSR_b_2": ("MSR_a_1", REASON_DUPLICATE),
+            "MSR_c_3": ("MSR_a_1", REASON_DUPLICATE),
+        }
+
+
+def test_other_question_text_is_another_item():
+    assert _decide([_summary("a", "How many bars?"), _summary("b", "How many lines?")]) == {}
+
+
+def test_short_texts_match_only_when_equal():
+    q = "What is the age gap between these two people in the image?"
+    assert _decide([_summary("a", q, near=False), _summary("b", q + " Really?", near=False)]) == {}
+
+
+def test_near_text_is_verified_on_the_pair_and_needs_the_same_numbers():
+    near = LONG.replace("decimal number", "decimal value")
+    assert _decide([_summary("a", LONG), _summary("b", near)]) == {"b": ("a", REASON_NEAR)}
+    # the same wording with another number is another problem
+    other = LONG.replace("a horizontal", "a 2 m horizontal")
+    assert _decide([_summary("a", LONG), _summary("b", other)]) == {}
+
+
+def test_no_chains_a_record_is_dropped_only_for_the_kept_record():
+    words = [f"w{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(60)]  # no digits
+    a = " ".join(words)
+    b = " ".join([*words[:-4], "xa", "xb", "xc", "xd"])  # close to a
+    c = " ".join(["ya", "yb", "yc", "yd", *words[4:-4], "xa", "xb", "xc", "xd"])  # close to b
+    sa, sb, sc = (text.shingles(t) for t in (a, b, c))
+    assert text.jaccard(sa, sb) >= 0.8 and text.jaccard(sb, sc) >= 0.8 > text.jaccard(sa, sc)
+    # b goes for a; c is not close to a (the record that stays), so c stays
+    assert _decide([_summary("a", a), _summary("b", b), _summary("c", c)]) == {
+        "b": ("a", REASON_NEAR)
+    }
+
+
+def test_same_item_with_another_answer_is_a_label_conflict():
+    q = "What is the degree of this function?"
+    decided = dict(decide_group([_summary("a", q, answer="3"), _summary("b", q, answer="2")], 0.8))
+    assert decided["b"]["reason"] == REASON_CONFLICT
+    assert (decided["b"]["kept"], decided["b"]["kept_answer"], decided["b"]["answer"]) == (
+        "a",
+        "3",
+        "2",
+    )
 
 
 # --- planted images ---------------------------------------------------------------------------
@@ -102,33 +200,61 @@ def _record(source: str, n: int, image: bytes, category: str = "MSR", q: str | N
     return load_images(draft)
 
 
-def planted_records() -> tuple[list[dict], dict[str, set[str]]]:
-    """Two sources; expected duplicate groups (ids) and distinct records."""
+KVQA = "What is the age gap between these two people in image?"
+Q = {
+    1: "How many objects are preferred by more than 7 people in at least one category?",
+    2: "What is the degree of this function?",
+    3: "Is the number of red cars less than the number of gray motorbikes?",
+    4: "Which shape comes next in the sequence? Choices: (A) circle (B) square",
+    6: "What fraction of the shape is blue? Answer with a word or a short phrase.",
+}
+
+
+def planted_records() -> tuple[list[dict], dict[str, str], dict[str, str]]:
+    """Two sources: records, the expected drops ``{id: kept id}`` and their reasons."""
     astro, cat, coffee, rocket = (_photo(n) for n in ("astronaut", "chelsea", "coffee", "rocket"))
     w, h = rocket.size
     cw, ch = coffee.size
+    shape = make_image("shape", 300, 200)
     recs = [
-        _record("mathvista", 1, _jpeg(astro)),
-        _record("mathvista", 2, _jpeg(cat)),
-        _record("mathvista", 3, _jpeg(coffee)),
-        _record("mathvista", 4, _jpeg(rocket)),
-        # distinct but similar: another framing of the same scene (a quarter shifted)
-        _record("mathvista", 5, _jpeg(coffee.crop((cw // 4, 0, cw, ch)))),
-        _record("remi", 1, _jpeg(astro)),  # exact duplicate (same bytes), other source
-        _record("remi", 2, _jpeg(cat, quality=40)),  # re-encoded at another quality
-        _record("remi", 3, _jpeg(coffee.resize((int(cw * 0.9), int(ch * 0.9))))),  # 90% size
-        _record("remi", 4, _jpeg(rocket.crop((0, 0, w - int(w * 0.02), h)))),  # 2% crop
-        _record("remi", 5, _jpeg(ImageEnhance.Brightness(astro).enhance(1.15))),  # brighter
-        # distinct but similar: the other half of the cat picture, and a second framing
-        _record("remi", 6, _jpeg(cat.crop((cat.size[0] // 2, 0, *cat.size)))),
-    ]
-    groups = {
-        "MSR_mathvista_1": {"MSR_remi_1", "MSR_remi_5"},
-        "MSR_mathvista_2": {"MSR_remi_2"},
-        "MSR_mathvista_3": {"MSR_remi_3"},
-        "MSR_mathvista_4": {"MSR_remi_4"},
+        _record("mathvista", 1, _jpeg(astro), q=Q[1], a="3"),
+        _record("mathvista", 2, _jpeg(cat), q=Q[2], a="2"),
+        _record("mathvista", 3, _jpeg(coffee), q=Q[3], a="No"),
+        _record("mathvista", 4, _jpeg(rocket), q=Q[4], a="B"),
+        # distinct: another framing of the coffee scene (a quarter shifted), same question
+        _record("mathvista", 5, _jpeg(coffee.crop((cw // 4, 0, cw, ch))), q=Q[3], a="No"),
+        _record("mathvista", 6, shape, q=Q[6], a="half"),
+        # distinct: KVQA's templated question over two different photos, other answers
+        _record("mathvista", 27, make_image("kvqa-27", 300, 200), q=KVQA, a="11"),
+        _record("mathvista", 29, make_image("kvqa-29", 300, 200), q=KVQA, a="4"),
+        # distinct: the astronaut picture carries another question (legitimate reuse)
+        _record("mathvista", 30, _jpeg(astro), q="What colour is the flag on the suit?"),
+        # same bytes, same question, other source
+        _record("remi", 1, _jpeg(astro), q=Q[1], a="3"),
+        # re-encoded at another quality; the question in other case and spacing
+        _record("remi", 2, _jpeg(cat, quality=40), q="  WHAT is the degree\n of this FUNCTION",
+                a="2"),
+        # resized to 90%
+        _record("remi", 3, _jpeg(coffee.resize((int(cw * 0.9), int(ch * 0.9)))), q=Q[3], a="No"),
+        # 2% crop; the question in another Unicode form (full-width letters, NFKC-equal)
+        _record("remi", 4, _jpeg(rocket.crop((0, 0, w - int(w * 0.02), h))),
+                q=Q[4].replace("(A)", "（Ａ）"), a="B"),
+        _record("remi", 5, _jpeg(ImageEnhance.Brightness(astro).enhance(1.15)), q=Q[1], a="3"),
+        # distinct: the other half of the cat picture, same question
+        _record("remi", 6, _jpeg(cat.crop((cat.size[0] // 2, 0, *cat.size))), q=Q[2], a="2"),
+        # the same item as mathvista 6 with another answer: a label conflict
+        _record("remi", 8, shape, q=Q[6].lower(), a="quarter"),
+    ]  # fmt: skip
+    kept_of = {
+        "MSR_remi_1": "MSR_mathvista_1",
+        "MSR_remi_5": "MSR_mathvista_1",
+        "MSR_remi_2": "MSR_mathvista_2",
+        "MSR_remi_3": "MSR_mathvista_3",
+        "MSR_remi_4": "MSR_mathvista_4",
+        "MSR_remi_8": "MSR_mathvista_6",
     }
-    return recs, groups
+    reasons = {d: REASON_DUPLICATE for d in kept_of} | {"MSR_remi_8": REASON_CONFLICT}
+    return recs, kept_of, reasons
 
 
 def _run(records, options=None, policy="drop_record"):
@@ -138,12 +264,8 @@ def _run(records, options=None, policy="drop_record"):
 
 
 def test_planted_duplicates_found_across_sources_and_distinct_kept():
-    records, groups = planted_records()
-    dropped = {d for dups in groups.values() for d in dups}
-    kept = sorted(r["id"] for r in records if r["id"] not in dropped)
-    expected_dead = sorted(
-        (d, "duplicate_item_image", f"{d} duplicates {k}") for k, ds in groups.items() for d in ds
-    )
+    records, kept_of, reasons = planted_records()
+    kept = sorted(r["id"] for r in records if r["id"] not in kept_of)
     for order in (records, random.Random(3).sample(records, len(records))):
         with TestPipeline() as p:
             out = p | beam.Create(order) | DedupeRecords({})
@@ -151,20 +273,79 @@ def test_planted_duplicates_found_across_sources_and_distinct_kept():
             dead = out[DEAD] | beam.Map(
                 lambda d: (f"MSR_{d['source']}_{d['source_id']}", d["reason"], d["detail"])
             )
-            assert_that(dead, equal_to(expected_dead), label="Dead")
+
+            def check_dead(rows):
+                assert sorted((r[0], r[1]) for r in rows) == sorted(reasons.items())
+                for rid, _, detail in rows:
+                    assert detail.startswith(rid) and kept_of[rid] in detail
+
+            assert_that(dead, check_dead, label="Dead")
 
             def check(reports):
                 (r,) = reports
                 rep = r["dedupe"]
-                assert rep["image_clusters"] == 4  # astronaut (+bright), cat, coffee, rocket
-                assert rep["cluster_sizes"] == {"2": 4}  # exact copies share one sha256
-                assert rep["duplicate_items"] == {"image": 5}
-                assert rep["leakage_counts"] == {"mathvista/remi": 5}
+                # astronaut (+ brighter copy), cat, coffee (+ 90%), rocket (+ crop)
+                assert rep["image_clusters"] == 4
+                assert rep["duplicate_items"] == {REASON_CONFLICT: 1, REASON_DUPLICATE: 5}
+                assert rep["leakage_counts"] == {"mathvista/remi": 6}
                 assert {(x["kept"], x["dropped"]) for x in rep["leakage"]} == {
-                    (k, d) for k, ds in groups.items() for d in ds
+                    (k, d) for d, k in kept_of.items()
                 }
+                assert rep["label_conflicts"] == 1
+                (c,) = rep["label_conflict_list"]
+                assert (c["kept"], c["kept_answer"], c["dropped"], c["dropped_answer"]) == (
+                    "MSR_mathvista_6",
+                    "half",
+                    "MSR_remi_8",
+                    "quarter",
+                )
+                # images shared by both sources are listed, whether or not the items are one
+                assert rep["shared_image_counts"]["mathvista/remi"] >= 4
 
             assert_that(out["report"], check, label="Report")
+
+
+def test_conflict_detail_names_both_ids_and_answers():
+    records, _, _ = planted_records()
+    pair = [r for r in records if r["id"] in ("MSR_mathvista_6", "MSR_remi_8")]
+    with TestPipeline() as p:
+        out = p | beam.Create(pair) | DedupeRecords({})
+        assert_that(
+            out[DEAD] | beam.Map(lambda d: (d["reason"], d["detail"])),
+            equal_to(
+                [
+                    (
+                        "label_conflict",
+                        "MSR_remi_8 is the same item as MSR_mathvista_6 (same question images, "
+                        "equal question text) with another answer: MSR_mathvista_6 (kept) "
+                        "answers 'half', MSR_remi_8 answers 'quarter'",
+                    )
+                ]
+            ),
+        )
+
+
+def test_image_shared_across_sources_with_other_questions_is_listed_not_dropped():
+    astro = _jpeg(_photo("astronaut"))
+    records = [_record("mathvista", 1, astro, q=Q[1]), _record("remi", 1, astro, q=Q[2])]
+    with TestPipeline() as p:
+        out = p | beam.Create(records) | DedupeRecords({})
+        assert_that(
+            out["records"] | beam.Map(lambda r: r["id"]),
+            equal_to(["MSR_mathvista_1", "MSR_remi_1"]),
+        )
+
+        def check(reports):
+            rep = reports[0]["dedupe"]
+            assert rep["leakage"] == [] and rep["duplicate_items"] == {}
+            (shared,) = rep["shared_images"]
+            assert shared["sources"] == "mathvista/remi"
+            assert shared["records"] == ["MSR_mathvista_1", "MSR_remi_1"]
+
+        assert_that(out["report"], check, label="Report")
+
+
+TEN = {"max_image_uses": 10}
 
 
 def test_frequency_rule_drops_over_used_images():
@@ -178,7 +359,7 @@ def test_frequency_rule_drops_over_used_images():
     ]  # fmt: skip
     ids = sorted(r["id"] for r in records)
     with TestPipeline() as p:
-        out = p | "A" >> beam.Create(records) | "DropRecords" >> DedupeRecords({})
+        out = p | "A" >> beam.Create(records) | "DropRecords" >> DedupeRecords(TEN)
         assert_that(out["records"], equal_to([]))
         assert_that(
             out[DEAD] | beam.Map(lambda d: (d["reason"], d["unit"])),
@@ -189,7 +370,7 @@ def test_frequency_rule_drops_over_used_images():
         out = (
             p
             | "B" >> beam.Create(records)
-            | "DropSegments" >> DedupeRecords({}, on_bad_image="drop_segment")
+            | "DropSegments" >> DedupeRecords(TEN, on_bad_image="drop_segment")
         )
         kept = out["records"] | beam.Map(
             lambda r: (r["id"], len(r["images"]), r["answer"][0]["image"])
@@ -202,15 +383,14 @@ def test_frequency_rule_drops_over_used_images():
         )
     # at the limit (10 uses) nothing is dropped
     with TestPipeline() as p:
-        out = p | "C" >> beam.Create(records[:10]) | "AtLimit" >> DedupeRecords({})
+        out = p | "C" >> beam.Create(records[:10]) | "AtLimit" >> DedupeRecords(TEN)
         assert_that(
             out["records"] | beam.Map(lambda r: r["id"]),
             equal_to(sorted(ids)[:10] and [r["id"] for r in records[:10]]),
         )
 
 
-def test_text_duplicates_need_the_same_question_and_answer():
-    q = "What is the age gap between these two people in image?"
+def test_near_text_needs_the_same_images_and_is_verified():
     steps = (
         "How to Write a Thank You Note? Method 1: Writing the Note. Step 1: Choose a plain "
         "card or good paper, a simple folded card works for almost any occasion. Avoid "
@@ -219,52 +399,49 @@ def test_text_duplicates_need_the_same_question_and_answer():
         "the same day you receive the gift, while the details are still fresh in mind"
     )
     near = steps.replace("almost", "nearly")
-    jac = len(text.shingles(steps) & text.shingles(near)) / len(
-        text.shingles(steps) | text.shingles(near)
-    )
-    assert jac >= 0.8  # the planted pair really is a near-duplicate by the configured measure
+    assert text.jaccard(text.shingles(steps), text.shingles(near)) >= 0.8
+    photo = _jpeg(_photo("rocket"))
     records = [
-        # same templated question, different photos and answers: distinct items
-        _record("mathvista", 27, _jpeg(_photo("astronaut")), q=q, a="11"),
-        _record("mathvista", 29, _jpeg(_photo("chelsea")), q=q, a="4"),
-        # same question and answer on another picture: the same item (exact text)
-        _record("remi", 7, _jpeg(_photo("coffee")), q=q + "  ", a="11"),
-        # a near-duplicate PBL text (one word changed), different pictures
-        _record("wikihow", 1, _jpeg(_photo("rocket")), category="PBL", q=steps, a="Step 2: write."),
-        _record("wikihow", 2, make_image("w2", 300, 200), category="PBL",
-                q=near, a="Step 2: write."),
+        _record("wikihow", 1, photo, category="PBL", q=steps, a="Step 2: write."),
+        # the same picture, a near-equal text: the same item
+        _record("wikihow", 2, photo, category="PBL", q=near, a="Step 2: write."),
+        # a near-equal text on another picture: another item
+        _record("wikihow", 3, make_image("w3", 300, 200), category="PBL", q=near,
+                a="Step 2: write."),
+        # the same templated question and answer on another picture: another item
+        _record("mathvista", 27, _jpeg(_photo("astronaut")), q=KVQA, a="11"),
+        _record("remi", 7, _jpeg(_photo("coffee")), q=KVQA + "  ", a="11"),
     ]  # fmt: skip
     with TestPipeline() as p:
         out = p | beam.Create(records) | DedupeRecords({})
         assert_that(
             out["records"] | beam.Map(lambda r: r["id"]),
-            equal_to(["MSR_mathvista_27", "MSR_mathvista_29", "PBL_wikihow_1"]),
+            equal_to(["MSR_mathvista_27", "MSR_remi_7", "PBL_wikihow_1", "PBL_wikihow_3"]),
         )
         assert_that(
-            out[DEAD] | beam.Map(lambda d: (d["source"], d["source_id"], d["reason"], d["detail"])),
+            out[DEAD] | beam.Map(lambda d: (d["source_id"], d["reason"], d["detail"])),
             equal_to(
                 [
-                    ("remi", "7", "duplicate_item_text", "MSR_remi_7 duplicates MSR_mathvista_27"),
                     (
-                        "wikihow",
                         "2",
-                        "duplicate_item_text",
-                        "PBL_wikihow_2 duplicates PBL_wikihow_1",
-                    ),
+                        REASON_NEAR,
+                        "PBL_wikihow_2 duplicates PBL_wikihow_1: same question images, "
+                        "near-equal question text (word 5-gram Jaccard 0.8718)",
+                    )
                 ]
             ),
             label="Dead",
         )
 
 
-def test_text_dedupe_skips_categories_not_listed():
-    q = "A question long enough to be compared by its words alone, nothing else"
+def test_near_text_only_for_text_categories():
+    photo = _jpeg(_photo("astronaut"))
     records = [
-        _record("mathvista", 1, _jpeg(_photo("astronaut")), q=q, a="1"),
-        _record("mathvista", 2, _jpeg(_photo("chelsea")), q=q, a="1"),
+        _record("mathvista", 1, photo, q=LONG, a="1"),
+        _record("mathvista", 2, photo, q=LONG.replace("decimal number", "decimal value"), a="1"),
     ]
-    with TestPipeline() as p:
-        out = p | beam.Create(records) | DedupeRecords({"text_categories": ["PBL"]})
-        assert_that(
-            out["records"] | beam.Map(lambda r: r["id"]), equal_to([r["id"] for r in records])
-        )
+    for categories, kept in ((["PBL"], ["MSR_mathvista_1", "MSR_mathvista_2"]),
+                             (["MSR"], ["MSR_mathvista_1"])):  # fmt: skip
+        with TestPipeline() as p:
+            out = p | beam.Create(records) | DedupeRecords({"text_categories": categories})
+            assert_that(out["records"] | beam.Map(lambda r: r["id"]), equal_to(kept))

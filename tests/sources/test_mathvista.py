@@ -425,6 +425,23 @@ def test_bad_inputs_reconcile(tmp_path):
     assert ("no_gold_label", "1001") in {(d["reason"], d["source_id"]) for d in dead_all}
 
 
+def test_answer_matching_two_identical_choices_is_ambiguous(tmp_path):
+    # testmini pid 781 (not in the sample): choices 9, 12, 18, 18 and answer 18
+    item = parse.problem_to_item(
+        real("5", choices=["9", "12", "18", "18"], answer="18"),
+        key="5",
+        position=0,
+        source_file="t.json",
+        splits=["testmini"],
+        query=None,
+        image_root=str(tmp_path),
+    )
+    with pytest.raises(RecordError) as e:
+        parse.restructure(item, {})
+    assert e.value.reason == "ambiguous_answer_choice"
+    assert "'18'" in e.value.detail and "2 identical choices" in e.value.detail
+
+
 def test_multi_choice_without_choices(tmp_path):
     item = parse.problem_to_item(
         real("8", choices=None),
