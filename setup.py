@@ -27,16 +27,20 @@ INSTALL_REQUIRES = [
     "imagehash>=4.3,<5",
     "open_clip_torch>=3.0,<4",
     "jsonschema>=4.20,<5",
-    "argilla>=2.8,<2.9",
     "pyarrow>=17,<26",
     "pyyaml>=6,<7",
     "numpy>=1.26,<3",
-    "matplotlib>=3.8,<4",
-    "datasketch>=1.6,<3",
-    "krippendorff>=0.8,<1",
 ]
 
+# What Dataflow workers never need: the annotation round (Argilla client, agreement) and the
+# release report's plots. `pip install .` (what --setup_file installs on workers) leaves
+# them out; `mmloom annotate` and `mmloom publish` say which extra to install when missing.
+ANNOTATE = ["argilla>=2.8,<2.9", "krippendorff>=0.8,<1"]
+REPORT = ["matplotlib>=3.8,<4"]
+
 EXTRAS = {
+    "annotate": ANNOTATE,
+    "report": REPORT,
     # real photographs (bundled in these wheels) for bench/phash_draft.py and image_hashing.py
     "bench": ["scikit-image>=0.22", "scikit-learn>=1.4"],
     "dev": [
@@ -46,6 +50,10 @@ EXTRAS = {
         "build>=1.2",
         # browser tests drive Debian's /usr/bin/chromium (no browser download)
         "playwright>=1.45,<2",
+        # CI runs the suite once in random order (make test)
+        "pytest-randomly>=3.15,<5",
+        *ANNOTATE,
+        *REPORT,
     ],
 }
 

@@ -37,10 +37,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 import pipelines
-from pipelines.clip import ClipSettings
 from pipelines.clip.filter import FilterByClipScore
-from pipelines.clip.neardup import FindEmbeddingDuplicates
-from pipelines.clip.score import ScoreImageText, SkipClipScoring
+from pipelines.clip.settings import ClipSettings
+from pipelines.clip.skip import SkipClipScoring
 from pipelines.config import BuildConfig, load_config
 from pipelines.dedupe.stages import DedupeRecords
 from pipelines.transforms.images import LoadImages
@@ -197,6 +196,10 @@ def build_pipeline(
     clip = ClipSettings.from_config(config.clip, base_dir=config.base_dir, no_clip=no_clip)
     clip_dead, embedding_edges = [], None
     if clip.enabled:
+        # imported here: scoring loads torch, which a --no-clip build never needs
+        from pipelines.clip.neardup import FindEmbeddingDuplicates
+        from pipelines.clip.score import ScoreImageText
+
         scored = unique.unique | "ScoreImageText" >> ScoreImageText(clip, store=store)
         scored_records = scored["records"]
         clip_dead.append(scored[DEAD])

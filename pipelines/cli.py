@@ -101,10 +101,22 @@ def _cmd_show(argv: list[str]) -> int:
     return 0
 
 
-def _cmd_publish(argv: list[str]) -> int:
-    from pipelines.publish.cli import main as publish_main
+def _needs_extra(command: str, extra: str, exc: ModuleNotFoundError) -> MmloomError:
+    return MmloomError(
+        f"`mmloom {command}` needs the {exc.name!r} package, which the worker install leaves "
+        f"out; install the extra: pip install 'mmloom[{extra}]' (or `make venv` in a checkout)"
+    )
 
-    return publish_main(argv)
+
+def _cmd_publish(argv: list[str]) -> int:
+    try:
+        from pipelines.publish.cli import main as publish_main
+
+        return publish_main(argv)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "matplotlib":
+            raise _needs_extra("publish", "report", exc) from exc
+        raise
 
 
 def _cmd_fetch(argv: list[str]) -> int:
@@ -114,9 +126,14 @@ def _cmd_fetch(argv: list[str]) -> int:
 
 
 def _cmd_annotate(argv: list[str]) -> int:
-    from annotation.cli import main as annotate_main
+    try:
+        from annotation.cli import main as annotate_main
 
-    return annotate_main(argv)
+        return annotate_main(argv)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("argilla", "krippendorff"):
+            raise _needs_extra("annotate", "annotate", exc) from exc
+        raise
 
 
 COMMANDS = {

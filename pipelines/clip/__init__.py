@@ -58,32 +58,34 @@ scales: thresholds for ViT-B-32 or another tag must be re-derived, which is why 
 the model that scored them.
 """
 
-from pipelines.clip.filter import STAGE_FILTER_CLIP, FilterByClipScore
-from pipelines.clip.model import ClipInput, ClipModel, ClipSpec, OpenClipModelHandler
-from pipelines.clip.neardup import (
-    FindEmbeddingDuplicates,
-    duplicate_edges,
-    embedding_duplicate_pairs,
-)
-from pipelines.clip.pairs import clip_pairs
-from pipelines.clip.score import STAGE_SCORE_CLIP, ScoreImageText, SkipClipScoring, clip_scores
-from pipelines.clip.settings import NO_CLIP_REASON, ClipSettings
+import importlib
+from typing import Any
 
-__all__ = [
-    "NO_CLIP_REASON",
-    "STAGE_FILTER_CLIP",
-    "STAGE_SCORE_CLIP",
-    "ClipInput",
-    "ClipModel",
-    "ClipSettings",
-    "ClipSpec",
-    "FilterByClipScore",
-    "FindEmbeddingDuplicates",
-    "OpenClipModelHandler",
-    "ScoreImageText",
-    "SkipClipScoring",
-    "clip_pairs",
-    "clip_scores",
-    "duplicate_edges",
-    "embedding_duplicate_pairs",
-]
+# Names are loaded on first use (PEP 562): ``ScoreImageText`` and the handler import torch
+# through Beam's RunInference, which a --no-clip build, its workers and the CLI never need.
+_EXPORTS = {
+    "STAGE_FILTER_CLIP": "pipelines.clip.filter",
+    "FilterByClipScore": "pipelines.clip.filter",
+    "ClipInput": "pipelines.clip.model",
+    "ClipModel": "pipelines.clip.model",
+    "ClipSpec": "pipelines.clip.model",
+    "OpenClipModelHandler": "pipelines.clip.handler",
+    "FindEmbeddingDuplicates": "pipelines.clip.neardup",
+    "duplicate_edges": "pipelines.clip.neardup",
+    "embedding_duplicate_pairs": "pipelines.clip.neardup",
+    "clip_pairs": "pipelines.clip.pairs",
+    "STAGE_SCORE_CLIP": "pipelines.clip.score",
+    "ScoreImageText": "pipelines.clip.score",
+    "clip_scores": "pipelines.clip.score",
+    "SkipClipScoring": "pipelines.clip.skip",
+    "NO_CLIP_REASON": "pipelines.clip.settings",
+    "ClipSettings": "pipelines.clip.settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pipelines.clip' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

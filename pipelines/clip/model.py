@@ -1,4 +1,6 @@
-"""open_clip behind Beam's RunInference: model spec, image preprocessing and the ModelHandler.
+"""open_clip for Beam's RunInference: model spec, image preprocessing and the model wrapper
+(the ``ModelHandler`` is in :mod:`pipelines.clip.handler`; importing Beam's inference module
+imports torch, so only the stages that run CLIP load it).
 
 Loading is one code path for every kind of weights: ``open_clip.create_model_and_transforms(
 model, pretrained=<tag or local file>)``. A pretrained tag (``openai``, ``laion2b_s32b_b82k``,
@@ -22,13 +24,11 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipelines.clip.tiny import register_model_configs
 
@@ -317,83 +317,3 @@ class ClipModel:
             img = self._run(self._encode_images, images) if images is not None else None
             txt = self._run(self._encode_texts, tokens) if tokens is not None else None
         return img, txt
-
-
-class OpenClipModelHandler(ModelHandler[ClipInput, PredictionResult, ClipModel]):
-    """RunInference handler for open_clip: embeds images and texts of one batch.
-
-    A batch may mix images and texts: images are stacked into one ``N x H x W x 3`` array
-    (they share one shape, see :class:`ImagePreprocessor`), texts into one token matrix, and
-    both towers run once per batch. Each result is a ``PredictionResult`` whose ``example``
-    is ``(kind, ref)`` (the input array is not carried on) and whose ``inference`` is the
-    L2-normalised float32 embedding; wrap the handler in ``KeyedModelHandler`` to carry keys.
-
-    Args:
-        spec: model, weights, device and precision.
-        min_batch_size / max_batch_size: Beam's ``BatchElements`` bounds; the maximum is what
-            keeps a batch inside GPU memory (and a CUDA out-of-memory error still splits the
-            batch in halves instead of failing).
-        large_model: load one copy per machine and share it across worker processes
-            (``share_model_across_processes``), for models that do not fit once per process.
-        model_copies: with several GPUs or a big GPU, how many shared copies to load.
-        max_batch_duration_secs: streaming only: flush a partial batch after this long.
-    """
-
-    def __init__(
-        self,
-        spec: ClipSpec,
-        *,
-        min_batch_size: int = 1,
-        max_batch_size: int = 256,
-        large_model: bool = False,
-        model_copies: int | None = None,
-        max_batch_duration_secs: int | None = None,
-    ) -> None:
-        super().__init__(
-            min_batch_size=min_batch_size,
-            max_batch_size=max_batch_size,
-            max_batch_duration_secs=max_batch_duration_secs,
-            large_model=large_model,
-            model_copies=model_copies,
-        )
-        self._spec = spec
-
-    @property
-    def spec(self) -> ClipSpec:
-        return self._spec
-
-    def load_model(self) -> ClipModel:
-        return ClipModel(self._spec)
-
-    def run_inference(
-        self,
-        batch: Sequence[ClipInput],
-        model: ClipModel,
-        inference_args: dict[str, Any] | None = None,
-    ) -> Iterable[PredictionResult]:
-        img_idx = [i for i, e in enumerate(batch) if e.kind == IMAGE]
-        txt_idx = [i for i, e in enumerate(batch) if e.kind == TEXT]
-        if len(img_idx) + len(txt_idx) != len(batch):
-            kinds = sorted({e.kind for e in batch} - {IMAGE, TEXT})
-            raise ValueError(f"ClipInput.kind must be 'image' or 'text', got {kinds}")
-        shapes = {batch[i].data.shape for i in img_idx}
-        if len(shapes) > 1:
-            raise ValueError(
-                f"images of one batch must share one shape (preprocess them first), got {shapes}"
-            )
-        images = np.stack([batch[i].data for i in img_idx]) if img_idx else None
-        tokens = np.stack([batch[i].data for i in txt_idx]) if txt_idx else None
-        img_emb, txt_emb = model.embed(images, tokens)
-        out: list[np.ndarray | None] = [None] * len(batch)
-        for row, i in enumerate(img_idx):
-            out[i] = img_emb[row]
-        for row, i in enumerate(txt_idx):
-            out[i] = txt_emb[row]
-        model_id = self._spec.model_id
-        return [PredictionResult((e.kind, e.ref), vec, model_id) for e, vec in zip(batch, out)]
-
-    def get_num_bytes(self, batch: Sequence[ClipInput]) -> int:
-        return sum(int(e.data.nbytes) for e in batch)
-
-    def get_metrics_namespace(self) -> str:
-        return "OpenClipModelHandler"

@@ -313,37 +313,10 @@ class ScoreImageText(beam.PTransform):
         }
 
 
-class SkipClipScoring(beam.PTransform):
-    """Mark every record ``scores.clip = {scored: false, reason}`` (``--no-clip``).
-
-    Args:
-        reason: why scoring was skipped (``ClipSettings.skip_reason``).
-
-    Input: records. Output: the same records with ``scores.clip`` replaced.
-    Dead letters: none. Counters (namespace ``SkipClipScoring``): ``out``.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self._reason = reason
-
-    def expand(self, records):
-        reason = self._reason
-
-        def mark(record: dict[str, Any]) -> dict[str, Any]:
-            inc("SkipClipScoring", "out")
-            out = dict(record)
-            out["scores"] = {**(record.get("scores") or {}), "clip": not_scored(reason)}
-            return out
-
-        return records | "MarkNotScored" >> beam.Map(mark)
-
-
 __all__ = [
     "STAGE_SCORE_CLIP",
     "AttachClipScoresFn",
     "PrepareClipInputsFn",
     "ScoreImageText",
-    "SkipClipScoring",
     "clip_scores",
 ]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelines.clip.model import ClipSpec, OpenClipModelHandler
+from pipelines.clip.model import ClipSpec
 from pipelines.config import fill_block
+
+if TYPE_CHECKING:
+    from pipelines.clip.handler import OpenClipModelHandler
 
 NO_CLIP_REASON = "clip scoring turned off (--no-clip)"
 DISABLED_REASON = "clip scoring turned off (clip.enabled: false)"
@@ -71,7 +74,9 @@ class ClipSettings:
         )
 
     def model_handler(self, large_model: bool = False) -> OpenClipModelHandler:
-        """The (unkeyed) RunInference handler for these settings."""
+        """The (unkeyed) RunInference handler for these settings (imports torch)."""
+        from pipelines.clip.handler import OpenClipModelHandler
+
         return OpenClipModelHandler(
             self.spec,
             min_batch_size=self.min_batch_size,

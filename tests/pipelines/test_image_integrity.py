@@ -15,6 +15,7 @@ from PIL import Image
 from pipelines.transforms.images import ImageLimits, LoadImages, inspect_image, load_images
 from schemas.deadletter import DEAD
 from schemas.errors import RecordError
+from schemas.store import ImageStore
 from tests.conftest import make_draft
 from tools.sample_images import make_image
 
@@ -178,3 +179,26 @@ def test_drop_segment_still_drops_a_record_whose_question_loses_its_image():
             equal_to([("image_too_small", "record")]),
             label="Dead",
         )
+
+
+def test_load_images_exempts_only_the_listed_sources_from_the_size_gates(tmp_path):
+    """``exempt_sources`` maps a record's source to the gate-free limits: the same small
+    image passes for a listed source (and lands in the store) and fails for another."""
+    small = bad_fixtures()["image_too_small"]
+    exempt = make_draft(image_bytes=small)  # provenance source: remi
+    gated = make_draft(image_bytes=small, id="MSR_vist_test_8")
+    gated["provenance"] = dict(gated["provenance"], source="vist", source_id="8")
+    store = ImageStore(str(tmp_path / "build"))
+    with TestPipeline() as p:
+        out = (
+            p
+            | beam.Create([exempt, gated])
+            | LoadImages(options={"exempt_sources": ["remi"]}, store=store)
+        )
+        assert_that(out.records | beam.Map(lambda r: r["id"]), equal_to([exempt["id"]]))
+        assert_that(
+            out[DEAD] | beam.Map(lambda d: (d["source"], d["reason"])),
+            equal_to([("vist", "image_too_small")]),
+            label="Dead",
+        )
+    assert len(store.refs()) == 1
