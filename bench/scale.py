@@ -207,7 +207,7 @@ def _items(name: str, options: dict[str, Any], limit: int):
                     source_file=path,
                     images_root=options["images"],
                     image_stems=stems,
-                    text_field=options.get("text_field", parse.DEFAULT_TEXT_FIELD),
+                    text_field=options["text_field"],
                     dii=None,
                 )
                 for _unit, result in units:
@@ -226,7 +226,7 @@ def _items(name: str, options: dict[str, Any], limit: int):
                         lines,
                         path,
                         lookup,
-                        split=options.get("split", parse.DEFAULT_SPLIT),
+                        split=options["split"],
                         images_root=options["images"],
                     )
 
