@@ -50,5 +50,10 @@ style: venv
 bench: venv
 	$(BIN)/python bench/build_throughput.py
 
+# README.md's config table, generated from schemas/config.schema.json (checked by
+# tests/schemas/test_config_table.py)
+config-table: venv
+	$(BIN)/python -m tools.config_table --write
+
 clean:
 	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .ruff_cache

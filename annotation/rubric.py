@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from schemas import load_schema
+from schemas import load_schema, with_defaults
 from schemas.taxonomy import taxonomy
 
 VERDICTS = ("accept", "fix", "reject")
@@ -127,8 +127,11 @@ def parse_rubric(data: Any, source: str = "<rubric>") -> Rubric:
     if errors:
         lines = [f"  at /{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:10]]
         raise RubricError(f"{source} is not a valid rubric:\n" + "\n".join(lines))
+    schema = rubric_schema()
+    raw, data = data, with_defaults(schema["properties"], data)
     questions = {}
-    for name, spec in data["questions"].items():
+    for name, given in data["questions"].items():
+        spec = with_defaults(schema["$defs"]["question"]["properties"], given)
         labels = tuple(spec.get("labels", ()))
         if spec.get("taxonomy"):
             labels = _taxonomy_labels(spec["taxonomy"])
@@ -137,7 +140,7 @@ def parse_rubric(data: Any, source: str = "<rubric>") -> Rubric:
             kind=spec["kind"],
             title=spec["title"],
             description=spec.get("description", "").strip(),
-            required=spec.get("required", True),
+            required=spec["required"],
             values=tuple(spec.get("values", ())),
             labels=labels,
             taxonomy=spec.get("taxonomy"),
@@ -165,25 +168,25 @@ def parse_rubric(data: Any, source: str = "<rubric>") -> Rubric:
     for cat, names in categories.items():
         if verdict not in names:
             problems.append(f"categories.{cat} must include the verdict question {verdict!r}")
-    score = data.get("score_question")
+    score = data["score_question"]
     if score is not None and (score not in questions or questions[score].kind != "rating"):
         problems.append(f"score_question {score!r} must name a rating question")
     if problems:
         raise RubricError(
             f"{source} is not a valid rubric:\n" + "\n".join(f"  {p}" for p in problems)
         )
-    decision = data.get("decision", {})
+    decision = with_defaults(schema["properties"]["decision"]["properties"], data.get("decision"))
     return Rubric(
         questions=questions,
         categories=categories,
-        overlap=data.get("overlap", 2),
+        overlap=data["overlap"],
         score_question=score,
         verdict_question=verdict,
-        rule=decision.get("rule", "majority"),
+        rule=decision["rule"],
         severity=tuple(decision.get("severity", VERDICTS)),
         protocol=" ".join(data.get("protocol", "").split()),
         source=source,
-        raw=data,
+        raw=raw,
     )
 
 

@@ -100,7 +100,9 @@ def image_flops(clip: ClipModel) -> float:
 def run_model(name: str, files: list[str], args, device: str, peak: float) -> dict:
     import open_clip
 
-    spec = ClipSpec(model=name, pretrained=None, checkpoint=None, device=args.device)
+    spec = ClipSpec(
+        model=name, pretrained=None, checkpoint=None, device=args.device, precision="auto"
+    )
     t = time.perf_counter()
     clip = ClipModel(spec)  # random weights: pretrained None, no checkpoint
     load_s = time.perf_counter() - t

@@ -207,7 +207,7 @@ def _items(name: str, options: dict[str, Any], limit: int):
                     source_file=path,
                     images_root=options["images"],
                     image_stems=stems,
-                    text_field=options.get("text_field", parse.DEFAULT_TEXT_FIELD),
+                    text_field=options["text_field"],
                     dii=None,
                 )
                 for _unit, result in units:
@@ -226,7 +226,7 @@ def _items(name: str, options: dict[str, Any], limit: int):
                         lines,
                         path,
                         lookup,
-                        split=options.get("split", parse.DEFAULT_SPLIT),
+                        split=options["split"],
                         images_root=options["images"],
                     )
 
@@ -319,7 +319,6 @@ def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
 
     from pipelines.config import load_config
     from pipelines.transforms.images import (
-        LIMIT_OPTIONS,
         ImageLimits,
         fetch_bytes,
         inspect_image,
@@ -330,10 +329,9 @@ def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
     from schemas.validation import validate_record
     from sources import get_source
 
-    cfg = load_config(config, clip_enabled=False)
-    given = {f: cfg.images[k] for k, f in LIMIT_OPTIONS.items() if k in cfg.images}
-    limits = ImageLimits(**given)
-    exempt = set(cfg.images.get("exempt_sources", ()))
+    cfg = load_config(config, no_clip=True)
+    limits = ImageLimits.from_config(cfg.images)
+    exempt = set(cfg.images.exempt_sources)
     image_fields = set(RECORD_SCHEMA.field("images").type.value_type.names)
     store = ImageStore(out)
     os.makedirs(os.path.join(out, "records"), exist_ok=True)

@@ -143,13 +143,13 @@ def build_pipeline(
     p: beam.Pipeline,
     config: BuildConfig,
     output: str,
-    no_clip: bool = False,
     progress_every: float = 0.0,
 ) -> None:
     """Add the whole build to pipeline ``p``.
 
     Args:
-        no_clip: skip CLIP scoring and filtering.
+        config: the validated config; ``config.clip.enabled`` already says whether to score
+            (``--no-clip`` is applied by :func:`pipelines.config.load_config`).
         progress_every: seconds between progress lines per worker (0: none).
     """
     started = time.time()
@@ -183,7 +183,7 @@ def build_pipeline(
         by_bytes[1],
     ) | "FlattenDrafts" >> beam.Flatten()
     loaded = drafts | "LoadImages" >> LoadImages(
-        relative_to=config.base_dir, options=config.images, store=store
+        relative_to=config.base_dir, images=config.images, store=store
     )
     _ = loaded.records | "LoadProgress" >> ReportProgress(
         "LoadImages", "records", started, progress_every
@@ -193,7 +193,7 @@ def build_pipeline(
 
     # scoring comes before dedupe: the image embeddings it computes anyway find
     # near-duplicates that pHash misses, and they join the same duplicate clusters
-    clip = ClipSettings.from_config(config.clip, base_dir=config.base_dir, no_clip=no_clip)
+    clip = ClipSettings.from_config(config.clip)
     clip_dead, embedding_edges = [], None
     if clip.enabled:
         # imported here: scoring loads torch, which a --no-clip build never needs
@@ -212,7 +212,7 @@ def build_pipeline(
 
     deduped = scored_records | "DedupeRecords" >> DedupeRecords(
         config.dedupe,
-        on_bad_image=config.images.get("on_bad_image", "drop_record"),
+        on_bad_image=config.images.on_bad_image,
         extra_image_edges=embedding_edges,
     )
     final = deduped["records"]
@@ -259,7 +259,7 @@ def build_pipeline(
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
     """Build a dataset. Returns the Beam ``PipelineResult`` (finished unless on Dataflow)."""
     args, beam_args = parse_args(argv)
-    config = load_config(args.config, clip_enabled=not args.no_clip)
+    config = load_config(args.config, no_clip=args.no_clip)
     options = PipelineOptions(beam_args)
     std = options.view_as(StandardOptions)
     if std.runner is None:
@@ -272,7 +272,6 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
         p,
         config,
         args.output,
-        no_clip=args.no_clip,
         progress_every=args.progress_every if local else 0.0,
     )
     LOG.info("building %s from %s into %s", config.name, ", ".join(config.sources), args.output)

@@ -1,48 +1,188 @@
 """The build config: one typed place for what ``mmloom build`` reads from YAML.
 
 ``load_config(path)`` parses the YAML, validates it against ``schemas/config.schema.json``,
-fills in the schema's defaults, resolves relative paths against the config file's folder,
-drops disabled sources and asks each source to check its options (paths exist). Any
-problem is a :class:`PipelineConfigError` raised before a pipeline is built.
+fills in the schema's defaults (here, once: no stage repeats a default), resolves relative
+paths against the config file's folder, drops disabled sources and asks each source to check
+its options (paths exist). The ``images``, ``dedupe`` and ``clip`` blocks become frozen
+dataclasses (:class:`ImagesConfig`, :class:`DedupeConfig`, :class:`ClipConfig`), and
+``--no-clip`` is decided into ``ClipConfig.enabled``. Any problem is a
+:class:`PipelineConfigError` raised before a pipeline is built.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
-from schemas import load_schema
+from schemas import load_schema, with_defaults
 from schemas.errors import PipelineConfigError
 from schemas.validation import validate_against
 from sources import get_source
 
+NO_CLIP_REASON = "clip scoring turned off (--no-clip)"
+DISABLED_REASON = "clip scoring turned off (clip.enabled: false)"
+
+
+def block_properties(name: str) -> dict[str, Any]:
+    """The ``properties`` of config block ``$defs.<name>`` in ``schemas/config.schema.json``."""
+    return load_schema("config")["$defs"][name]["properties"]
+
+
+def fill_block(name: str, options: dict[str, Any] | None, base_dir: str) -> dict[str, Any]:
+    """Config block ``$defs.<name>`` (a source, ``images``, ``dedupe``, ``clip``) with the
+    schema's defaults filled in and its path options resolved against ``base_dir``."""
+    properties = block_properties(name)
+    out = with_defaults(properties, options)
+    for key, prop in properties.items():
+        if key in out and prop.get("$ref") == "#/$defs/path":
+            out[key] = resolve_path(out[key], base_dir)
+    return out
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    """The ``images`` block: image integrity gates (schema: ``$defs.images``).
+
+    Attributes:
+        min_side: smallest accepted width or height in pixels, after EXIF orientation.
+        max_aspect: largest accepted long side / short side.
+        max_pixels: decompression-bomb cap on width x height, checked before decoding.
+        exempt_sources: sources whose images skip ``min_side``/``max_aspect``.
+        on_bad_image: ``drop_record`` or ``drop_segment``.
+        draft_decode: hash JPEGs from a reduced-scale (DCT draft) decode.
+    """
+
+    min_side: int
+    max_aspect: float
+    max_pixels: int
+    exempt_sources: tuple[str, ...]
+    on_bad_image: str
+    draft_decode: bool
+
+    @classmethod
+    def from_block(cls, block: dict[str, Any] | None = None) -> ImagesConfig:
+        """From a validated ``images`` mapping; keys it lacks take the schema's defaults."""
+        values = fill_block("images", block, "")
+        return cls(**{**values, "exempt_sources": tuple(values["exempt_sources"])})
+
+
+@dataclass(frozen=True)
+class DedupeConfig:
+    """The ``dedupe`` block (schema: ``$defs.dedupe``; meanings in ``pipelines.dedupe.stages``).
+
+    Attributes:
+        phash_distance: k, the pHash Hamming distance of near-duplicate images.
+        max_image_uses: an image cluster used by more records than this is dropped.
+        text_jaccard: word 5-gram Jaccard at which near-equal question texts match.
+        text_min_words: shorter question texts match only when equal.
+        text_categories: categories where near-equal question texts may match.
+    """
+
+    phash_distance: int
+    max_image_uses: int
+    text_jaccard: float
+    text_min_words: int
+    text_categories: tuple[str, ...]
+
+    @classmethod
+    def from_block(cls, block: dict[str, Any] | None = None) -> DedupeConfig:
+        """From a validated ``dedupe`` mapping; keys it lacks take the schema's defaults."""
+        values = fill_block("dedupe", block, "")
+        return cls(**{**values, "text_categories": tuple(values["text_categories"])})
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """The ``clip`` block (schema: ``$defs.clip``), with ``--no-clip`` already applied.
+
+    Attributes:
+        enabled: the decision to score, taken once here: ``clip.enabled`` and not
+            ``--no-clip``. Every later stage reads this and nothing else.
+        skip_reason: why scoring is off (None when ``enabled``); written into records.
+        model / pretrained / checkpoint: the open_clip model and its weights (``checkpoint``
+            resolved against the config's folder; None when not given).
+        device / precision: ``auto``, ``cpu`` or ``cuda``; ``auto``, ``fp32``, ``bf16``, ``fp16``.
+        min_batch_size / max_batch_size: RunInference batch bounds.
+        share_model: one model per machine, shared across worker processes.
+        thresholds: category -> minimum lowest-pair score.
+        keep_top_fraction: source -> fraction of its scored records to keep.
+        embedding_duplicate_threshold: cosine of near-duplicate image embeddings; None: off.
+    """
+
+    enabled: bool
+    skip_reason: str | None
+    model: str
+    pretrained: str | None
+    checkpoint: str | None
+    device: str
+    precision: str
+    min_batch_size: int
+    max_batch_size: int
+    share_model: bool
+    thresholds: dict[str, float]
+    keep_top_fraction: dict[str, float]
+    embedding_duplicate_threshold: float | None
+
+    @classmethod
+    def from_block(
+        cls, block: dict[str, Any] | None = None, base_dir: str = "", no_clip: bool = False
+    ) -> ClipConfig:
+        """From a validated ``clip`` mapping; keys it lacks take the schema's defaults.
+
+        Args:
+            block: the ``clip`` mapping of the build config (None: all defaults).
+            base_dir: the config file's folder; a relative ``checkpoint`` is taken from there.
+            no_clip: the CLI's ``--no-clip``: scoring is off whatever the config says.
+        """
+        values = fill_block("clip", block, base_dir)
+        if no_clip:
+            enabled, skip_reason = False, NO_CLIP_REASON
+        elif not values["enabled"]:
+            enabled, skip_reason = False, DISABLED_REASON
+        else:
+            enabled, skip_reason = True, None
+        return cls(
+            **{
+                **values,
+                "enabled": enabled,
+                "skip_reason": skip_reason,
+                "checkpoint": values.get("checkpoint"),  # optional, no default
+                "thresholds": {k: float(v) for k, v in values["thresholds"].items()},
+                "keep_top_fraction": {k: float(v) for k, v in values["keep_top_fraction"].items()},
+            }
+        )
+
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """A validated build config.
+    """A validated build config, every default filled in once.
 
     Attributes:
         path: the config file as given.
         name: the build's name (``name:`` in the YAML, else the file stem).
-        sources: enabled source name -> its options (defaults filled, paths resolved).
+        sources: enabled source name -> its options (defaults filled, paths resolved). These
+            stay validated mappings: each reader in ``sources/`` takes its options as one.
         sha256: hash of the config file's bytes, recorded in stats.json.
         base_dir: the config file's folder; relative paths in the config start there, and
             local paths written into records are made relative to it again.
+        images: the ``images`` block.
+        dedupe: the ``dedupe`` block.
+        clip: the ``clip`` block, ``--no-clip`` applied.
     """
 
     path: str
     name: str
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sha256: str = ""
-    base_dir: str = ""
-    images: dict[str, Any] = field(default_factory=dict)
-    dedupe: dict[str, Any] = field(default_factory=dict)
-    clip: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]]
+    sha256: str
+    base_dir: str
+    images: ImagesConfig
+    dedupe: DedupeConfig
+    clip: ClipConfig
 
 
 def _is_uri(value: str) -> bool:
@@ -56,34 +196,21 @@ def resolve_path(value: str, base_dir: str) -> str:
     return os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
 
 
-def fill_block(name: str, options: dict[str, Any] | None, base_dir: str) -> dict[str, Any]:
-    """Config block ``$defs.<name>`` (a source, ``images``, ``dedupe``, ``clip``) with the
-    schema's defaults filled in and its path options resolved against ``base_dir``."""
-    definition = load_schema("config")["$defs"][name]
-    out = dict(options or {})
-    for key, prop in definition["properties"].items():
-        if key not in out and "default" in prop:
-            out[key] = prop["default"]
-        if key in out and prop.get("$ref") == "#/$defs/path":
-            out[key] = resolve_path(out[key], base_dir)
-    return out
-
-
-def check_clip(clip: dict[str, Any], path: str) -> None:
-    """A configured local checkpoint must exist before the pipeline starts."""
-    checkpoint = clip.get("checkpoint")
-    if clip.get("enabled", True) and checkpoint and not FileSystems.exists(checkpoint):
+def check_clip(clip: ClipConfig, path: str) -> None:
+    """A configured local checkpoint must exist before the pipeline starts (when scoring)."""
+    if clip.enabled and clip.checkpoint and not FileSystems.exists(clip.checkpoint):
         raise PipelineConfigError(
-            f"{path}: clip.checkpoint {checkpoint} does not exist. For the sample's tiny test "
-            "model run `make tiny-clip`; for real weights see README.md (CLIP); or pass "
+            f"{path}: clip.checkpoint {clip.checkpoint} does not exist. For the sample's tiny "
+            "test model run `make tiny-clip`; for real weights see README.md (CLIP); or pass "
             "--no-clip to build without scoring"
         )
 
 
-def parse_config(text: str, path: str, clip_enabled: bool = True) -> BuildConfig:
+def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
     """Validate config text; ``path`` locates relative paths and names the build.
 
-    ``clip_enabled=False`` (the CLI's ``--no-clip``) skips the CLIP checkpoint check.
+    ``no_clip`` is the CLI's ``--no-clip``; it is decided here, once, into ``clip.enabled``
+    (so the CLIP checkpoint is not checked either).
     """
     try:
         data = yaml.safe_load(text)
@@ -102,31 +229,31 @@ def parse_config(text: str, path: str, clip_enabled: bool = True) -> BuildConfig
     sources: dict[str, dict[str, Any]] = {}
     for name, options in data["sources"].items():
         filled = fill_block(name, options, base_dir)
-        if not filled.get("enabled", True):
+        if not filled["enabled"]:
             continue
         get_source(name).check_options(filled)
         sources[name] = filled
     if not sources:
         raise PipelineConfigError(f"{path}: every source is disabled; enable at least one")
-    blocks = {
-        name: fill_block(name, data.get(name), base_dir) for name in ("images", "dedupe", "clip")
-    }
-    if clip_enabled:
-        check_clip(blocks["clip"], path)
+    clip = ClipConfig.from_block(data.get("clip"), base_dir, no_clip=no_clip)
+    check_clip(clip, path)
     stem = os.path.splitext(os.path.basename(path))[0]
     return BuildConfig(
         path=path,
-        name=data.get("name", stem),
+        name=data.get("name", stem),  # not a schema default: the file stem
         sources=sources,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         base_dir=base_dir,
-        **blocks,
+        images=ImagesConfig.from_block(data.get("images")),
+        dedupe=DedupeConfig.from_block(data.get("dedupe")),
+        clip=clip,
     )
 
 
-def load_config(path: str, clip_enabled: bool = True) -> BuildConfig:
+def load_config(path: str, no_clip: bool = False) -> BuildConfig:
+    """Read and validate the config file at ``path`` (local or a Beam filesystem URI)."""
     if not FileSystems.exists(path):
         raise PipelineConfigError(f"config file {path} does not exist; try configs/sample.yaml")
     with FileSystems.open(path, compression_type="uncompressed") as f:
         text = f.read().decode("utf-8")
-    return parse_config(text, path, clip_enabled=clip_enabled)
+    return parse_config(text, path, no_clip=no_clip)

@@ -7,6 +7,7 @@ Schema cannot express (see that module).
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from importlib import resources
@@ -21,3 +22,18 @@ def load_schema(name: str) -> dict[str, Any]:
     """Load ``schemas/<name>.schema.json`` from package data (works on Dataflow workers)."""
     text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text("utf-8")
     return json.loads(text)
+
+
+def with_defaults(properties: dict[str, Any], values: dict[str, Any] | None) -> dict[str, Any]:
+    """``values`` (a validated object) with every missing key of ``properties`` that has a
+    ``default`` in the schema filled in; the one place schema defaults are applied.
+
+    Args:
+        properties: the ``properties`` mapping of a schema object.
+        values: the object's values (None: all defaults).
+    """
+    out = dict(values or {})
+    for key, prop in properties.items():
+        if key not in out and "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+    return out

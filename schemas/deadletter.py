@@ -7,9 +7,21 @@ shape ``{stage, reason, source, source_id, detail}``; the build writes them as J
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 DEAD = "dead"
+
+
+class DeadLetter(TypedDict):
+    """One rejected unit, as written to ``dead_letters/`` (a plain dict at runtime)."""
+
+    stage: str
+    reason: str
+    source: str
+    source_id: str
+    detail: str
+    unit: str
+
 
 # Stages, in pipeline order.
 STAGE_READ = "read"
@@ -32,7 +44,7 @@ def dead_letter(
     source_id: str,
     detail: str = "",
     unit: str = UNIT_RECORD,
-) -> dict:
+) -> DeadLetter:
     """Build one dead letter. ``detail`` is truncated to keep dead-letter files readable.
 
     ``unit`` says what was rejected: a whole ``record`` (counted in stats.json's ``dropped``,
@@ -52,7 +64,7 @@ def dead_letter(
     }
 
 
-def from_exception(stage: str, source: str, source_id: str, exc: BaseException) -> dict[str, Any]:
+def from_exception(stage: str, source: str, source_id: str, exc: BaseException) -> DeadLetter:
     """Dead letter for an exception: a RecordError keeps its reason, anything else is
     ``unexpected_error`` with the exception type, so a bug shows up in stats instead of
     crashing the run or vanishing."""

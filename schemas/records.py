@@ -12,16 +12,96 @@ the build's image store), ``sha256``, ``width``, ``height``, ``format``, ``sourc
 ``license`` and ``phash``; segments point at ``path``. A finished record carries no image
 bytes: the pixels live in the store (``schemas.store``). :func:`json_view` drops any
 stray ``bytes`` key, giving the JSON that validates.
+
+The types :class:`DraftRecord` and :class:`Record` (and ``schemas.deadletter.DeadLetter``)
+name these shapes in the stages' signatures; at runtime they are plain dicts.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 from schemas import SCHEMA_VERSION
 
-Record = dict[str, Any]
+# Types of the stage boundaries. They are TypedDicts: records stay plain dicts at runtime (cheap
+# to pickle, JSON as they are); the types say what a stage takes and gives.
+
+
+class Segment(TypedDict):
+    """One interleaved segment: text, image (a draft ref or a store path), or both."""
+
+    text: str | None
+    image: str | None
+
+
+class DraftImage(TypedDict):
+    """An image of a draft record, before ``LoadImages``: a ref and where to get the bytes."""
+
+    ref: str
+    uri: str
+    bytes: bytes | None
+    license: str | None
+
+
+class RecordImage(TypedDict):
+    """An image of a finished record: the file in the build's image store and its metadata."""
+
+    path: str
+    sha256: str
+    width: int
+    height: int
+    format: str
+    source_uri: str
+    license: str | None
+    phash: str | None
+
+
+class Provenance(TypedDict):
+    source: str
+    split: str
+    source_id: str
+    license: str
+    source_file: str
+
+
+class _RecordFields(TypedDict):
+    """The keys every record has, draft or finished (``record.schema.json``), but images."""
+
+    schema_version: str
+    id: str
+    category: str
+    field: str
+    subfield: str
+    question_format: str
+    question: list[Segment]
+    answer: list[Segment]
+    model: str
+    gt_answer: list[Segment]
+    options: list[dict[str, str]] | None
+    answer_type: str | None
+    unit: str | None
+    precision: int | None
+    answer_value: Any
+    instruction: dict[str, Any] | None
+    provenance: Provenance
+    source_metadata: dict[str, Any]
+    scores: dict[str, Any]
+
+
+class DraftRecord(_RecordFields):
+    """What a source's ``restructure`` gives and ``LoadImages`` takes: images are refs
+    (``@0``...) to a URI or embedded bytes; segments name the refs."""
+
+    images: list[DraftImage]
+
+
+class Record(_RecordFields):
+    """A finished record, from ``LoadImages`` on: images are ``images/<sha256>.<ext>`` files
+    in the build's image store with their metadata, no bytes; segments name the paths."""
+
+    images: list[RecordImage]
+
 
 CATEGORIES = ("SA", "PBL", "MSR", "IF")
 FIELDS = (
@@ -116,7 +196,7 @@ def new_record(
     precision: int | None = None,
     answer_value: Any = None,
     instruction: dict[str, Any] | None = None,
-) -> Record:
+) -> DraftRecord:
     """Assemble a (draft) record with every schema key present, in schema order."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -147,7 +227,9 @@ def not_scored(reason: str) -> dict[str, Any]:
     return {"scored": False, "model": None, "reason": reason, "pairs": [], "min_score": None}
 
 
-def provenance(source: str, split: str, source_id: str, license: str, source_file: str) -> dict:
+def provenance(
+    source: str, split: str, source_id: str, license: str, source_file: str
+) -> Provenance:
     return {
         "source": source,
         "split": split,
@@ -157,14 +239,14 @@ def provenance(source: str, split: str, source_id: str, license: str, source_fil
     }
 
 
-def json_view(record: Record) -> Record:
+def json_view(record: Record | DraftRecord) -> Record:
     """The record as JSON: any image ``bytes`` removed (drafts may carry them)."""
     out = dict(record)
     out["images"] = [{k: v for k, v in im.items() if k != "bytes"} for im in record["images"]]
     return out
 
 
-def segment_images(record: Record) -> list[str]:
+def segment_images(record: Record | DraftRecord) -> list[str]:
     """Image paths (or draft refs) used by question, answer and gt_answer, in order."""
     used: list[str] = []
     for key in ("question", "answer", "gt_answer"):

@@ -17,7 +17,7 @@ Stages, in build order (after LoadImages -> ValidateRecords -> DropDuplicateIds)
   near-duplicate edges (cosine >= 0.95 by default), exact blockwise products on GPU or CPU.
 * :class:`OpenClipModelHandler` is the RunInference handler (keyed through
   ``KeyedModelHandler``; CUDA when present, bf16 autocast there; batch bounds from config;
-  ``large_model`` shares one model across worker processes).
+  ``clip.share_model`` shares one model across worker processes).
 
 Weights
 -------

@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
 
-from schemas.deadletter import DEAD, dead_letter
+from schemas.deadletter import DEAD, DeadLetter, dead_letter
 from schemas.metrics import inc
+from schemas.records import Record
 
 STAGE_FILTER_CLIP = "filter_clip"
 BELOW_THRESHOLD = "clip_below_threshold"
@@ -50,11 +51,11 @@ def quantile_cutoff(ranked: Iterable[tuple[float, str]], fraction: float) -> tup
 
 
 def decide(
-    record: dict[str, Any],
+    record: Record,
     thresholds: dict[str, float],
     cutoffs: dict[str, tuple[float, str]],
     fractions: dict[str, float],
-) -> dict[str, Any] | None:
+) -> DeadLetter | None:
     """None to keep ``record``, else the dead letter that drops it."""
     clip = (record.get("scores") or {}).get("clip") or {}
     if not clip.get("scored"):
@@ -63,7 +64,7 @@ def decide(
     prov = record["provenance"]
     threshold = thresholds.get(record["category"])
 
-    def drop(reason: str, limit: float, rule: str) -> dict[str, Any]:
+    def drop(reason: str, limit: float, rule: str) -> DeadLetter:
         detail = {
             "min_score": score,
             "threshold": limit,
@@ -93,7 +94,9 @@ class _DecideFn(beam.DoFn):
         self._thresholds = thresholds
         self._fractions = fractions
 
-    def process(self, record: dict[str, Any], cutoffs: dict[str, tuple[float, str]]) -> Iterator:
+    def process(
+        self, record: Record, cutoffs: dict[str, tuple[float, str]]
+    ) -> Iterator[Record | TaggedOutput]:
         inc(NS, "in")
         if not ((record.get("scores") or {}).get("clip") or {}).get("scored"):
             inc(NS, "passed_not_scored")
@@ -107,7 +110,7 @@ class _DecideFn(beam.DoFn):
 
 
 def _rank_item(fractions: dict[str, float]):
-    def fn(record: dict[str, Any]) -> list[tuple[str, tuple[float, str]]]:
+    def fn(record: Record) -> list[tuple[str, tuple[float, str]]]:
         clip = (record.get("scores") or {}).get("clip") or {}
         source = record["provenance"]["source"]
         if not clip.get("scored") or source not in fractions:
@@ -154,7 +157,7 @@ class FilterByClipScore(beam.PTransform):
             if not 0 < f <= 1:
                 raise ValueError(f"clip.keep_top_fraction.{source} must be in (0, 1], got {f}")
 
-    def expand(self, records):
+    def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
         fractions = self._fractions
         cutoffs = (
             records

@@ -54,7 +54,8 @@ class ClipInput(NamedTuple):
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """Which CLIP model to run, where and in what precision (the config's ``clip`` block).
+    """Which CLIP model to run, where and in what precision (from the config's ``clip`` block,
+    whose schema holds the defaults).
 
     Attributes:
         model: open_clip model name (``ViT-L-14``), or ``local-dir:/folder``.
@@ -65,11 +66,11 @@ class ClipSpec:
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``, ``fp16``.
     """
 
-    model: str = "ViT-L-14"
-    pretrained: str | None = "openai"
-    checkpoint: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
+    model: str
+    pretrained: str | None
+    checkpoint: str | None
+    device: str
+    precision: str
 
     @property
     def model_id(self) -> str:

@@ -108,9 +108,7 @@ class FindEmbeddingDuplicates(beam.PTransform):
     Dead letters: none. Counters (namespace ``FindEmbeddingDuplicates``): ``images``, ``edges``.
     """
 
-    def __init__(
-        self, threshold: float = 0.95, block: int = DEFAULT_BLOCK, device: str = "auto"
-    ) -> None:
+    def __init__(self, threshold: float, block: int = DEFAULT_BLOCK, device: str = "auto") -> None:
         super().__init__()
         if not -1 <= threshold <= 1:
             raise ValueError(f"embedding duplicate threshold must be in [-1, 1], got {threshold}")

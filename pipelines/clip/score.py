@@ -27,13 +27,14 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.pvalue import TaggedOutput
 
 from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, preprocess_config
 from pipelines.clip.pairs import clip_pairs, text_ref
 from pipelines.clip.settings import ClipSettings
 from schemas.deadletter import DEAD, dead_letter
 from schemas.metrics import inc
-from schemas.records import not_scored
+from schemas.records import Record, not_scored
 from schemas.store import ImageStore
 
 STAGE_SCORE_CLIP = "score_clip"
@@ -43,13 +44,13 @@ KEYED = "keyed_records"
 EMBEDDINGS = "image_embeddings"
 
 
-def _source(record: dict[str, Any]) -> tuple[str, str]:
+def _source(record: Record) -> tuple[str, str]:
     prov = record.get("provenance") or {}
     return prov.get("source", "unknown"), str(prov.get("source_id", record.get("id", "")))
 
 
 def clip_scores(
-    record: dict[str, Any], embeddings: dict[tuple[str, str], np.ndarray], model_id: str
+    record: Record, embeddings: dict[tuple[str, str], np.ndarray], model_id: str
 ) -> dict[str, Any]:
     """The ``scores.clip`` value of ``record`` from its image and text embeddings.
 
@@ -97,7 +98,7 @@ class PrepareClipInputsFn(beam.DoFn):
         self._preprocess = ImagePreprocessor(preprocess_config(spec), jpeg_draft=self._jpeg_draft)
         self._tokenizer = open_clip.get_tokenizer(spec.model)
 
-    def process(self, record: dict[str, Any]) -> Iterator[Any]:
+    def process(self, record: Record) -> Iterator[Any]:
         inc(NS, "in")
         source, source_id = _source(record)
         try:
@@ -177,7 +178,7 @@ class AttachClipScoresFn(beam.DoFn):
     def __init__(self, model_id: str) -> None:
         self._model_id = model_id
 
-    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Record | TaggedOutput]:
         _key, group = element
         failures = group["failed"]
         embeddings = {tuple(k): v for k, v in group["embeddings"]}
@@ -229,10 +230,9 @@ class ScoreImageText(beam.PTransform):
     """CLIP-score every image segment of each record against its text.
 
     Args:
-        settings: :class:`ClipSettings` (model, weights, device, precision, batch bounds).
+        settings: :class:`ClipSettings` (model, weights, device, precision, batch bounds,
+            ``share_model``: one model per machine shared across worker processes).
         store: the build's image store, where the records' images are read from.
-        large_model: share one model per machine across worker processes (RunInference's
-            ``share_model_across_processes``); use it for ViT-L/14 and larger on GPU workers.
         jpeg_draft: decode JPEGs at a reduced DCT scale when they are much larger than the
             model input (faster; see :class:`pipelines.clip.model.ImagePreprocessor`).
 
@@ -271,20 +271,18 @@ class ScoreImageText(beam.PTransform):
         self,
         settings: ClipSettings,
         store: ImageStore,
-        large_model: bool = False,
         jpeg_draft: bool = True,
     ) -> None:
         super().__init__()
         self._settings = settings
         self._store = store
-        self._large_model = large_model
         self._jpeg_draft = jpeg_draft
 
-    def expand(self, records):
+    def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
         prepared = records | "PrepareClipInputs" >> beam.ParDo(
             PrepareClipInputsFn(self._settings, self._store, self._jpeg_draft)
         ).with_outputs(DEAD, RECORDS, KEYED, main="inputs")
-        handler = KeyedModelHandler(self._settings.model_handler(self._large_model))
+        handler = KeyedModelHandler(self._settings.model_handler())
         inferred, dlq = (
             prepared.inputs | "RunInference" >> RunInference(handler).with_exception_handling()
         )

@@ -39,15 +39,19 @@ Counters (``Dedupe``): ``out``, ``dropped_<reason>``, ``images_dropped_image_too
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.pvalue import TaggedOutput
 
+from pipelines.config import DedupeConfig
 from pipelines.dedupe import hamming, text
 from pipelines.transforms.images import DROP_SEGMENT
 from schemas.deadletter import DEAD, dead_letter
 from schemas.metrics import inc
+from schemas.records import Record
 
 STAGE_DEDUPE = "dedupe"
 MAX_LEAKAGE_LISTED = 1000
@@ -57,20 +61,13 @@ REASON_DUPLICATE = "duplicate_item"
 REASON_NEAR = "duplicate_item_near_text"
 REASON_CONFLICT = "label_conflict"
 
-# defaults of the ``dedupe`` config block (schemas/config.schema.json holds the same values)
-DEFAULT_PHASH_DISTANCE = 5
-DEFAULT_MAX_IMAGE_USES = 50
-DEFAULT_TEXT_JACCARD = 0.8
-DEFAULT_TEXT_MIN_WORDS = 8
-DEFAULT_TEXT_CATEGORIES = ("PBL", "MSR")
-
 
 # ---------------------------------------------------------------------------------------------
 # pure helpers
 # ---------------------------------------------------------------------------------------------
 
 
-def image_keys(record: dict[str, Any]) -> list[tuple[str, str, int]]:
+def image_keys(record: Record) -> list[tuple[str, str, int]]:
     return [
         (im["sha256"], im["phash"], im["width"] * im["height"])
         for im in record["images"]
@@ -115,7 +112,7 @@ def image_clusters(edges: list[tuple[tuple[str, int], tuple[str, int]]]) -> dict
 
 
 def record_summary(
-    record: dict[str, Any], clusters: dict[str, Any], options: dict[str, Any]
+    record: Record, clusters: dict[str, Any], dedupe: DedupeConfig
 ) -> dict[str, Any]:
     """The small view of a record that the item-level decisions need.
 
@@ -133,8 +130,6 @@ def record_summary(
 
     question = text.normalise(text.question_text(record))
     answer = text.answer_text(record)
-    categories = options.get("text_categories", DEFAULT_TEXT_CATEGORIES)
-    min_words = options.get("text_min_words", DEFAULT_TEXT_MIN_WORDS)
     return {
         "id": record["id"],
         "source": record["provenance"]["source"],
@@ -142,7 +137,8 @@ def record_summary(
         "question_images": [cluster(s["image"]) for s in record["question"] if s["image"]],
         "all_clusters": sorted({canon.get(im["sha256"], im["sha256"]) for im in record["images"]}),
         "question": question,
-        "near": record["category"] in categories and len(question.split()) >= min_words,
+        "near": record["category"] in dedupe.text_categories
+        and len(question.split()) >= dedupe.text_min_words,
         "answer": answer,
         "answer_key": [
             text.normalise(answer),
@@ -301,8 +297,8 @@ def shared_image(kv: tuple[str, Any]):
 
 
 def drop_frequent(
-    record: dict[str, Any], frequent: set[str], canonical: dict[str, str], policy: str
-) -> tuple[dict[str, Any] | None, list[str]]:
+    record: Record, frequent: set[str], canonical: dict[str, str], policy: str
+) -> tuple[Record | None, list[str]]:
     """Remove over-used images; returns (record or None when it must go, dropped paths)."""
     bad = {
         im["path"]
@@ -341,7 +337,13 @@ class ApplyDedupeFn(beam.DoFn):
         self._policy = policy
         self._max_uses = max_uses
 
-    def process(self, record, clusters, frequent, decisions):
+    def process(
+        self,
+        record: Record,
+        clusters: dict[str, Any],
+        frequent: list[str],
+        decisions: dict[str, dict[str, Any]],
+    ) -> Iterator[Record | TaggedOutput]:
         prov = record["provenance"]
         source, sid = prov["source"], prov["source_id"]
         decision = decisions.get(record["id"])
@@ -417,27 +419,25 @@ class DedupeRecords(beam.PTransform):
     """Image clusters, the frequency rule and duplicate items (see the module docstring).
 
     Args:
-        options: the ``dedupe`` block of the build config.
+        dedupe: the ``dedupe`` block of the build config.
         on_bad_image: the ``images.on_bad_image`` policy (for over-used images).
         extra_image_edges: optional PCollection of more image edges ``(sha_a, sha_b, score)``
             (CLIP embedding near-duplicates); they join the pHash edges before clustering.
-    Input: valid records. Output: ``DoOutputsTuple`` with ``records`` (kept), ``DEAD``, and
-    ``report``: one ``{"dedupe": {...}}`` dict for stats.json.
+    Input: valid ``Record``. Output: a dict with ``records`` (kept ``Record``), ``DEAD``
+    (``DeadLetter``), and ``report``: one ``{"dedupe": {...}}`` dict for stats.json.
     """
 
-    def __init__(
-        self, options: dict[str, Any], on_bad_image: str = "drop_record", extra_image_edges=None
-    ) -> None:
+    def __init__(self, dedupe: DedupeConfig, on_bad_image: str, extra_image_edges=None) -> None:
         super().__init__()
-        self._opts = options
+        self._dedupe = dedupe
         self._policy = on_bad_image
         self._extra = extra_image_edges
 
-    def expand(self, records):
-        opts, policy = self._opts, self._policy
-        k = opts.get("phash_distance", DEFAULT_PHASH_DISTANCE)
-        max_uses = opts.get("max_image_uses", DEFAULT_MAX_IMAGE_USES)
-        jaccard = opts.get("text_jaccard", DEFAULT_TEXT_JACCARD)
+    def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+        dedupe, policy = self._dedupe, self._policy
+        k = dedupe.phash_distance
+        max_uses = dedupe.max_image_uses
+        jaccard = dedupe.text_jaccard
 
         keys = (
             records | "ImageKeys" >> beam.FlatMap(image_keys) | "DistinctImages" >> beam.Distinct()
@@ -459,7 +459,7 @@ class DedupeRecords(beam.PTransform):
         )
         clusters_side = beam.pvalue.AsSingleton(clusters)
 
-        summaries = records | "Summarise" >> beam.Map(record_summary, clusters_side, opts)
+        summaries = records | "Summarise" >> beam.Map(record_summary, clusters_side, dedupe)
         uses = (
             summaries
             | "ClusterUses" >> beam.FlatMap(lambda s: s["all_clusters"])
@@ -520,8 +520,8 @@ class DedupeRecords(beam.PTransform):
                     "phash_distance": k,
                     "max_image_uses": max_uses,
                     "text_jaccard": jaccard,
-                    "text_min_words": opts.get("text_min_words", DEFAULT_TEXT_MIN_WORDS),
-                    "text_categories": list(opts.get("text_categories", DEFAULT_TEXT_CATEGORIES)),
+                    "text_min_words": dedupe.text_min_words,
+                    "text_categories": list(dedupe.text_categories),
                     "images": n,
                     "image_clusters": sum(clusters["sizes"].values()),
                     "images_in_clusters": len(clusters["canonical"]),

@@ -21,19 +21,22 @@ import io
 import os
 import struct
 import warnings
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import apache_beam as beam
 import imagehash
 import numpy as np
 import scipy.fft
+from apache_beam.pvalue import TaggedOutput
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from pipelines.config import ImagesConfig
 from schemas.deadletter import DEAD, STAGE_IMAGES, dead_letter, from_exception
 from schemas.errors import RecordError
 from schemas.fs import exists, read_bytes
 from schemas.metrics import inc
+from schemas.records import DraftImage, DraftRecord, Record, RecordImage
 from schemas.store import ImageStore, ref_for
 
 # Pillow format name -> (schema format, file extension)
@@ -48,7 +51,7 @@ FORMATS = {
 }
 
 
-def fetch_bytes(entry: dict[str, Any]) -> bytes:
+def fetch_bytes(entry: DraftImage) -> bytes:
     """The image's bytes: embedded in the draft, or read from its URI."""
     data = entry.get("bytes")
     if data is None:
@@ -64,9 +67,13 @@ def fetch_bytes(entry: dict[str, Any]) -> bytes:
     return bytes(data)
 
 
+# the schema's ``images`` defaults, which ImageLimits takes for the gates a caller leaves out
+_IMAGES = ImagesConfig.from_block()
+
+
 @dataclass(frozen=True)
 class ImageLimits:
-    """The integrity gates of ``inspect_image`` (the ``images`` block of the build config).
+    """The integrity gates of ``inspect_image`` (from the ``images`` block of the build config).
 
     Attributes:
         min_side: smallest accepted width or height, after EXIF orientation.
@@ -75,22 +82,27 @@ class ImageLimits:
             any pixel is decoded.
         check_size: apply ``min_side``/``max_aspect`` (off for exempt sources).
         draft: hash JPEGs from a DCT-scaled (draft) decode; see ``bench/phash_draft.py``.
+
+    Gates left out take ``schemas/config.schema.json``'s ``images`` defaults.
     """
 
-    min_side: int = 150
-    max_aspect: float = 3.0
-    max_pixels: int = 89_478_485
+    min_side: int = _IMAGES.min_side
+    max_aspect: float = _IMAGES.max_aspect
+    max_pixels: int = _IMAGES.max_pixels
     check_size: bool = True
-    draft: bool = True
+    draft: bool = _IMAGES.draft_decode
 
+    @classmethod
+    def from_config(cls, images: ImagesConfig, check_size: bool = True) -> ImageLimits:
+        """The gates of the ``images`` block; ``check_size=False`` for exempt sources."""
+        return cls(
+            min_side=images.min_side,
+            max_aspect=images.max_aspect,
+            max_pixels=images.max_pixels,
+            check_size=check_size,
+            draft=images.draft_decode,
+        )
 
-# ``images`` config key -> ImageLimits field
-LIMIT_OPTIONS = {
-    "min_side": "min_side",
-    "max_aspect": "max_aspect",
-    "max_pixels": "max_pixels",
-    "draft_decode": "draft",
-}
 
 # The pHash works on a 32x32 grey image, so a JPEG may be decoded at 1/2, 1/4 or 1/8 scale
 # (DCT scaling, Pillow's draft mode) as long as its short side stays at least this large.
@@ -219,11 +231,11 @@ DROP_SEGMENT = "drop_segment"
 
 
 def load_images(
-    draft: dict[str, Any],
+    draft: DraftRecord,
     limits: ImageLimits | None = None,
     on_bad_image: str = DROP_RECORD,
     store: ImageStore | None = None,
-) -> dict[str, Any]:
+) -> Record:
     """Resolve every draft image; returns the finished record (image references, no bytes).
 
     Without ``limits`` only decoding is checked (no size or aspect gate), which is what the
@@ -236,11 +248,11 @@ def load_images(
 
 
 def load_images_checked(
-    draft: dict[str, Any],
+    draft: DraftRecord,
     limits: ImageLimits | None = None,
     on_bad_image: str = DROP_RECORD,
     store: ImageStore | None = None,
-) -> tuple[dict[str, Any], list[RecordError]]:
+) -> tuple[Record, list[RecordError]]:
     """:func:`load_images`, also returning the images dropped under ``drop_segment``.
 
     With ``store``, every image that passes is written into it (once: an image already
@@ -252,7 +264,7 @@ def load_images_checked(
         all its segments (``answer_empty``).
     """
     limits = limits or ImageLimits(check_size=False)
-    images: list[dict[str, Any]] = []
+    images: list[RecordImage] = []
     path_of: dict[str, str] = {}
     failed: dict[str, RecordError] = {}
     for entry in draft["images"]:
@@ -322,7 +334,7 @@ def relative_to(path: str, base_dir: str) -> str:
     return path if rel.startswith("../../..") else rel
 
 
-def localize_paths(record: dict[str, Any], base_dir: str) -> dict[str, Any]:
+def localize_paths(record: Record, base_dir: str) -> Record:
     """Rewrite ``provenance.source_file`` and ``images[].source_uri`` with :func:`relative_to`."""
     record["provenance"] = dict(
         record["provenance"], source_file=relative_to(record["provenance"]["source_file"], base_dir)
@@ -333,25 +345,19 @@ def localize_paths(record: dict[str, Any], base_dir: str) -> dict[str, Any]:
 
 
 class LoadImagesFn(beam.DoFn):
-    def __init__(
-        self,
-        relative_to: str = "",
-        options: dict[str, Any] | None = None,
-        store: ImageStore | None = None,
-    ) -> None:
+    def __init__(self, relative_to: str, images: ImagesConfig, store: ImageStore | None) -> None:
         self._base_dir = relative_to
-        self._options = options or {}
+        self._images = images
         self._store = store
 
     def setup(self) -> None:
-        opts = self._options
-        self._policy = opts.get("on_bad_image", DROP_RECORD)
-        self._exempt = set(opts.get("exempt_sources", ()))
-        given = {field: opts[key] for key, field in LIMIT_OPTIONS.items() if key in opts}
-        self._limits = ImageLimits(**given)  # options not given keep ImageLimits' defaults
-        self._exempt_limits = replace(self._limits, check_size=False)
+        images = self._images
+        self._policy = images.on_bad_image
+        self._exempt = set(images.exempt_sources)
+        self._limits = ImageLimits.from_config(images)
+        self._exempt_limits = ImageLimits.from_config(images, check_size=False)
 
-    def process(self, draft: dict[str, Any]):
+    def process(self, draft: DraftRecord) -> Iterator[Record | TaggedOutput]:
         prov = draft["provenance"]
         source = prov["source"]
         limits = self._exempt_limits if source in self._exempt else self._limits
@@ -379,17 +385,17 @@ class LoadImagesFn(beam.DoFn):
 class LoadImages(beam.PTransform):
     """Resolve draft images to content-addressed images: check, hash, store, reference.
 
-    Input: draft records (images as references, or bytes embedded by parquet sources).
-    Output: a ``DoOutputsTuple`` with the finished records as the main output (images are
-    ``images/<sha256>.<ext>`` references with metadata; no bytes) and dead letters (stage
+    Input: ``DraftRecord`` (images as references, or bytes embedded by parquet sources).
+    Output: a ``DoOutputsTuple`` with the finished ``Record`` as the main output (images are
+    ``images/<sha256>.<ext>`` references with metadata; no bytes) and ``DeadLetter`` (stage
     ``load_images``) under ``DEAD``.
     Counters (namespace ``LoadImages``): ``out``, ``images``, ``dropped_<reason>``.
 
     Args:
         relative_to: the build config's folder: local paths inside it that are written into
             records (source files, image URIs) are made relative to it.
-        options: the ``images`` block of the build config (limits, exempt sources,
-            ``on_bad_image``, ``draft_decode``).
+        images: the ``images`` block of the build config (limits, exempt sources,
+            ``on_bad_image``, ``draft_decode``); None: the schema's defaults.
         store: the build's image store; every image that passes is written there once.
             Without one nothing is written (tests of the checks alone).
     """
@@ -397,14 +403,14 @@ class LoadImages(beam.PTransform):
     def __init__(
         self,
         relative_to: str = "",
-        options: dict[str, Any] | None = None,
+        images: ImagesConfig | None = None,
         store: ImageStore | None = None,
     ) -> None:
         super().__init__()
         self._base_dir = relative_to
-        self._options = options or {}
+        self._images = images or ImagesConfig.from_block()
         self._store = store
 
-    def expand(self, drafts):
-        fn = LoadImagesFn(self._base_dir, self._options, self._store)
+    def expand(self, drafts: beam.PCollection[DraftRecord]) -> beam.pvalue.DoOutputsTuple:
+        fn = LoadImagesFn(self._base_dir, self._images, self._store)
         return drafts | "LoadImagesFn" >> beam.ParDo(fn).with_outputs(DEAD, main="records")

@@ -8,7 +8,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.buildio import DEAD_LETTERS_DIR, RECORDS_DIR
+from schemas.deadletter import DeadLetter
 from schemas.parquet import RECORD_SCHEMA, to_row
+from schemas.records import Record
 
 # Rows hold metadata only (a few KB): row groups of 1,000 rows keep reads streaming in
 # small steps without making the files fragmented.
@@ -22,7 +24,7 @@ class WriteRecords(beam.PTransform):
         super().__init__()
         self._prefix = FileSystems.join(output, RECORDS_DIR, "records")
 
-    def expand(self, records):
+    def expand(self, records: beam.PCollection[Record]):
         return (
             records
             | "ToRow" >> beam.Map(to_row)
@@ -44,7 +46,7 @@ class WriteDeadLetters(beam.PTransform):
         super().__init__()
         self._prefix = FileSystems.join(output, DEAD_LETTERS_DIR, "dead_letters")
 
-    def expand(self, dead):
+    def expand(self, dead: beam.PCollection[DeadLetter]):
         return (
             dead
             | "ToJson" >> beam.Map(lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True))

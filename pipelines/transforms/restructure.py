@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
 
 from schemas.deadletter import DEAD, STAGE_RESTRUCTURE, from_exception
 from schemas.metrics import inc
+from schemas.records import DraftRecord
 from sources import get_source
 
 
@@ -18,7 +21,7 @@ class RestructureFn(beam.DoFn):
     def setup(self) -> None:
         self._sources = {name: get_source(name) for name in self._options}
 
-    def process(self, item: dict[str, Any]):
+    def process(self, item: dict[str, Any]) -> Iterator[DraftRecord | TaggedOutput]:
         source = item["source"]
         try:
             draft = self._sources[source].restructure(item, self._options[source])
@@ -36,8 +39,9 @@ class RestructureRecords(beam.PTransform):
 
     Args:
         options_by_source: source name -> options from the build config.
-    Input: items from the ``Read<Source>`` transforms.
-    Output: ``DoOutputsTuple``: main ``drafts``; ``DEAD``: dead letters (stage ``restructure``).
+    Input: items (source-specific dicts) from the ``Read<Source>`` transforms.
+    Output: ``DoOutputsTuple``: main ``drafts`` (``DraftRecord``); ``DEAD``: ``DeadLetter``
+    (stage ``restructure``).
     Counters (``RestructureRecords``): ``out``, ``dropped_<reason>``.
     """
 
@@ -45,7 +49,7 @@ class RestructureRecords(beam.PTransform):
         super().__init__()
         self._options = options_by_source
 
-    def expand(self, items):
+    def expand(self, items: beam.PCollection[dict[str, Any]]) -> beam.pvalue.DoOutputsTuple:
         return items | "RestructureFn" >> beam.ParDo(RestructureFn(self._options)).with_outputs(
             DEAD, main="drafts"
         )

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
 
 from schemas.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, dead_letter
 from schemas.metrics import inc
-from schemas.records import json_view
+from schemas.records import Record, json_view
 from schemas.validation import validate_record
 
 
 class ValidateRecordsFn(beam.DoFn):
-    def process(self, record: dict[str, Any]):
+    def process(self, record: Record) -> Iterator[Record | TaggedOutput]:
         prov = record.get("provenance") or {}
         try:
             issues = validate_record(record)
@@ -42,25 +43,26 @@ class ValidateRecordsFn(beam.DoFn):
 class ValidateRecords(beam.PTransform):
     """Check records against ``schemas/record.schema.json`` and the semantic rules.
 
-    Input: finished records. Output: ``DoOutputsTuple``: main ``valid``; ``DEAD``: dead letters
-    with reason ``schema_invalid`` whose detail lists JSON pointers and messages.
+    Input: finished ``Record``. Output: ``DoOutputsTuple``: main ``valid`` (``Record``);
+    ``DEAD``: ``DeadLetter`` with reason ``schema_invalid`` whose detail lists JSON pointers and
+    messages.
     Counters (``ValidateRecords``): ``out``, ``dropped_schema_invalid``.
     """
 
-    def expand(self, records):
+    def expand(self, records: beam.PCollection[Record]) -> beam.pvalue.DoOutputsTuple:
         return records | "ValidateRecordsFn" >> beam.ParDo(ValidateRecordsFn()).with_outputs(
             DEAD, main="valid"
         )
 
 
-def _tiebreak(record: dict[str, Any]) -> tuple[str, str, str]:
+def _tiebreak(record: Record) -> tuple[str, str, str]:
     prov = record["provenance"]
     content = json.dumps(json_view(record), sort_keys=True, ensure_ascii=False)
     return prov["source_file"], prov["source_id"], hashlib.sha256(content.encode()).hexdigest()
 
 
 class PickOneFn(beam.DoFn):
-    def process(self, keyed):
+    def process(self, keyed: tuple[str, Iterable[Record]]) -> Iterator[Record | TaggedOutput]:
         record_id, records = keyed
         ordered = sorted(records, key=_tiebreak)
         inc("DropDuplicateIds", "out")
@@ -86,9 +88,12 @@ class DropDuplicateIds(beam.PTransform):
     Ids come from source coordinates, so a repeat means the same source unit was read twice
     (e.g. a file listed twice by a glob). The kept record is the smallest by (source file,
     source id, content hash), so reruns keep the same one.
+
+    Input: ``Record``. Output: ``DoOutputsTuple``: main ``unique`` (``Record``); ``DEAD``:
+    ``DeadLetter`` (stage ``dedupe_ids``).
     """
 
-    def expand(self, records):
+    def expand(self, records: beam.PCollection[Record]) -> beam.pvalue.DoOutputsTuple:
         return (
             records
             | "KeyById" >> beam.Map(lambda r: (r["id"], r))

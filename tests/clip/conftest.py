@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.clip import ClipSettings
 from pipelines.clip.tiny import TINY_MODEL_NAME
+from pipelines.config import ClipConfig
 from pipelines.transforms.images import load_images
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from schemas.store import ImageStore
@@ -30,13 +31,15 @@ def image_store(tmp_path) -> ImageStore:
 @pytest.fixture
 def clip_settings(tiny_checkpoint) -> ClipSettings:
     return ClipSettings.from_config(
-        {
-            "model": TINY_MODEL_NAME,
-            "pretrained": None,
-            "checkpoint": tiny_checkpoint,
-            "device": "auto",
-            "max_batch_size": 4,
-        }
+        ClipConfig.from_block(
+            {
+                "model": TINY_MODEL_NAME,
+                "pretrained": None,
+                "checkpoint": tiny_checkpoint,
+                "device": "auto",
+                "max_batch_size": 4,
+            }
+        )
     )
 
 

@@ -12,6 +12,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipelines.clip import NO_CLIP_REASON, ClipSettings, FilterByClipScore, SkipClipScoring
 from pipelines.clip.filter import BELOW_QUANTILE, BELOW_THRESHOLD, quantile_cutoff
 from pipelines.clip.pairs import NO_IMAGES, NO_TEXT, clip_pairs
+from pipelines.config import ClipConfig
 from schemas.deadletter import DEAD
 from schemas.validation import validate_record
 from tests.clip.conftest import make_record
@@ -120,7 +121,7 @@ def test_filter_keeps_top_fraction_per_source():
 
 
 def test_no_clip_marks_records_not_scored():
-    settings = ClipSettings.from_config({"model": "ViT-B-32"}, no_clip=True)
+    settings = ClipSettings.from_config(ClipConfig.from_block({"model": "ViT-B-32"}, no_clip=True))
     assert not settings.enabled and settings.skip_reason == NO_CLIP_REASON
     rec = make_record("SA", n=1, seed="noclip")
     with TestPipeline() as p:
@@ -141,9 +142,11 @@ def test_no_clip_marks_records_not_scored():
 
 
 def test_settings_defaults_and_relative_checkpoint(tmp_path):
-    s = ClipSettings.from_config(None)
+    s = ClipSettings.from_config(ClipConfig.from_block(None))
     assert s.enabled and s.spec.model == "ViT-L-14" and s.spec.pretrained == "openai"
     assert s.spec.model_id == "ViT-L-14/openai" and s.embedding_duplicate_threshold == 0.95
-    s = ClipSettings.from_config({"checkpoint": "w/tiny.safetensors"}, base_dir=str(tmp_path))
+    s = ClipSettings.from_config(
+        ClipConfig.from_block({"checkpoint": "w/tiny.safetensors"}, base_dir=str(tmp_path))
+    )
     assert s.spec.checkpoint == str(tmp_path / "w" / "tiny.safetensors")
     assert s.spec.model_id == "ViT-L-14/tiny.safetensors"

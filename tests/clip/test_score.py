@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import replace
 
 import apache_beam as beam
 import imagehash
@@ -16,13 +17,14 @@ from PIL import Image
 from pipelines.clip import FindEmbeddingDuplicates, ScoreImageText, duplicate_edges
 from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, preprocess_config
 from pipelines.clip.neardup import embedding_duplicate_pairs
+from pipelines.config import DedupeConfig
 from pipelines.dedupe.hamming import clusters
 from schemas.deadletter import DEAD
 from schemas.validation import validate_record
 from tests.clip.conftest import make_record
 from tools.sample_images import make_image
 
-DEFAULT_PHASH_DISTANCE = 5  # config.schema.json dedupe.phash_distance default
+DEFAULT_PHASH_DISTANCE = DedupeConfig.from_block().phash_distance
 
 
 def test_handler_embeds_keyed_batches_offline(clip_settings, monkeypatch):
@@ -53,7 +55,7 @@ def test_handler_embeds_keyed_batches_offline(clip_settings, monkeypatch):
 
 def test_share_across_processes_flag(clip_settings):
     assert not clip_settings.model_handler().share_model_across_processes()
-    shared = KeyedModelHandler(clip_settings.model_handler(large_model=True))
+    shared = KeyedModelHandler(replace(clip_settings, share_model=True).model_handler())
     assert shared.share_model_across_processes()
 
 

@@ -13,6 +13,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image, ImageEnhance
 
+from pipelines.config import DedupeConfig
 from pipelines.dedupe import hamming, text
 from pipelines.dedupe.stages import (
     REASON_CONFLICT,
@@ -259,7 +260,11 @@ def planted_records() -> tuple[list[dict], dict[str, str], dict[str, str]]:
 
 def _run(records, options=None, policy="drop_record"):
     with TestPipeline() as p:
-        out = p | beam.Create(records) | DedupeRecords(options or {}, on_bad_image=policy)
+        out = (
+            p
+            | beam.Create(records)
+            | DedupeRecords(DedupeConfig.from_block(options), on_bad_image=policy)
+        )
         yield out
 
 
@@ -268,7 +273,7 @@ def test_planted_duplicates_found_across_sources_and_distinct_kept():
     kept = sorted(r["id"] for r in records if r["id"] not in kept_of)
     for order in (records, random.Random(3).sample(records, len(records))):
         with TestPipeline() as p:
-            out = p | beam.Create(order) | DedupeRecords({})
+            out = p | beam.Create(order) | DedupeRecords(DedupeConfig.from_block(), "drop_record")
             assert_that(out["records"] | beam.Map(lambda r: r["id"]), equal_to(kept))
             dead = out[DEAD] | beam.Map(
                 lambda d: (f"MSR_{d['source']}_{d['source_id']}", d["reason"], d["detail"])
@@ -309,7 +314,7 @@ def test_conflict_detail_names_both_ids_and_answers():
     records, _, _ = planted_records()
     pair = [r for r in records if r["id"] in ("MSR_mathvista_6", "MSR_remi_8")]
     with TestPipeline() as p:
-        out = p | beam.Create(pair) | DedupeRecords({})
+        out = p | beam.Create(pair) | DedupeRecords(DedupeConfig.from_block(), "drop_record")
         assert_that(
             out[DEAD] | beam.Map(lambda d: (d["reason"], d["detail"])),
             equal_to(
@@ -329,7 +334,7 @@ def test_image_shared_across_sources_with_other_questions_is_listed_not_dropped(
     astro = _jpeg(_photo("astronaut"))
     records = [_record("mathvista", 1, astro, q=Q[1]), _record("remi", 1, astro, q=Q[2])]
     with TestPipeline() as p:
-        out = p | beam.Create(records) | DedupeRecords({})
+        out = p | beam.Create(records) | DedupeRecords(DedupeConfig.from_block(), "drop_record")
         assert_that(
             out["records"] | beam.Map(lambda r: r["id"]),
             equal_to(["MSR_mathvista_1", "MSR_remi_1"]),
@@ -345,7 +350,7 @@ def test_image_shared_across_sources_with_other_questions_is_listed_not_dropped(
         assert_that(out["report"], check, label="Report")
 
 
-TEN = {"max_image_uses": 10}
+TEN = DedupeConfig.from_block({"max_image_uses": 10})
 
 
 def test_frequency_rule_drops_over_used_images():
@@ -359,7 +364,7 @@ def test_frequency_rule_drops_over_used_images():
     ]  # fmt: skip
     ids = sorted(r["id"] for r in records)
     with TestPipeline() as p:
-        out = p | "A" >> beam.Create(records) | "DropRecords" >> DedupeRecords(TEN)
+        out = p | "A" >> beam.Create(records) | "DropRecords" >> DedupeRecords(TEN, "drop_record")
         assert_that(out["records"], equal_to([]))
         assert_that(
             out[DEAD] | beam.Map(lambda d: (d["reason"], d["unit"])),
@@ -383,7 +388,7 @@ def test_frequency_rule_drops_over_used_images():
         )
     # at the limit (10 uses) nothing is dropped
     with TestPipeline() as p:
-        out = p | "C" >> beam.Create(records[:10]) | "AtLimit" >> DedupeRecords(TEN)
+        out = p | "C" >> beam.Create(records[:10]) | "AtLimit" >> DedupeRecords(TEN, "drop_record")
         assert_that(
             out["records"] | beam.Map(lambda r: r["id"]),
             equal_to(sorted(ids)[:10] and [r["id"] for r in records[:10]]),
@@ -413,7 +418,7 @@ def test_near_text_needs_the_same_images_and_is_verified():
         _record("remi", 7, _jpeg(_photo("coffee")), q=KVQA + "  ", a="11"),
     ]  # fmt: skip
     with TestPipeline() as p:
-        out = p | beam.Create(records) | DedupeRecords({})
+        out = p | beam.Create(records) | DedupeRecords(DedupeConfig.from_block(), "drop_record")
         assert_that(
             out["records"] | beam.Map(lambda r: r["id"]),
             equal_to(["MSR_mathvista_27", "MSR_remi_7", "PBL_wikihow_1", "PBL_wikihow_3"]),
@@ -443,5 +448,11 @@ def test_near_text_only_for_text_categories():
     for categories, kept in ((["PBL"], ["MSR_mathvista_1", "MSR_mathvista_2"]),
                              (["MSR"], ["MSR_mathvista_1"])):  # fmt: skip
         with TestPipeline() as p:
-            out = p | beam.Create(records) | DedupeRecords({"text_categories": categories})
+            out = (
+                p
+                | beam.Create(records)
+                | DedupeRecords(
+                    DedupeConfig.from_block({"text_categories": categories}), "drop_record"
+                )
+            )
             assert_that(out["records"] | beam.Map(lambda r: r["id"]), equal_to(kept))

@@ -12,6 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
+from pipelines.config import ImagesConfig
 from pipelines.transforms.images import ImageLimits, LoadImages, inspect_image, load_images
 from schemas.deadletter import DEAD
 from schemas.errors import RecordError
@@ -20,6 +21,9 @@ from tests.conftest import make_draft
 from tools.sample_images import make_image
 
 LIMITS = ImageLimits(max_pixels=50_000_000)
+DROP_SEGMENT_NOT_EXEMPT = ImagesConfig.from_block(
+    {"on_bad_image": "drop_segment", "exempt_sources": []}
+)
 
 
 def _enc(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -131,9 +135,9 @@ def test_load_images_stage_dead_letters_every_kind_and_reconciles(tmp_path):
     missing["images"][0].update(bytes=None, uri=str(tmp_path / "gone.jpg"))
     missing["provenance"] = dict(missing["provenance"], source="vist", source_id="image_missing")
     drafts.append(missing)
-    options = {"max_pixels": 50_000_000, "exempt_sources": []}
+    images = ImagesConfig.from_block({"max_pixels": 50_000_000, "exempt_sources": []})
     with TestPipeline() as p:
-        out = p | beam.Create(drafts) | LoadImages(options=options)
+        out = p | beam.Create(drafts) | LoadImages(images=images)
         assert_that(out.records | beam.Map(lambda r: r["id"]), equal_to([d["id"] for d in good]))
         reasons = out[DEAD] | beam.Map(lambda d: (d["source_id"], d["reason"], d["unit"]))
         expected = [(r, r, "record") for r in [*bad, "image_missing"]]
@@ -149,11 +153,7 @@ def test_drop_segment_keeps_records_that_stay_valid():
     draft["images"].append({"ref": ref, "uri": "mem://tiny.png", "bytes": tiny, "license": None})
     draft["answer"] = [{"text": "42", "image": ref}]
     with TestPipeline() as p:
-        out = (
-            p
-            | beam.Create([draft])
-            | LoadImages(options={"on_bad_image": "drop_segment", "exempt_sources": []})
-        )
+        out = p | beam.Create([draft]) | LoadImages(images=DROP_SEGMENT_NOT_EXEMPT)
         assert_that(
             out.records | beam.Map(lambda r: (len(r["images"]), r["answer"])),
             equal_to([(1, [{"text": "42", "image": None}])]),
@@ -168,11 +168,7 @@ def test_drop_segment_keeps_records_that_stay_valid():
 def test_drop_segment_still_drops_a_record_whose_question_loses_its_image():
     draft = make_draft(image_bytes=bad_fixtures()["image_too_small"])
     with TestPipeline() as p:
-        out = (
-            p
-            | beam.Create([draft])
-            | LoadImages(options={"on_bad_image": "drop_segment", "exempt_sources": []})
-        )
+        out = p | beam.Create([draft]) | LoadImages(images=DROP_SEGMENT_NOT_EXEMPT)
         assert_that(out.records, equal_to([]))
         assert_that(
             out[DEAD] | beam.Map(lambda d: (d["reason"], d["unit"])),
