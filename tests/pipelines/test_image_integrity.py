@@ -189,7 +189,7 @@ def test_load_images_exempts_only_the_listed_sources_from_the_size_gates(tmp_pat
         out = (
             p
             | beam.Create([exempt, gated])
-            | LoadImages(options={"exempt_sources": ["remi"]}, store=store)
+            | LoadImages(images=ImagesConfig.from_block({"exempt_sources": ["remi"]}), store=store)
         )
         assert_that(out.records | beam.Map(lambda r: r["id"]), equal_to([exempt["id"]]))
         assert_that(
