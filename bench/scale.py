@@ -20,7 +20,9 @@ so no dedupe stage drops an item. Then it measures, each run in its own process 
    and made again for the next N.
 
 Per run: wall time, items/s (items = records read by the build; for the loop, items it
-processed), peak RSS of the whole process tree (``/proc`` polled every 0.2 s, the RSS of the
+processed), CPU seconds of the process tree (user + system of every reaped process) and items
+per CPU-second (on a shared machine the CPU-time ratio moves far less than the wall-time one),
+peak RSS of the whole process tree (``/proc`` polled every 0.2 s, the RSS of the
 process and all its descendants summed; PSS beside it, which counts pages shared by forked
 workers once) and the bytes of the output folder it wrote. It prints a table per N, the
 ratio ``build in-process / plain loop`` (items/s), the memory goals (build peak RSS at the
@@ -44,6 +46,7 @@ import itertools
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -129,6 +132,7 @@ class TreeSampler:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak_rss = self.peak_pss = self.peak_procs = 0
+        self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -160,21 +164,33 @@ class Run:
     processes: int
     disk_bytes: int
     detail: dict[str, Any] = field(default_factory=dict)
+    cpu_s: float = 0.0  # user + system seconds of the whole (reaped) process tree
 
     @property
     def rate(self) -> float:
         return self.items / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def cpu_rate(self) -> float:
+        """Items per CPU-second: on a shared machine this ratio moves far less than wall
+        time does, since waiting for a core costs wall time but no CPU time."""
+        return self.items / self.cpu_s if self.cpu_s else 0.0
 
 
 def measured(label: str, cmd: list[str], log: Path) -> tuple[float, TreeSampler]:
     """Run ``cmd`` (cwd = the repository) with its output in ``log``; raise on failure."""
     print(f"  {label}: {' '.join(cmd[1:])}", flush=True)
     with open(log, "wb") as out:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
         with TreeSampler(proc.pid) as sampler:
             rc = proc.wait()
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # children's CPU time counts once they are reaped: the command's own and that of
+        # every worker it waited for
+        sampler.cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if rc != 0:
         tail = log.read_text(errors="replace")[-4000:]
         raise SystemExit(f"{label} failed (exit {rc}); log {log}:\n{tail}")
@@ -458,6 +474,7 @@ def run_n(args: argparse.Namespace, n: int, work: Path, last: bool) -> dict[str,
                 s.peak_procs,
                 folder_bytes(out),
                 {"quota": quota, **counts},
+                s.cpu_s,
             )
         )
         if not args.keep:
@@ -472,6 +489,7 @@ def run_n(args: argparse.Namespace, n: int, work: Path, last: bool) -> dict[str,
         read = stats["totals"]["read"]
         run = Run(label, wall, read, s.peak_rss, s.peak_pss, s.peak_procs, folder_bytes(out))
         run.detail = stats
+        run.cpu_s = s.cpu_s
         runs.append(run)
         return run
 
@@ -508,6 +526,7 @@ def run_n(args: argparse.Namespace, n: int, work: Path, last: bool) -> dict[str,
                 s.peak_pss,
                 s.peak_procs,
                 folder_bytes(release),
+                cpu_s=s.cpu_s,
             )
         )
         if not args.keep:
@@ -516,7 +535,11 @@ def run_n(args: argparse.Namespace, n: int, work: Path, last: bool) -> dict[str,
         remove(build_dir)
         if last and not dropped_corpus:
             remove(corpus_dir)
-    return {"n": n, "corpus": asdict(corpus), "runs": [asdict(r) | {"rate": r.rate} for r in runs]}
+    return {
+        "n": n,
+        "corpus": asdict(corpus),
+        "runs": [asdict(r) | {"rate": r.rate, "cpu_rate": r.cpu_rate} for r in runs],
+    }
 
 
 # ------------------------------------------------------------------------------- report
@@ -572,12 +595,13 @@ def print_n(result: dict[str, Any]) -> None:
         f"({c['images_made'] / max(c['seconds'], 1e-9):.0f}/s)"
     )
     print(
-        f"{'run':<22} {'wall':>8} {'items':>7} {'items/s':>8} {'peak RSS':>10} "
-        f"{'peak PSS':>10} {'procs':>5} {'disk written':>13}"
+        f"{'run':<22} {'wall':>8} {'items':>7} {'items/s':>8} {'CPU s':>8} {'items/CPU-s':>11} "
+        f"{'peak RSS':>10} {'peak PSS':>10} {'procs':>5} {'disk written':>13}"
     )
     for r in result["runs"]:
         print(
             f"{r['label']:<22} {r['wall_s']:7.1f}s {r['items']:7,} {r['rate']:8.1f} "
+            f"{r.get('cpu_s', 0):8.1f} {r.get('cpu_rate', 0):11.2f} "
             f"{mib(r['peak_rss']):>10} {mib(r['peak_pss']):>10} {r['processes']:>5} "
             f"{mib(r['disk_bytes']):>13}"
         )
@@ -605,6 +629,9 @@ def print_n(result: dict[str, Any]) -> None:
                 ratio = by[label]["rate"] / loop["rate"] if loop["rate"] else 0.0
                 name = label.replace(",", "")
                 print(f"{name} / plain loop = {ratio:.2f}× (items/s)")
+                if loop.get("cpu_rate") and by[label].get("cpu_rate"):
+                    cpu = by[label]["cpu_rate"] / loop["cpu_rate"]
+                    print(f"{name} / plain loop = {cpu:.2f}× (items per CPU-second)")
 
 
 def goals(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
