@@ -76,8 +76,13 @@ def container(anns: list, albums=None, images=None, wrap=True) -> dict:
     }
 
 
+def by_unit(units) -> dict:
+    """Unit id -> item or RecordError (``iter_sis_units`` names each unit in ``source_id``)."""
+    return {u.source_id if isinstance(u, RecordError) else u["source_id"]: u for u in units}
+
+
 def units_of(doc: dict, stems=None, text_field="original_text", dii=None) -> dict:
-    return dict(
+    return by_unit(
         parse.iter_sis_units(
             doc,
             split="train",
@@ -546,7 +551,7 @@ def test_read_vist_broken_dii_is_loud(tmp_path):
 def _sample_units() -> dict:
     path = str(SAMPLE_SIS)
     doc = parse.load_container(read_bytes(path), path)
-    return dict(
+    return by_unit(
         parse.iter_sis_units(
             doc,
             split="test",
