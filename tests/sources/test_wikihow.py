@@ -19,7 +19,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.transforms.images import load_images
-from schemas.deadletter import DEAD, STAGE_READ
+from schemas.deadletter import DEAD, STAGE_READ, dead_letter
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.records import NULL_GT_ANSWER
 from schemas.taxonomy import is_known, iter_targets, source_table
@@ -96,10 +96,14 @@ def all_step_ids(article: dict[str, Any]) -> list[str]:
 
 
 def run_lines(lines: list[bytes], lookup: dict[str, str] | None = None):
-    pairs = list(parse.read_lines(lines, "data.json", lookup or {}, images_root="/imgs"))
-    items = [v for k, v in pairs if k == "item"]
-    dead = [v for k, v in pairs if k == "dead"]
+    units = list(parse.read_lines(lines, "data.json", lookup or {}, images_root="/imgs"))
+    items = [u for u in units if not isinstance(u, RecordError)]
+    dead = [as_dead_letter(u) for u in units if isinstance(u, RecordError)]
     return items, dead
+
+
+def as_dead_letter(err: RecordError) -> dict[str, Any]:
+    return dead_letter(STAGE_READ, err.reason, parse.SOURCE, err.source_id, err.detail)
 
 
 def item_for(article: dict[str, Any], lookup: dict[str, str] | None = None, m: int = 0):
@@ -112,7 +116,7 @@ def full_lookup(article: dict[str, Any]) -> dict[str, str]:
     return {sid: f"/imgs/{sid}.png" for sid in all_step_ids(article)}
 
 
-def sample_pairs() -> list[tuple[str, dict[str, Any]]]:
+def sample_units() -> list[dict[str, Any] | RecordError]:
     lookup = parse.image_lookup(str(SAMPLE_IMAGES))
     lines = SAMPLE_TEXT.read_bytes().splitlines(keepends=True)
     return list(parse.read_lines(lines, str(SAMPLE_TEXT), lookup, images_root=str(SAMPLE_IMAGES)))
@@ -613,9 +617,8 @@ def test_read_wikihow_without_matching_file(tmp_path):
 
 
 def test_every_good_sample_item_becomes_a_valid_record():
-    pairs = sample_pairs()
-    items = [v for k, v in pairs if k == "item"]
-    assert len(items) == SAMPLE_ITEMS and all(k == "item" for k, _ in pairs)
+    items = sample_units()
+    assert len(items) == SAMPLE_ITEMS and not any(isinstance(u, RecordError) for u in items)
     records, dead = [], Counter()
     for item in items:
         try:
