@@ -24,7 +24,6 @@ from schemas.taxonomy import is_known, iter_targets, source_table
 from schemas.validation import validate_record
 from sources import get_source
 from sources.mathvista import SOURCE, ReadMathVista, parse
-from sources.mathvista.reader import ReadMathVistaFn, list_files
 from tools.sample_images import make_image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,12 +59,12 @@ def root_options(root: Path | str, **extra: Any) -> dict[str, Any]:
 
 
 def read_direct(options: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    """Run the reader DoFn without Beam: (items, dead letters)."""
-    fn = ReadMathVistaFn(options)
-    fn.setup()
+    """Run the reader's per-file step without Beam: (items, dead letters)."""
+    reader = ReadMathVista(options)
+    reader.setup()
     items, dead = [], []
-    for path in list_files(options):
-        for out in fn.process(path):
+    for path in reader.files:
+        for out in reader.read_file(path):
             if isinstance(out, beam.pvalue.TaggedOutput):
                 assert out.tag == DEAD
                 dead.append(out.value)
