@@ -23,12 +23,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipelines.transforms.images import load_images
 from schemas.deadletter import DEAD, STAGE_READ
 from schemas.errors import PipelineConfigError, RecordError
-from schemas.fs import match
 from schemas.taxonomy import is_known, source_table
 from schemas.validation import validate_record
 from sources import get_source
 from sources.remi import ReadReMI, parse
-from sources.remi.reader import ParseReMIFileFn
 from tools import make_sample_remi
 from tools.sample_images import make_image
 
@@ -103,10 +101,10 @@ def reason_of(fn, *args) -> str:
 
 def sample_items() -> list[dict]:
     """Every item of the sample, read by the DoFn directly (no pipeline)."""
-    fn = ParseReMIFileFn({"parquet": str(SAMPLE / "*.parquet")})
+    reader = ReadReMI({"parquet": str(SAMPLE / "*.parquet")})
     out = []
     for path in sorted(SAMPLE.glob("*.parquet")):
-        out.extend(fn.process(str(path)))
+        out.extend(reader.read_file(str(path)))
     return out
 
 
@@ -387,12 +385,12 @@ def test_registry() -> None:
 
 
 def run_reader(pattern: str) -> tuple[list[dict], list[dict]]:
-    """Call the reader's DoFn on every matching file (no pipeline); return (items, dead)."""
+    """Call the reader's per-file step on every matching file (no pipeline); (items, dead)."""
     items: list[dict] = []
     dead: list[dict] = []
-    fn = ParseReMIFileFn({"parquet": pattern})
-    for path in match(pattern):
-        for out in fn.process(path):
+    reader = ReadReMI({"parquet": pattern})
+    for path in reader.files:
+        for out in reader.read_file(path):
             if isinstance(out, beam.pvalue.TaggedOutput):
                 dead.append(out.value)
             else:
@@ -513,9 +511,9 @@ def test_reader_hf_convert_layout_gives_same_ids(tmp_path: Path) -> None:
 def test_reader_streams_in_batches(tmp_path: Path) -> None:
     rows = [hf_row(f"<image1><image2> row {i}", 2, label=str(i)) for i in range(11)]
     path = write_parquet(tmp_path / "test.parquet", rows, row_group_size=4)
-    fn = ParseReMIFileFn({"parquet": str(path)})
-    fn.batch_rows = 3
-    items = list(fn.process(str(path)))
+    reader = ReadReMI({"parquet": str(path)})
+    reader.batch_rows = 3
+    items = list(reader.read_file(str(path)))
     assert [it["row"] for it in items] == list(range(11))
     assert [it["label"] for it in items] == [str(i) for i in range(11)]
     assert all(set(it["images"]) == {1, 2, 3, 4, 5, 6} for it in items)
