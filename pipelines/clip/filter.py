@@ -21,7 +21,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from schemas.deadletter import DEAD, dead_letter
+from schemas.deadletter import DEAD, dead_letter, reject_letter
 from schemas.metrics import inc
 
 STAGE_FILTER_CLIP = "filter_clip"
@@ -102,8 +102,7 @@ class _DecideFn(beam.DoFn):
             inc(NS, "out")
             yield record
         else:
-            inc(NS, f"dropped_{dl['reason']}")
-            yield beam.pvalue.TaggedOutput(DEAD, dl)
+            yield reject_letter(NS, dl)
 
 
 def _rank_item(fractions: dict[str, float]):
