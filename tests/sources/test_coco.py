@@ -11,7 +11,6 @@ import copy
 import hashlib
 import json
 import pickle
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from schemas.deadletter import DEAD, STAGE_READ, dead_letter
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.records import IF_COMPONENT_TYPES
 from schemas.validation import validate_record
-from sources import get_source
 from sources.coco import ReadCOCO, instructions, join, parse
 from tools.sample_images import make_image
 
@@ -34,7 +32,6 @@ SAMPLE = REPO / "sample" / "coco"
 CAPTIONS = SAMPLE / "annotations" / "captions_val2017.json"
 INSTANCES = SAMPLE / "annotations" / "instances_val2017.json"
 OPTIONS = {"root": str(SAMPLE), "split": "val"}
-ID_RE = re.compile(r"^IF_[a-z0-9][a-z0-9_.-]*$")
 
 
 # ---------------------------------------------------------------------------------------
@@ -575,8 +572,6 @@ def test_images_with_no_instances_are_kept(real_items):
 def test_check_options(tmp_path):
     parse.check_options(dict(OPTIONS))
     parse.check_options({**OPTIONS, "captions": str(CAPTIONS), "instances": str(INSTANCES)})
-    with pytest.raises(PipelineConfigError, match="root is required"):
-        parse.check_options({"split": "val"})
     with pytest.raises(PipelineConfigError, match="does not exist"):
         parse.check_options({"root": str(tmp_path)})
     with pytest.raises(PipelineConfigError, match="does not exist"):
@@ -587,25 +582,9 @@ def test_check_options(tmp_path):
         parse.check_options({**OPTIONS, "split": "test"})
 
 
-def test_registered_source():
-    src = get_source("coco")
-    assert src.name == "coco" and src.reader is ReadCOCO
-    assert src.restructure is parse.restructure and src.check_options is parse.check_options
-
-
 # ---------------------------------------------------------------------------------------
 # ReadCOCO under TestPipeline
 # ---------------------------------------------------------------------------------------
-
-
-def test_read_coco_sample():
-    with TestPipeline() as p:
-        out = p | "ReadCOCO" >> ReadCOCO(dict(OPTIONS))
-        ids = out["items"] | "Ids" >> beam.Map(lambda i: i["source_id"])
-        counts = out["items"] | "NCaps" >> beam.Map(lambda i: len(i["captions"]))
-        assert_that(ids | "CountItems" >> beam.combiners.Count.Globally(), equal_to([79]), "items")
-        assert_that(counts | "SumCaps" >> beam.CombineGlobally(sum), equal_to([395]), "caps")
-        assert_that(out[DEAD], equal_to([]), "dead")
 
 
 def test_read_coco_bad_inputs(tmp_path):
@@ -661,7 +640,6 @@ def test_every_sample_image_gives_a_valid_record(real_items):
         draft = parse.restructure(item, OPTIONS)
         record = load_images(draft)
         assert validate_record(record) == [], record["id"]
-        assert ID_RE.match(record["id"])
         assert not any(tok in record["id"][3:] for tok in ("SA", "PBL", "MSR", "IF"))
         im = record["images"][0]
         assert (im["width"], im["height"]) == (item["image"]["width"], item["image"]["height"])
