@@ -201,128 +201,18 @@ def measured(label: str, cmd: list[str], log: Path) -> tuple[float, TreeSampler]
 
 
 def _items(name: str, options: dict[str, Any], limit: int):
-    """The first ``limit`` items of one source, read with its pure parse functions only."""
-    from apache_beam.io.filesystems import FileSystems
+    """The first ``limit`` units of one source (items, or RecordErrors for rejected units),
+    read by the source's own reader hooks (``list_files``, ``iter_units``) without Beam."""
+    from sources import get_source
 
-    from schemas.fs import join, list_dir_stems, match, read_bytes, read_text
+    reader = get_source(name).reader(options)
+    reader.setup()
 
-    def take(pairs):
-        return itertools.islice(pairs, limit)
+    def units():
+        for path in reader.files:
+            yield from reader.iter_units(path)
 
-    if name == "vist":
-        from sources.vist import parse
-
-        def vist():
-            for path in match(options["sis"]):
-                split = parse.split_of(path)
-                doc = parse.load_container(read_bytes(path), path)
-                stems = list_dir_stems(join(options["images"], split))
-                units = parse.iter_sis_units(
-                    doc,
-                    split=split,
-                    source_file=path,
-                    images_root=options["images"],
-                    image_stems=stems,
-                    text_field=options["text_field"],
-                    dii=None,
-                )
-                for _unit, result in units:
-                    yield ("dead" if isinstance(result, Exception) else "item"), result
-
-        return take(vist())
-    if name == "wikihow":
-        from sources.wikihow import parse
-
-        def wikihow():
-            lookup = parse.image_lookup(options["images"])
-            for path in match(options["text"]):
-                with FileSystems.open(path) as f:
-                    lines = iter(f.readline, b"")
-                    yield from parse.read_lines(
-                        lines,
-                        path,
-                        lookup,
-                        split=options["split"],
-                        images_root=options["images"],
-                    )
-
-        return take(wikihow())
-    if name == "mathvista":
-        from schemas.fs import exists
-        from sources.mathvista import parse
-
-        def mathvista():
-            root = options["root"]
-            splits = parse.selected_splits(options)
-            query_path = join(root, "query.json")
-            queries = (
-                parse.parse_json_object(read_text(query_path), query_path)
-                if exists(query_path)
-                else {}
-            )
-            for path in parse.split_files(options):
-                data = parse.parse_json_object(read_text(path), path)
-                for position, (key, raw) in enumerate(data.items()):
-                    yield (
-                        "item",
-                        parse.problem_to_item(
-                            raw,
-                            key=str(key),
-                            position=position,
-                            source_file=path,
-                            splits=splits,
-                            query=queries.get(str(key)),
-                            image_root=root,
-                            layout_name="root",
-                        ),
-                    )
-
-        return take(mathvista())
-    if name == "remi":
-        import pyarrow.parquet as pq
-
-        from sources.remi import parse
-
-        def remi():
-            for path in match(options["parquet"]):
-                split, shard = parse.split_of(path)
-                with FileSystems.open(path, compression_type="uncompressed") as f:
-                    pfile = pq.ParquetFile(f)
-                    numbers = parse.check_columns(pfile.schema_arrow, path)
-                    columns = [*parse.REQUIRED_COLUMNS, *(f"image_{n}" for n in numbers)]
-                    index = 0
-                    for batch in pfile.iter_batches(batch_size=16, columns=columns):
-                        for row in batch.to_pylist():
-                            yield (
-                                "item",
-                                parse.make_item(
-                                    row,
-                                    path=path,
-                                    split=split,
-                                    shard=shard,
-                                    index=index,
-                                    image_numbers=numbers,
-                                ),
-                            )
-                            index += 1
-
-        return take(remi())
-    if name == "coco":
-        from sources.coco import parse
-
-        def coco():
-            paths = parse.paths(options)
-            for captions_file in match(paths["captions"]):
-                yield from parse.iter_units(
-                    parse.load_json(captions_file, "captions file"),
-                    parse.load_json(paths["instances"], "instances file"),
-                    options=options,
-                    captions_file=captions_file,
-                    instances_file=paths["instances"],
-                )
-
-        return take(coco())
-    raise KeyError(name)
+    return itertools.islice(units(), limit)
 
 
 def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
@@ -340,6 +230,7 @@ def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
         inspect_image,
         localize_paths,
     )
+    from schemas.errors import RecordError
     from schemas.parquet import RECORD_SCHEMA, to_row
     from schemas.store import ImageStore, ref_for
     from schemas.validation import validate_record
@@ -391,9 +282,9 @@ def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
     for name, options in cfg.sources.items():
         source = get_source(name)
         lim = replace(limits, check_size=False) if name in exempt else limits
-        for kind, item in _items(name, options, quota.get(name, 0)):
+        for item in _items(name, options, quota.get(name, 0)):
             counts["items"] += 1
-            if kind != "item":
+            if isinstance(item, RecordError):
                 counts["dropped"] += 1
                 continue
             try:

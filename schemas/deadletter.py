@@ -1,13 +1,24 @@
 """Dead letters: every rejected input, with the stage and reason that rejected it.
 
 Each stage that can reject emits dead letters on a tagged output named ``DEAD`` with the
-shape ``{stage, reason, source, source_id, detail}``; the build writes them as JSON Lines to
-``<output>/dead_letters/`` and counts them per source and reason in ``stats.json``.
+shape ``{stage, reason, source, source_id, detail, unit}``; the build writes them as JSON Lines
+to ``<output>/dead_letters/`` and counts them per source and reason in ``stats.json``.
+
+A stage rejects through one helper, :func:`reject` (or :func:`reject_exception`, or
+:func:`reject_letter` for a dead letter built by a pure function): it counts
+``dropped_<reason>`` (``images_dropped_<reason>`` for an image unit) in the stage's counter
+namespace and returns the ``TaggedOutput(DEAD, ...)`` to yield. No stage builds that output
+itself.
 """
 
 from __future__ import annotations
 
 from typing import TypedDict
+
+import apache_beam as beam
+
+from schemas.errors import as_record_error
+from schemas.metrics import inc
 
 DEAD = "dead"
 
@@ -68,8 +79,44 @@ def from_exception(stage: str, source: str, source_id: str, exc: BaseException) 
     """Dead letter for an exception: a RecordError keeps its reason, anything else is
     ``unexpected_error`` with the exception type, so a bug shows up in stats instead of
     crashing the run or vanishing."""
-    from schemas.errors import RecordError
+    err = as_record_error(exc)
+    return dead_letter(stage, err.reason, source, source_id, err.detail)
 
-    if isinstance(exc, RecordError):
-        return dead_letter(stage, exc.reason, source, source_id, exc.detail)
-    return dead_letter(stage, "unexpected_error", source, source_id, f"{type(exc).__name__}: {exc}")
+
+def reject_letter(namespace: str, letter: DeadLetter) -> beam.pvalue.TaggedOutput:
+    """Count ``letter`` in ``namespace`` and return it as the ``DEAD`` output to yield.
+
+    The counter is ``dropped_<reason>`` for a record, ``images_dropped_<reason>`` for an
+    image dropped from a kept record.
+    """
+    prefix = "images_dropped_" if letter["unit"] == UNIT_IMAGE else "dropped_"
+    inc(namespace, prefix + letter["reason"])
+    return beam.pvalue.TaggedOutput(DEAD, letter)
+
+
+def reject(
+    namespace: str,
+    stage: str,
+    reason: str,
+    source: str,
+    source_id: str,
+    detail: str = "",
+    unit: str = UNIT_RECORD,
+) -> beam.pvalue.TaggedOutput:
+    """Reject one unit: count it and return its dead letter as the ``DEAD`` output.
+
+    Args:
+        namespace: the stage's counter namespace (its transform's name, e.g. ``LoadImages``).
+        stage, reason, source, source_id, detail, unit: as in :func:`dead_letter`.
+
+    Example:
+        ``yield reject("ValidateRecords", STAGE_VALIDATE, "schema_invalid", "vist", "45530")``
+    """
+    return reject_letter(namespace, dead_letter(stage, reason, source, source_id, detail, unit))
+
+
+def reject_exception(
+    namespace: str, stage: str, source: str, source_id: str, exc: BaseException
+) -> beam.pvalue.TaggedOutput:
+    """:func:`reject` for an exception, with the reason and detail of :func:`from_exception`."""
+    return reject_letter(namespace, from_exception(stage, source, source_id, exc))

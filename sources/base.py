@@ -5,12 +5,22 @@ A source is a folder ``sources/<name>/`` with:
 * ``parse.py``: pure functions. ``restructure(item, options) -> draft record`` turns one
   *item* (one unit read from the source) into a draft record (``schemas.records``), or
   raises ``RecordError(reason, detail)``.
-* ``reader.py``: ``Read<Source>(options)``, a PTransform from the pipeline root to a
-  ``DoOutputsTuple`` with a main output of items and a ``DEAD`` output of read-stage dead
+* ``reader.py``: ``Read<Source>(options)``, a thin :class:`SourceReader` subclass that
+  supplies two hooks, ``list_files()`` (the input files, listed when the transform is built)
+  and ``iter_units(path)`` (the units of one file). The base class owns everything else:
+  the files → ParDo → ``DEAD`` plumbing, the counters and the dead letters. Its output is a
+  ``DoOutputsTuple`` with a main output ``items`` and a ``DEAD`` output of read-stage dead
   letters. Every unit the reader sees ends up in exactly one of the two; the build counts
   both as ``read``.
 * ``fields.yaml`` (mapping table into ``schemas/taxonomy.yaml``), ``README.md`` (provenance,
   licence, citation, the tables), ``CITATION.bib``.
+
+The one rejection protocol: ``iter_units`` yields, for every unit of the file, either the
+unit's *item* or a ``RecordError`` whose ``source_id`` names the unit
+(``as_record_error(exc, source_id)`` turns any exception on a unit into one). An exception
+escaping ``iter_units`` ends the file and is one dead letter for the file: a RecordError keeps
+its reason, anything else is ``file_error_reason`` (``malformed_file`` unless the reader says
+otherwise). Parse-level generators in ``parse.py`` follow the same protocol.
 
 An *item* is a plain picklable dict with at least ``source``, ``source_id``, ``split`` and
 ``source_file``; the rest is source-specific. Images inside items are references: a URI to
@@ -22,13 +32,19 @@ absolute paths or URIs (see ``pipelines.config``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import apache_beam as beam
 
+from schemas.deadletter import DEAD, STAGE_READ, reject
+from schemas.errors import PipelineConfigError, RecordError
+from schemas.fs import match
+from schemas.metrics import inc
+
 Item = dict[str, Any]
+Unit = Item | RecordError  # what ``iter_units`` yields
 
 
 @dataclass(frozen=True)
@@ -39,3 +55,114 @@ class Source:
     reader: Callable[[dict[str, Any]], beam.PTransform]
     restructure: Callable[[Item, dict[str, Any]], dict[str, Any]]
     check_options: Callable[[dict[str, Any]], None]
+
+
+class SourceReader(beam.PTransform):
+    """Base of every ``Read<Source>``: input files -> items + read-stage dead letters.
+
+    Subclasses set ``source`` (the registry name) and ``namespace`` (the counter namespace,
+    the class name), and implement :meth:`list_files` and :meth:`iter_units`; optionally
+    :meth:`setup` (per-worker state, e.g. a listed images folder), :meth:`file_unit` (the
+    dead-letter id of a whole file) and ``file_error_reason``.
+
+    Args:
+        options: the source's config block (paths resolved).
+
+    Input: the pipeline root. The files are listed when the transform is built; none is a
+    ``PipelineConfigError``.
+
+    Output: a ``DoOutputsTuple``: main ``items``; ``DEAD``: read-stage dead letters.
+
+    Counters (namespace ``namespace``): ``files``, ``items``, ``dropped_<reason>``.
+    """
+
+    source: ClassVar[str]
+    namespace: ClassVar[str]
+    file_error_reason: ClassVar[str] = "malformed_file"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__()
+        self.options = dict(options)
+        self.files = self.list_files()
+        if not self.files:
+            raise PipelineConfigError(
+                f"sources.{self.source}: no input file found; check its paths in the config"
+            )
+
+    # --- hooks ---------------------------------------------------------------------------
+
+    def list_files(self) -> list[str]:
+        """The input files, one ParDo element each (sorted, for determinism)."""
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        """Per-worker state, built once per DoFn instance before any file is read."""
+
+    def iter_units(self, path: str) -> Iterator[Unit]:
+        """Every unit of file ``path``: its item, or a RecordError naming it in ``source_id``."""
+        raise NotImplementedError
+
+    def file_unit(self, path: str) -> str:
+        """The ``source_id`` of a dead letter for the whole file ``path``."""
+        return path
+
+    # --- helpers for the hooks ------------------------------------------------------------
+
+    def match_option(self, key: str) -> list[str]:
+        """Files matching the path or glob ``options[key]``; none is a PipelineConfigError."""
+        pattern = self.options[key]
+        files = match(pattern)
+        if not files:
+            raise PipelineConfigError(f"sources.{self.source}.{key}: no file matches {pattern}")
+        return files
+
+    # --- the plumbing ---------------------------------------------------------------------
+
+    def read_file(self, path: str) -> Iterator[Item | beam.pvalue.TaggedOutput]:
+        """Items and counted dead letters of one file (what the ParDo yields)."""
+        inc(self.namespace, "files")
+        try:
+            for unit in self.iter_units(path):
+                if isinstance(unit, RecordError):
+                    sid = unit.source_id if unit.source_id is not None else self.file_unit(path)
+                    yield self._reject(unit.reason, sid, unit.detail)
+                else:
+                    inc(self.namespace, "items")
+                    yield unit
+        except RecordError as exc:  # the file itself is the unit
+            sid = exc.source_id if exc.source_id is not None else self.file_unit(path)
+            yield self._reject(exc.reason, sid, exc.detail)
+        except Exception as exc:  # never a crash: one dead letter for the file
+            detail = f"{path}: {type(exc).__name__}: {exc}"
+            yield self._reject(self.file_error_reason, self.file_unit(path), detail)
+
+    def _reject(self, reason: str, source_id: str, detail: str) -> beam.pvalue.TaggedOutput:
+        return reject(self.namespace, STAGE_READ, reason, self.source, source_id, detail)
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
+        name = self.namespace.removeprefix("Read")
+        return (
+            pbegin
+            | f"Create{name}Files" >> beam.Create(self.files)
+            | f"Parse{name}Files" >> beam.ParDo(_ReadFileFn(self)).with_outputs(DEAD, main="items")
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The worker copy (inside the DoFn): no pipeline, no file list."""
+        state = dict(self.__dict__)
+        state.pop("pipeline", None)
+        state["files"] = []
+        return state
+
+
+class _ReadFileFn(beam.DoFn):
+    """One input file -> its items (main output) and read dead letters (``DEAD``)."""
+
+    def __init__(self, reader: SourceReader) -> None:
+        self._reader = reader
+
+    def setup(self) -> None:
+        self._reader.setup()
+
+    def process(self, path: str) -> Iterator[Item | beam.pvalue.TaggedOutput]:
+        yield from self._reader.read_file(path)

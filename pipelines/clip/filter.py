@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from schemas.deadletter import DEAD, DeadLetter, dead_letter
+from schemas.deadletter import DEAD, DeadLetter, dead_letter, reject_letter
 from schemas.metrics import inc
 from schemas.records import Record
 
@@ -105,8 +105,7 @@ class _DecideFn(beam.DoFn):
             inc(NS, "out")
             yield record
         else:
-            inc(NS, f"dropped_{dl['reason']}")
-            yield beam.pvalue.TaggedOutput(DEAD, dl)
+            yield reject_letter(NS, dl)
 
 
 def _rank_item(fractions: dict[str, float]):

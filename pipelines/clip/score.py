@@ -32,7 +32,7 @@ from apache_beam.pvalue import TaggedOutput
 from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, preprocess_config
 from pipelines.clip.pairs import clip_pairs, text_ref
 from pipelines.clip.settings import ClipSettings
-from schemas.deadletter import DEAD, dead_letter
+from schemas.deadletter import DEAD, reject
 from schemas.metrics import inc
 from schemas.records import Record, not_scored
 from schemas.store import ImageStore
@@ -115,48 +115,39 @@ class PrepareClipInputsFn(beam.DoFn):
         for pair in pairs:
             image = by_path.get(pair.image)
             if image is None:
-                yield beam.pvalue.TaggedOutput(
-                    DEAD,
-                    dead_letter(
-                        STAGE_SCORE_CLIP,
-                        "image_not_listed",
-                        source,
-                        source_id,
-                        f"segment image {pair.image} is not in the record's images",
-                    ),
+                yield reject(
+                    NS,
+                    STAGE_SCORE_CLIP,
+                    "image_not_listed",
+                    source,
+                    source_id,
+                    f"segment image {pair.image} is not in the record's images",
                 )
-                inc(NS, "dropped_image_not_listed")
                 return
             if (IMAGE, image["sha256"]) not in seen:
                 seen.add((IMAGE, image["sha256"]))
                 try:
                     data = self._store.get(image["path"])
                 except Exception as exc:  # missing or unreadable: dead letter, never a crash
-                    inc(NS, "dropped_image_not_in_store")
-                    yield beam.pvalue.TaggedOutput(
-                        DEAD,
-                        dead_letter(
-                            STAGE_SCORE_CLIP,
-                            "image_not_in_store",
-                            source,
-                            source_id,
-                            f"{pair.image}: {type(exc).__name__}",
-                        ),
+                    yield reject(
+                        NS,
+                        STAGE_SCORE_CLIP,
+                        "image_not_in_store",
+                        source,
+                        source_id,
+                        f"{pair.image}: {type(exc).__name__}",
                     )
                     return
                 try:
                     arr = self._preprocess(data)
                 except Exception as exc:  # any decoder failure: dead letter, never a crash
-                    inc(NS, "dropped_image_undecodable")
-                    yield beam.pvalue.TaggedOutput(
-                        DEAD,
-                        dead_letter(
-                            STAGE_SCORE_CLIP,
-                            "image_undecodable",
-                            source,
-                            source_id,
-                            f"{pair.image}: {type(exc).__name__}: {exc}",
-                        ),
+                    yield reject(
+                        NS,
+                        STAGE_SCORE_CLIP,
+                        "image_undecodable",
+                        source,
+                        source_id,
+                        f"{pair.image}: {type(exc).__name__}: {exc}",
                     )
                     return
                 inputs.append(ClipInput(IMAGE, image["sha256"], arr))
@@ -185,27 +176,20 @@ class AttachClipScoresFn(beam.DoFn):
         for record in group["records"]:
             source, source_id = _source(record)
             if failures:
-                inc(NS, "dropped_clip_inference_failed")
-                yield beam.pvalue.TaggedOutput(
-                    DEAD,
-                    dead_letter(
-                        STAGE_SCORE_CLIP, "clip_inference_failed", source, source_id, failures[0]
-                    ),
+                yield reject(
+                    NS, STAGE_SCORE_CLIP, "clip_inference_failed", source, source_id, failures[0]
                 )
                 continue
             try:
                 scores = clip_scores(record, embeddings, self._model_id)
             except KeyError as exc:
-                inc(NS, "dropped_clip_embedding_missing")
-                yield beam.pvalue.TaggedOutput(
-                    DEAD,
-                    dead_letter(
-                        STAGE_SCORE_CLIP,
-                        "clip_embedding_missing",
-                        source,
-                        source_id,
-                        f"no embedding for {exc}",
-                    ),
+                yield reject(
+                    NS,
+                    STAGE_SCORE_CLIP,
+                    "clip_embedding_missing",
+                    source,
+                    source_id,
+                    f"no embedding for {exc}",
                 )
                 continue
             out = dict(record)

@@ -49,7 +49,7 @@ from apache_beam.pvalue import TaggedOutput
 from pipelines.config import DedupeConfig
 from pipelines.dedupe import hamming, text
 from pipelines.transforms.images import DROP_SEGMENT
-from schemas.deadletter import DEAD, dead_letter
+from schemas.deadletter import DEAD, UNIT_IMAGE, reject
 from schemas.metrics import inc
 from schemas.records import Record
 
@@ -349,32 +349,27 @@ class ApplyDedupeFn(beam.DoFn):
         decision = decisions.get(record["id"])
         if decision is not None:
             reason = decision["reason"]
-            inc("Dedupe", f"dropped_{reason}")
-            yield beam.pvalue.TaggedOutput(
-                DEAD,
-                dead_letter(STAGE_DEDUPE, reason, source, sid, drop_detail(record["id"], decision)),
-            )
+            detail = drop_detail(record["id"], decision)
+            yield reject("Dedupe", STAGE_DEDUPE, reason, source, sid, detail)
             return
         kept_record, dropped = drop_frequent(
             record, set(frequent), clusters["canonical"], self._policy
         )
         detail = f"used by more than {self._max_uses} records"
         if kept_record is None:
-            inc("Dedupe", "dropped_image_too_frequent")
-            yield beam.pvalue.TaggedOutput(
-                DEAD,
-                dead_letter(
-                    STAGE_DEDUPE, "image_too_frequent", source, sid, f"{dropped}: {detail}"
-                ),
+            yield reject(
+                "Dedupe", STAGE_DEDUPE, "image_too_frequent", source, sid, f"{dropped}: {detail}"
             )
             return
         for path in dropped:
-            inc("Dedupe", "images_dropped_image_too_frequent")
-            yield beam.pvalue.TaggedOutput(
-                DEAD,
-                dead_letter(
-                    STAGE_DEDUPE, "image_too_frequent", source, sid, f"{path}: {detail}", "image"
-                ),
+            yield reject(
+                "Dedupe",
+                STAGE_DEDUPE,
+                "image_too_frequent",
+                source,
+                sid,
+                f"{path}: {detail}",
+                unit=UNIT_IMAGE,
             )
         inc("Dedupe", "out")
         yield kept_record

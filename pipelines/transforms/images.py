@@ -32,7 +32,7 @@ from apache_beam.pvalue import TaggedOutput
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from pipelines.config import ImagesConfig
-from schemas.deadletter import DEAD, STAGE_IMAGES, dead_letter, from_exception
+from schemas.deadletter import DEAD, STAGE_IMAGES, UNIT_IMAGE, reject, reject_exception
 from schemas.errors import RecordError
 from schemas.fs import exists, read_bytes
 from schemas.metrics import inc
@@ -365,17 +365,17 @@ class LoadImagesFn(beam.DoFn):
             record, dropped = load_images_checked(draft, limits, self._policy, self._store)
             record = localize_paths(record, self._base_dir)
         except Exception as exc:  # every failure becomes a dead letter, never a crash
-            dl = from_exception(STAGE_IMAGES, source, prov["source_id"], exc)
-            inc("LoadImages", f"dropped_{dl['reason']}")
-            yield beam.pvalue.TaggedOutput(DEAD, dl)
+            yield reject_exception("LoadImages", STAGE_IMAGES, source, prov["source_id"], exc)
             return
         for exc in dropped:
-            inc("LoadImages", f"images_dropped_{exc.reason}")
-            yield beam.pvalue.TaggedOutput(
-                DEAD,
-                dead_letter(
-                    STAGE_IMAGES, exc.reason, source, prov["source_id"], exc.detail, unit="image"
-                ),
+            yield reject(
+                "LoadImages",
+                STAGE_IMAGES,
+                exc.reason,
+                source,
+                prov["source_id"],
+                exc.detail,
+                unit=UNIT_IMAGE,
             )
         inc("LoadImages", "out")
         inc("LoadImages", "images", len(record["images"]))

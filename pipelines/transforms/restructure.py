@@ -8,7 +8,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from schemas.deadletter import DEAD, STAGE_RESTRUCTURE, from_exception
+from schemas.deadletter import DEAD, STAGE_RESTRUCTURE, reject_exception
 from schemas.metrics import inc
 from schemas.records import DraftRecord
 from sources import get_source
@@ -26,9 +26,8 @@ class RestructureFn(beam.DoFn):
         try:
             draft = self._sources[source].restructure(item, self._options[source])
         except Exception as exc:  # a bad item is a dead letter, never a crash
-            dl = from_exception(STAGE_RESTRUCTURE, source, item.get("source_id", "?"), exc)
-            inc("RestructureRecords", f"dropped_{dl['reason']}")
-            yield beam.pvalue.TaggedOutput(DEAD, dl)
+            sid = item.get("source_id", "?")
+            yield reject_exception("RestructureRecords", STAGE_RESTRUCTURE, source, sid, exc)
             return
         inc("RestructureRecords", "out")
         yield draft

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from schemas.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, dead_letter
+from schemas.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, reject
 from schemas.metrics import inc
 from schemas.records import Record, json_view
 from schemas.validation import validate_record
@@ -23,17 +23,14 @@ class ValidateRecordsFn(beam.DoFn):
         except Exception as exc:  # a record too broken to validate is still only a dead letter
             issues = [f"validator failed: {type(exc).__name__}: {exc}"]
         if issues:
-            inc("ValidateRecords", "dropped_schema_invalid")
             detail = f"id={record.get('id')}; " + "; ".join(str(i) for i in issues[:10])
-            yield beam.pvalue.TaggedOutput(
-                DEAD,
-                dead_letter(
-                    STAGE_VALIDATE,
-                    "schema_invalid",
-                    prov.get("source", "unknown"),
-                    prov.get("source_id", "?"),
-                    detail,
-                ),
+            yield reject(
+                "ValidateRecords",
+                STAGE_VALIDATE,
+                "schema_invalid",
+                prov.get("source", "unknown"),
+                prov.get("source_id", "?"),
+                detail,
             )
             return
         inc("ValidateRecords", "out")
@@ -68,17 +65,14 @@ class PickOneFn(beam.DoFn):
         inc("DropDuplicateIds", "out")
         yield ordered[0]
         for dup in ordered[1:]:
-            inc("DropDuplicateIds", "dropped_duplicate_id")
             prov = dup["provenance"]
-            yield beam.pvalue.TaggedOutput(
-                DEAD,
-                dead_letter(
-                    STAGE_DEDUPE_IDS,
-                    "duplicate_id",
-                    prov["source"],
-                    prov["source_id"],
-                    f"id {record_id} already taken by {ordered[0]['provenance']['source_file']}",
-                ),
+            yield reject(
+                "DropDuplicateIds",
+                STAGE_DEDUPE_IDS,
+                "duplicate_id",
+                prov["source"],
+                prov["source_id"],
+                f"id {record_id} already taken by {ordered[0]['provenance']['source_file']}",
             )
 
 

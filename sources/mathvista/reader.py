@@ -3,111 +3,19 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.deadletter import DEAD, STAGE_READ, dead_letter, from_exception
-from schemas.errors import RecordError
+from schemas.errors import RecordError, as_record_error
 from schemas.fs import exists, join, match, read_text
-from schemas.metrics import inc
+from sources.base import SourceReader, Unit
 from sources.mathvista import parse
 
-NAMESPACE = "ReadMathVista"
 PARQUET_BATCH_ROWS = 32  # rows (and images) held in memory at once
-Outcome = tuple[bool, dict[str, Any]]  # (is_dead_letter, item or dead letter)
-
-
-def list_files(options: dict[str, Any]) -> list[str]:
-    """The input files: the parquet path/glob, or ``<root>/<split>.json`` per selected split."""
-    if parse.layout(options) == "parquet":
-        return match(options["parquet"])
-    return parse.split_files(options)
-
-
-class ReadMathVistaFn(beam.DoFn):
-    """Read one MathVista file; emit one item or one dead letter per problem."""
-
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
-
-    def setup(self) -> None:
-        self.splits = parse.selected_splits(self.options)
-        self.layout = parse.layout(self.options)
-
-    def process(self, path: str) -> Iterator[Any]:
-        reader = self._parquet_units if self.layout == "parquet" else self._json_units
-        for is_dead, outcome in reader(path):
-            if is_dead:
-                inc(NAMESPACE, f"dropped_{outcome['reason']}")
-                yield beam.pvalue.TaggedOutput(DEAD, outcome)
-            else:
-                inc(NAMESPACE, "items")
-                yield outcome
-
-    @staticmethod
-    def _unit(source_id: str, build: Callable[[], dict[str, Any]]) -> Outcome:
-        """``(False, item)`` from ``build()``, or ``(True, dead letter)`` for what it raised."""
-        try:
-            return False, build()
-        except Exception as exc:  # every failure is a dead letter, never a crash
-            return True, from_exception(STAGE_READ, parse.SOURCE, source_id, exc)
-
-    def _json_units(self, path: str) -> Iterator[Outcome]:
-        root = self.options["root"]
-        try:
-            data = parse.parse_json_object(read_text(path), path)
-            queries: dict[str, Any] = {}
-            query_path = join(root, "query.json")
-            if exists(query_path):
-                queries = parse.parse_json_object(read_text(query_path), query_path)
-        except Exception as exc:
-            yield True, from_exception(STAGE_READ, parse.SOURCE, path, exc)
-            return
-        for position, (key, raw) in enumerate(data.items()):
-            yield self._unit(
-                str(key),
-                lambda key=key, raw=raw, position=position: parse.problem_to_item(
-                    raw,
-                    key=str(key),
-                    position=position,
-                    source_file=path,
-                    splits=self.splits,
-                    query=queries.get(str(key)),
-                    image_root=root,
-                    layout_name="root",
-                ),
-            )
-
-    def _parquet_units(self, path: str) -> Iterator[Outcome]:
-        position = 0
-        try:
-            handle = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-        except Exception as exc:
-            yield True, from_exception(STAGE_READ, parse.SOURCE, path, exc)
-            return
-        with handle:
-            try:
-                pfile = pq.ParquetFile(handle)
-                names = set(pfile.schema_arrow.names)
-                columns = [c for c in parse.PARQUET_COLUMNS if c in names]
-                for batch in pfile.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
-                    for row in batch.to_pylist():
-                        pid = row.get("pid")
-                        yield self._unit(
-                            str(pid) if pid else f"{posixpath.basename(path)}#{position}",
-                            lambda row=row, position=position: _row_to_item(
-                                row, position, path, self.splits
-                            ),
-                        )
-                        position += 1
-            except Exception as exc:
-                detail = f"{path}: cannot read parquet after {position} rows: {exc}"
-                yield True, dead_letter(STAGE_READ, "malformed_file", parse.SOURCE, path, detail)
 
 
 def _row_to_item(
@@ -132,7 +40,7 @@ def _row_to_item(
     )
 
 
-class ReadMathVista(beam.PTransform):
+class ReadMathVista(SourceReader):
     """Read MathVista problems into items, one per pid.
 
     Args:
@@ -145,8 +53,8 @@ class ReadMathVista(beam.PTransform):
         ``image_root``, ``image_bytes``) and read-stage dead letters under ``DEAD``.
     Dead letters: ``malformed_file`` (a whole file that cannot be parsed, or an unreadable
         ``query.json``), ``malformed_record``, ``missing_key``, ``pid_mismatch``,
-        ``split_not_selected``, ``no_gold_label``.
-    Counters (namespace ``ReadMathVista``): ``items``, ``dropped_<reason>``.
+        ``split_not_selected``, ``no_gold_label``, ``unexpected_error``.
+    Counters (namespace ``ReadMathVista``): ``files``, ``items``, ``dropped_<reason>``.
 
     Example::
 
@@ -154,15 +62,69 @@ class ReadMathVista(beam.PTransform):
         items, dead = out.items, out[DEAD]
     """
 
-    def __init__(self, options: dict[str, Any]) -> None:
-        super().__init__()
-        self.options = options
+    source = parse.SOURCE
+    namespace = "ReadMathVista"
 
-    def expand(self, pbegin):
-        files = list_files(self.options)
-        return (
-            pbegin
-            | "CreateMathVistaFiles" >> beam.Create(files)
-            | "ParseMathVistaFiles"
-            >> beam.ParDo(ReadMathVistaFn(self.options)).with_outputs(DEAD, main="items")
-        )
+    def list_files(self) -> list[str]:
+        """The parquet path/glob, or ``<root>/<split>.json`` per selected split."""
+        if parse.layout(self.options) == "parquet":
+            return match(self.options["parquet"])
+        return parse.split_files(self.options)
+
+    def setup(self) -> None:
+        self._splits = parse.selected_splits(self.options)
+
+    def iter_units(self, path: str) -> Iterator[Unit]:
+        if parse.layout(self.options) == "parquet":
+            return self._parquet_units(path)
+        return self._json_units(path)
+
+    def _json_units(self, path: str) -> Iterator[Unit]:
+        root = self.options["root"]
+        try:
+            data = parse.parse_json_object(read_text(path), path)
+            queries: dict[str, Any] = {}
+            query_path = join(root, "query.json")
+            if exists(query_path):
+                queries = parse.parse_json_object(read_text(query_path), query_path)
+        except Exception as exc:  # the file is the unit
+            raise as_record_error(exc) from exc
+        for position, (key, raw) in enumerate(data.items()):
+            try:
+                yield parse.problem_to_item(
+                    raw,
+                    key=str(key),
+                    position=position,
+                    source_file=path,
+                    splits=self._splits,
+                    query=queries.get(str(key)),
+                    image_root=root,
+                    layout_name="root",
+                )
+            except Exception as exc:  # every failure is a dead letter, never a crash
+                yield as_record_error(exc, str(key))
+
+    def _parquet_units(self, path: str) -> Iterator[Unit]:
+        position = 0
+        try:
+            handle = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        except Exception as exc:  # the file is the unit
+            raise as_record_error(exc) from exc
+        with handle:
+            try:
+                pfile = pq.ParquetFile(handle)
+                names = set(pfile.schema_arrow.names)
+                columns = [c for c in parse.PARQUET_COLUMNS if c in names]
+                batches = pfile.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns)
+                for batch in batches:
+                    for row in batch.to_pylist():
+                        pid = row.get("pid")
+                        sid = str(pid) if pid else f"{posixpath.basename(path)}#{position}"
+                        try:
+                            yield _row_to_item(row, position, path, self._splits)
+                        except Exception as exc:  # every failure is a dead letter
+                            yield as_record_error(exc, sid)
+                        position += 1
+            except Exception as exc:
+                detail = f"{path}: cannot read parquet after {position} rows: {exc}"
+                raise RecordError("malformed_file", detail) from exc

@@ -23,7 +23,7 @@ import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from schemas.errors import PipelineConfigError, RecordError
+from schemas.errors import PipelineConfigError, RecordError, as_record_error
 from schemas.fs import join, match, require_path, safe_name
 from schemas.records import (
     ImageRefs,
@@ -351,37 +351,33 @@ def iter_sis_units(
     image_stems: Mapping[str, str],
     text_field: str = DEFAULT_TEXT_FIELD,
     dii: Mapping[str, list[dict[str, Any]]] | None = None,
-) -> Iterator[UnitResult]:
-    """Every read unit of one decoded SIS file: ``(unit_id, item | RecordError)``.
+) -> Iterator[Item | RecordError]:
+    """Every read unit of one decoded SIS file: its item, or a RecordError whose
+    ``source_id`` is the unit id (``sources.base``'s protocol).
 
-    One pair per story, plus one per annotation element that belongs to no story.
+    One unit per story, plus one per annotation element that belongs to no story.
     """
     albums = index_by_id(doc["albums"])
     images = index_by_id(doc["images"])
     for unit_id, entries in group_annotations(doc["annotations"], source_file):
         if isinstance(entries, RecordError):
-            yield unit_id, entries
+            yield as_record_error(entries, unit_id)
             continue
         try:
-            yield (
+            yield build_story(
                 unit_id,
-                build_story(
-                    unit_id,
-                    entries,  # type: ignore[arg-type]
-                    split=split,
-                    source_file=source_file,
-                    albums=albums,
-                    images=images,
-                    images_root=images_root,
-                    image_stems=image_stems,
-                    text_field=text_field,
-                    dii=dii,
-                ),
+                entries,  # type: ignore[arg-type]
+                split=split,
+                source_file=source_file,
+                albums=albums,
+                images=images,
+                images_root=images_root,
+                image_stems=image_stems,
+                text_field=text_field,
+                dii=dii,
             )
-        except RecordError as exc:
-            yield unit_id, exc
-        except Exception as exc:  # a bug: report it on this story, keep reading the file
-            yield unit_id, RecordError("unexpected_error", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug too: report it on this story, keep reading the file
+            yield as_record_error(exc, unit_id)
 
 
 def parse_dii(doc: dict[str, Any], source_file: str) -> dict[str, list[dict[str, Any]]]:

@@ -28,8 +28,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from schemas.deadletter import STAGE_READ, from_exception
-from schemas.errors import PipelineConfigError, RecordError
+from schemas.errors import PipelineConfigError, RecordError, as_record_error
 from schemas.fs import join, list_dir_stems, require_path, safe_name
 from schemas.records import (
     NULL_GT_ANSWER,
@@ -56,8 +55,6 @@ IMAGE_SUBFOLDERS = ("", "train", "test")
 ARTICLE_KEYS = ("file_id", "goal", "category_hierarchy", "methods")
 METHOD_KEYS = ("name", "steps")
 STEP_KEYS = ("headline", "description", "step_id")
-
-Pair = tuple[str, dict[str, Any]]
 
 
 # --------------------------------------------------------------------------- images
@@ -242,12 +239,13 @@ def read_lines(
     *,
     split: str = DEFAULT_SPLIT,
     images_root: str = "",
-) -> Iterator[Pair]:
-    """Yield ``("item", item)`` or ``("dead", dead_letter)`` for every unit in ``lines``.
+) -> Iterator[Item | RecordError]:
+    """Yield every unit in ``lines``: its item, or a RecordError whose ``source_id`` names the
+    unit (``sources.base``'s protocol).
 
     ``lines`` are the raw lines of one ``WikihowText_data.json`` (numbered from 1); blank
-    lines are skipped. Dead letters have stage ``read``. Any unexpected exception on a unit
-    becomes that unit's ``unexpected_error`` dead letter instead of ending the file.
+    lines are skipped. Any unexpected exception on a unit becomes that unit's
+    ``unexpected_error`` instead of ending the file.
     """
     for line_no, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -261,8 +259,7 @@ def read_lines(
                     "no_methods", f"{_where(source_file, line_no)}: the article has no methods"
                 )
         except Exception as exc:
-            sid = _line_source_id(source_file, line_no, decoded)
-            yield "dead", from_exception(STAGE_READ, SOURCE, sid, exc)
+            yield as_record_error(exc, _line_source_id(source_file, line_no, decoded))
             continue
         for m in range(len(article["methods"])):
             try:
@@ -280,9 +277,9 @@ def read_lines(
                 sid = f"{article['file_id']}_{m}"
                 if isinstance(method, dict) and isinstance(method.get("method_id"), str):
                     sid = method["method_id"] or sid
-                yield "dead", from_exception(STAGE_READ, SOURCE, sid, exc)
+                yield as_record_error(exc, sid)
                 continue
-            yield "item", item
+            yield item
 
 
 # --------------------------------------------------------------------------- mapping
