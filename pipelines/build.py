@@ -29,7 +29,6 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -42,6 +41,7 @@ from pipelines.clip.settings import ClipSettings
 from pipelines.clip.skip import SkipClipScoring
 from pipelines.config import BuildConfig, load_config
 from pipelines.dedupe.stages import DedupeRecords
+from pipelines.options import BUILD_DESCRIPTION, BuildArgs, add_build_arguments
 from pipelines.transforms.images import LoadImages
 from pipelines.transforms.io import WriteDeadLetters, WriteRecords
 from pipelines.transforms.progress import ReportProgress
@@ -57,45 +57,11 @@ from sources import get_source
 LOG = logging.getLogger("mmloom.build")
 
 
-@dataclass(frozen=True)
-class BuildArgs:
-    config: str
-    output: str
-    overwrite: bool = False
-    no_clip: bool = False
-    progress_every: float = 10.0
-
-
 def parse_args(argv: list[str] | None) -> tuple[BuildArgs, list[str]]:
     """Split mmloom's own flags from Beam's (which go to ``PipelineOptions``)."""
-    parser = argparse.ArgumentParser(prog="mmloom build", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--config", required=True, help="build config (YAML), e.g. configs/sample.yaml"
-    )
-    parser.add_argument("--output", required=True, help="build folder (local path or gs://...)")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace records/, dead_letters/ and stats.json of an existing build",
-    )
-    parser.add_argument(
-        "--no-clip",
-        action="store_true",
-        help="skip CLIP scoring and filtering (quick CPU runs); records say they were not scored",
-    )
-    parser.add_argument(
-        "--progress-every",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="print progress (stage, items so far, elapsed time) at most this often per "
-        "worker; 0 turns it off (default 10)",
-    )
-    known, beam_args = parser.parse_known_args(argv)
-    args = BuildArgs(
-        known.config, known.output, known.overwrite, known.no_clip, known.progress_every
-    )
-    return args, beam_args
+    parser = argparse.ArgumentParser(prog="mmloom build", description=BUILD_DESCRIPTION)
+    known, beam_args = add_build_arguments(parser).parse_known_args(argv)
+    return BuildArgs.from_namespace(known), beam_args
 
 
 def prepare_output(output: str, overwrite: bool) -> None:
@@ -259,6 +225,13 @@ def build_pipeline(
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
     """Build a dataset. Returns the Beam ``PipelineResult`` (finished unless on Dataflow)."""
     args, beam_args = parse_args(argv)
+    return run_parsed(args, beam_args, test_pipeline)
+
+
+def run_parsed(
+    args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeline | None = None
+):
+    """:func:`run` with the arguments already parsed (``mmloom build`` parses them first)."""
     config = load_config(args.config, no_clip=args.no_clip)
     options = PipelineOptions(beam_args)
     std = options.view_as(StandardOptions)

@@ -1,8 +1,15 @@
-"""The ``mmloom`` command line: a thin layer over the pipelines.
+"""The ``mmloom`` command line: one parser, a thin layer over the pipelines.
 
-mmloom build --config CONFIG --output DIR [--overwrite] [Beam flags]
-mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary] [--image-uris] [--image PATH]
-mmloom fetch SOURCE... --to DIR [--split SOURCE=SPLIT] (download, verify, lay out; writes a config)
+    mmloom build --config CONFIG --output DIR [--overwrite] [--no-clip] [Beam flags]
+    mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary] [--image-uris] [--image PATH]
+    mmloom fetch SOURCE... --to DIR [--split SOURCE=SPLIT]
+    mmloom annotate serve|stop|push|status|pull|images ...
+    mmloom publish --build DIR --output DIR --version X.Y.Z [...]
+    mmloom --version
+
+Parsing imports nothing heavy: a command's module (and with it Beam, torch, Argilla or
+matplotlib) is imported only once its arguments parsed, so ``--help`` answers at once
+(``bench/cli_latency.py``).
 """
 
 from __future__ import annotations
@@ -11,44 +18,67 @@ import argparse
 import itertools
 import json
 import logging
+import os
 import sys
 import textwrap
 from collections import Counter
 
+import pipelines
+from pipelines.options import (
+    BUILD_DESCRIPTION,
+    PUBLISH_DESCRIPTION,
+    SHOW_DESCRIPTION,
+    BuildArgs,
+    add_build_arguments,
+    add_publish_arguments,
+    add_show_arguments,
+)
 from schemas.errors import MmloomError
 
+# commands that parse their own (nested) arguments: the rest of the line goes to them
+DELEGATED = {
+    "fetch": "download the real sources, verify them and lay them out (writes a config)",
+    "annotate": "human annotation in Argilla: serve, stop, push, status, pull, images",
+}
 
-def _cmd_build(argv: list[str]) -> int:
+
+def make_parser() -> argparse.ArgumentParser:
+    """The whole ``mmloom`` parser (light: defining it imports no command module)."""
+    parser = argparse.ArgumentParser(
+        prog="mmloom",
+        description="Build MMIE-style interleaved image-text benchmarks with Apache Beam.",
+        epilog="`mmloom COMMAND --help` describes each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"mmloom {pipelines.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_build_arguments(
+        sub.add_parser("build", help="build a dataset from the sources in a config",
+                       description=BUILD_DESCRIPTION)
+    )  # fmt: skip
+    add_show_arguments(
+        sub.add_parser("show", help="print a build's records, counts or one image",
+                       description=SHOW_DESCRIPTION)
+    )  # fmt: skip
+    for name, text in DELEGATED.items():
+        delegated = sub.add_parser(name, help=text, add_help=False)
+        delegated.add_argument("rest", nargs=argparse.REMAINDER)
+    add_publish_arguments(
+        sub.add_parser("publish", help="write a release from a build",
+                       description=PUBLISH_DESCRIPTION)
+    )  # fmt: skip
+    return parser
+
+
+def _build(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines import build
 
-    build.run(argv)
+    build.run_parsed(BuildArgs.from_namespace(args), beam_args)
     return 0
 
 
-def _cmd_show(argv: list[str]) -> int:
+def _show(args: argparse.Namespace) -> int:
     from schemas.buildio import read_records, read_stats, require_records
     from schemas.store import ImageStore
-
-    parser = argparse.ArgumentParser(
-        prog="mmloom show",
-        description="Print records of a build as JSON (streamed, in the order of the shards).",
-    )
-    parser.add_argument("build_dir", help="the --output folder of `mmloom build`")
-    parser.add_argument("--id", dest="record_id", help="print only this record")
-    parser.add_argument("--jsonl", action="store_true", help="one record per line")
-    parser.add_argument("--limit", type=int, default=None, help="print at most N records")
-    parser.add_argument("--summary", action="store_true", help="print counts instead of records")
-    parser.add_argument(
-        "--image-uris",
-        action="store_true",
-        help="add each image's location in the build's image store (images[].uri)",
-    )
-    parser.add_argument(
-        "--image",
-        metavar="PATH",
-        help="write the bytes of one stored image (images/<sha256>.<ext>) to stdout",
-    )
-    args = parser.parse_args(argv)
 
     store = ImageStore(args.build_dir)
     if args.image:
@@ -108,61 +138,72 @@ def _needs_extra(command: str, extra: str, exc: ModuleNotFoundError) -> MmloomEr
     )
 
 
-def _cmd_publish(argv: list[str]) -> int:
+def _publish(args: argparse.Namespace) -> int:
     try:
-        from pipelines.publish.cli import main as publish_main
+        from pipelines.publish.cli import run_parsed
 
-        return publish_main(argv)
+        return run_parsed(args)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] == "matplotlib":
             raise _needs_extra("publish", "report", exc) from exc
         raise
 
 
-def _cmd_fetch(argv: list[str]) -> int:
+def _fetch(rest: list[str]) -> int:
     from pipelines.fetch.cli import run
 
-    return run(argv)
+    return run(rest)
 
 
-def _cmd_annotate(argv: list[str]) -> int:
+def _annotate(rest: list[str]) -> int:
     try:
         from annotation.cli import main as annotate_main
 
-        return annotate_main(argv)
+        return annotate_main(rest)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("argilla", "krippendorff"):
             raise _needs_extra("annotate", "annotate", exc) from exc
         raise
 
 
-COMMANDS = {
-    "build": _cmd_build,
-    "fetch": _cmd_fetch,
-    "show": _cmd_show,
-    "annotate": _cmd_annotate,
-    "publish": _cmd_publish,
-}
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``mmloom`` command; returns the exit status (2 on a user error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(__doc__.strip())
-        if argv and argv[0] not in ("-h", "--help"):
-            print(
-                f"\nunknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}",
-                file=sys.stderr,
-            )
-            return 2
-        return 0
+    if argv and argv[0] in DELEGATED:  # they parse the rest of the line themselves
+        return _dispatch(argv[0], argparse.Namespace(command=argv[0], rest=argv[1:]), [])
+    parser = make_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0 if not argv else 2
+        if extra and args.command != "build":  # only build passes unknown flags on (to Beam)
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help, --version and usage errors: argparse has printed
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else 2
+    return _dispatch(args.command, args, extra)
+
+
+def _dispatch(command: str, args: argparse.Namespace, extra: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     try:
-        return COMMANDS[argv[0]](argv[1:])
+        if args.command == "build":
+            return _build(args, extra)
+        if args.command == "show":
+            return _show(args)
+        if args.command == "publish":
+            return _publish(args)
+        if args.command == "fetch":
+            return _fetch(args.rest)
+        return _annotate(args.rest)
     except MmloomError as exc:
-        print(f"mmloom {argv[0]}: error: {exc}", file=sys.stderr)
+        print(f"mmloom {command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `mmloom show ... | head`: the reader left, nothing is wrong
+        # point stdout at /dev/null so that the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -63,6 +63,16 @@ clock, the machine or the order files are listed in.
 
 from __future__ import annotations
 
-from pipelines.publish.release import PublishOptions, publish
+from typing import Any
 
 __all__ = ["PublishOptions", "publish"]
+
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use: the release writer imports datasets and matplotlib, which
+    # `mmloom publish --help` (and the package import) should not pay for
+    if name in __all__:
+        from pipelines.publish import release
+
+        return getattr(release, name)
+    raise AttributeError(f"module 'pipelines.publish' has no attribute {name!r}")

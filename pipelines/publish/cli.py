@@ -14,48 +14,24 @@ import argparse
 import logging
 import sys
 
-from pipelines.publish.release import PublishOptions, publish, push_to_hub
+from pipelines.options import PUBLISH_DESCRIPTION, add_publish_arguments
 from schemas.errors import MmloomError
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="mmloom publish",
-        description="Write a release (Parquet shards, card, manifest, MMIE export, report) "
-        "from a build.",
-    )
-    p.add_argument("--build", required=True, help="the --output folder of `mmloom build`")
-    p.add_argument("--output", required=True, help="release folder to write")
-    p.add_argument("--version", required=True, help="release version X.Y.Z")
-    p.add_argument(
-        "--annotations",
-        help="folder of `mmloom annotate pull` (decisions.jsonl, agreement.json)",
-    )
-    p.add_argument(
-        "--require-annotation",
-        action="store_true",
-        help="publish only records with an accept or fix decision",
-    )
-    p.add_argument("--targets", help="YAML/JSON target counts per category x field")
-    p.add_argument("--seed", type=int, default=0, help="seed of the stratified selection")
-    p.add_argument("--force", action="store_true", help="replace an existing release folder")
-    p.add_argument(
-        "--max-shard-mb",
-        type=float,
-        default=500,
-        help="largest Parquet shard in MB (10^6 bytes) of row data (default 500)",
-    )
-    p.add_argument(
-        "--push-to-hub",
-        metavar="REPO",
-        help="upload the release to this Hugging Face dataset repo (token from HF_TOKEN)",
-    )
-    return p
+    p = argparse.ArgumentParser(prog="mmloom publish", description=PUBLISH_DESCRIPTION)
+    return add_publish_arguments(p)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``mmloom publish``; returns the exit status (2 on a user error)."""
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return run_parsed(parser().parse_args(sys.argv[1:] if argv is None else argv))
+
+
+def run_parsed(args: argparse.Namespace) -> int:
+    """:func:`main` with the arguments already parsed (``mmloom publish`` parses them first)."""
+    from pipelines.publish.release import PublishOptions, publish, push_to_hub
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.max_shard_mb <= 0:
         print("mmloom publish: error: --max-shard-mb must be positive", file=sys.stderr)

@@ -1,0 +1,120 @@
+"""The command-line options of ``mmloom build``, ``show`` and ``publish``, in one light place.
+
+This module imports nothing heavy (no Beam, torch, pyarrow or matplotlib), so that
+``mmloom <command> --help`` answers at once: the command's module, and with it Beam or torch,
+is imported only after the arguments parsed. ``pipelines.cli`` builds its parser from these
+functions; ``pipelines.build.parse_args`` and ``pipelines.publish.cli.parser`` use the same
+ones, so every option is defined once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+BUILD_DESCRIPTION = (
+    "Build a dataset: read the sources in the config, restructure them into interleaved "
+    "question/answer records, check and store the images, validate, CLIP-score, dedupe, and "
+    "write records, dead letters and stats.json. Flags it does not know (--runner, "
+    "--direct_num_workers, --project, ...) go to Beam."
+)
+SHOW_DESCRIPTION = "Print the records of a build as JSON (streamed, in the order of the shards)."
+PUBLISH_DESCRIPTION = (
+    "Write a release (Parquet shards, dataset card, manifest, MMIE export, report) from a build."
+)
+
+
+@dataclass(frozen=True)
+class BuildArgs:
+    """``mmloom build``'s own options (Beam's are passed through untouched)."""
+
+    config: str
+    output: str
+    overwrite: bool = False
+    no_clip: bool = False
+    progress_every: float = 10.0
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace) -> BuildArgs:
+        return cls(ns.config, ns.output, ns.overwrite, ns.no_clip, ns.progress_every)
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--config", required=True, help="build config (YAML), e.g. configs/sample.yaml"
+    )
+    parser.add_argument("--output", required=True, help="build folder (local path or gs://...)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the build in --output (records, dead letters, stats, image store)",
+    )
+    parser.add_argument(
+        "--no-clip",
+        action="store_true",
+        help="skip CLIP scoring and filtering (quick CPU runs); records say they were not scored",
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="print progress (stage, items so far, elapsed time) at most this often per "
+        "worker; 0 turns it off (default 10)",
+    )
+    return parser
+
+
+def add_show_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("build_dir", help="the --output folder of `mmloom build`")
+    parser.add_argument("--id", dest="record_id", help="print only this record")
+    parser.add_argument("--jsonl", action="store_true", help="one record per line")
+    parser.add_argument("--limit", type=int, default=None, help="print at most N records")
+    parser.add_argument(
+        "--summary", action="store_true", help="print counts per category and field instead"
+    )
+    parser.add_argument(
+        "--image-uris",
+        action="store_true",
+        help="add each image's location in the build's image store (images[].uri)",
+    )
+    parser.add_argument(
+        "--image",
+        metavar="PATH",
+        help="write the bytes of one stored image (images/<sha256>.<ext>) to stdout",
+    )
+    return parser
+
+
+def add_publish_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--build", required=True, help="the --output folder of `mmloom build`")
+    parser.add_argument("--output", required=True, help="release folder to write")
+    parser.add_argument("--version", required=True, help="release version X.Y.Z")
+    parser.add_argument(
+        "--annotations",
+        help="folder of `mmloom annotate pull` (decisions.jsonl, agreement.json)",
+    )
+    parser.add_argument(
+        "--require-annotation",
+        action="store_true",
+        help="publish only records with an accept or fix decision",
+    )
+    parser.add_argument(
+        "--targets",
+        help="YAML/JSON target counts per category x field ({PBL: {Art: 10, '*': 5}}): a "
+        "seeded, stratified selection",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the stratified selection")
+    parser.add_argument("--force", action="store_true", help="replace an existing release folder")
+    parser.add_argument(
+        "--max-shard-mb",
+        type=float,
+        default=500,
+        help="largest Parquet shard in MB (10^6 bytes) of row data (default 500)",
+    )
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        help="upload the release to this Hugging Face dataset repo (token from HF_TOKEN)",
+    )
+    return parser

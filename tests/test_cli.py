@@ -1,0 +1,87 @@
+"""The ``mmloom`` command line: one parser, every command listed, help without heavy imports.
+
+Speed itself is measured by ``bench/cli_latency.py`` (no timing thresholds in tests); what is
+tested here is its cause: answering ``--help`` imports no Beam, torch, pyarrow, Argilla or
+matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+import pipelines
+from pipelines.cli import main
+from tests.conftest import REPO
+
+HEAVY = ("apache_beam", "torch", "pyarrow", "argilla", "matplotlib", "datasets")
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("build", "show", "fetch", "annotate", "publish"):
+        assert command in out
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"mmloom {pipelines.__version__}"
+
+
+def test_unknown_command_and_stray_flags_are_usage_errors(capsys):
+    assert main(["bulid"]) == 2
+    assert "invalid choice: 'bulid'" in capsys.readouterr().err
+    assert main(["show", "out", "--bogus"]) == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["build", "--help"],
+        ["show", "--help"],
+        ["publish", "--help"],
+        ["fetch", "--help"],
+        ["annotate", "--help"],
+        ["annotate", "serve", "--help"],
+    ],
+)
+def test_help_imports_nothing_heavy(argv):
+    run = _run(
+        "import sys\n"
+        "from pipelines.cli import main\n"
+        "try:\n"
+        f"    code = main({argv!r})\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code or 0\n"
+        f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    assert run.returncode == 0, run.stderr
+    assert "HEAVY []" in run.stderr, run.stderr
+    assert "usage:" in run.stdout or "mmloom annotate" in run.stdout
+
+
+def test_every_option_is_documented():
+    from pipelines.cli import make_parser
+
+    parser = make_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    undocumented = []
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help" and not action.help:
+                undocumented.append(f"{name} {action.option_strings[0]}")
+    assert not undocumented, undocumented
