@@ -347,7 +347,7 @@ def run_n(args: argparse.Namespace, n: int, work: Path, last: bool) -> dict[str,
     python = sys.executable
 
     # 1. the plain loop, on a subset in the same mix
-    if not args.only_build:
+    if not args.only_build and not args.no_loop:
         quota = asdict(Mix(**corpus.mix).scaled(args.loop_max))
         out, result = work / f"loop-{n}", work / f"loop-{n}.json"
         remove(out)
@@ -384,13 +384,16 @@ def run_n(args: argparse.Namespace, n: int, work: Path, last: bool) -> dict[str,
         runs.append(run)
         return run
 
-    # 2. two processes, 3. in-process
-    if not args.skip_mp:
+    # 2. two processes, 3. in-process; publish reads the in-process build (or, without one,
+    # the 2-process build)
+    in_process = "in-process" in args.build_modes
+    if "2-processes" in args.build_modes and not args.skip_mp:
         build("build, 2 processes", work / f"build-mp-{n}", MP_FLAGS)
-        if not args.keep:
+        if not args.keep and in_process:
             remove(work / f"build-mp-{n}")
-    build_dir = work / f"build-{n}"
-    build("build, in-process", build_dir, [])
+    build_dir = work / f"build-{n}" if in_process else work / f"build-mp-{n}"
+    if in_process:
+        build("build, in-process", build_dir, [])
 
     # 4. publish the in-process build
     dropped_corpus = False
@@ -606,6 +609,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--loop-max", type=int, default=4_000, help="items the plain loop runs on")
     ap.add_argument("--gen-processes", type=int, default=2)
     ap.add_argument("--skip-mp", action="store_true", help="no 2-process build")
+    ap.add_argument(
+        "--build-modes",
+        nargs="+",
+        choices=("in-process", "2-processes"),
+        default=["in-process", "2-processes"],
+        help="which builds to run (publish reads the in-process one, else the 2-process one)",
+    )
+    ap.add_argument("--no-loop", action="store_true", help="no plain-loop baseline")
     ap.add_argument("--only-build", action="store_true", help="no plain loop, no publish")
     ap.add_argument("--keep", help="work in this folder and keep corpus and outputs")
     ap.add_argument("--work-dir", help="work in this folder (deleted at the end unless --keep)")
