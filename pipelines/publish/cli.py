@@ -34,7 +34,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--require-annotation",
         action="store_true",
-        help="publish only records with an accept or fix decision",
+        help="publish only records with an accept decision or an applied fix",
+    )
+    p.add_argument(
+        "--include-needs-edit",
+        action="store_true",
+        help="also publish records whose decision needs an edit (a fix without an applicable "
+        "correction, an impossible field/subfield pair); by default they are left out "
+        "(dropped.jsonl reason needs_edit); ignored with --require-annotation",
     )
     p.add_argument("--targets", help="YAML/JSON target counts per category x field")
     p.add_argument("--seed", type=int, default=0, help="seed of the stratified selection")
@@ -66,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         version=args.version,
         annotations=args.annotations,
         require_annotation=args.require_annotation,
+        include_needs_edit=args.include_needs_edit,
         targets=args.targets,
         seed=args.seed,
         force=args.force,
