@@ -5,8 +5,9 @@ Local server: :func:`export_images` copies a build's images (from its image stor
 starts a small read-only HTTP server on 127.0.0.1 that serves exactly those files
 (``GET``/``HEAD`` of ``/images/<sha256>.<ext>``; anything else is 404 or 405; no listing).
 It runs detached, so it keeps serving after ``mmloom annotate push`` returns;
-``ROOT/image-server.json`` records its pid, ``$MMLOOM_ARGILLA_HOME/image-servers.json`` lists
-the roots of every server started, and ``mmloom annotate images stop`` stops them all
+``ROOT/image-server.json`` records its pid, ``~/.mmloom/image-servers.json`` (or
+``$MMLOOM_IMAGE_REGISTRY``) lists the roots of every server started, whatever
+``MMLOOM_ARGILLA_HOME`` or ``--image-root`` was, and ``mmloom annotate images stop`` stops them all
 (:func:`stop_all_image_servers`; ``--image-root ROOT`` stops only that one).
 
 Remote deployments: pass a base URL (``https://cdn.example.org/builds/v1``) or a bucket prefix
@@ -226,10 +227,11 @@ def _state(root: Path) -> dict[str, Any] | None:
 
 
 def registry_path() -> Path:
-    """``$MMLOOM_ARGILLA_HOME/image-servers.json`` (default ``~/.mmloom/argilla``): the roots
-    of the image servers started, so that a bare ``images stop`` finds them all."""
-    home = os.environ.get("MMLOOM_ARGILLA_HOME") or Path.home() / ".mmloom" / "argilla"
-    return Path(home).expanduser() / "image-servers.json"
+    """``$MMLOOM_IMAGE_REGISTRY`` or ``~/.mmloom/image-servers.json``: the roots of the image
+    servers started, so that a bare ``images stop`` finds them all (one file per user, not per
+    ``MMLOOM_ARGILLA_HOME``: ``make demo`` starts its server under ``out/argilla``)."""
+    path = os.environ.get("MMLOOM_IMAGE_REGISTRY") or Path.home() / ".mmloom" / "image-servers.json"
+    return Path(path).expanduser()
 
 
 def _registered() -> list[str]:
