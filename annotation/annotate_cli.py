@@ -2,14 +2,18 @@
 
     mmloom annotate push --build DIR --dataset NAME [--sample all|stratified|near-threshold]
         [--per-cell N | --sizes FILE] [--seed 0] [--threshold [CAT=]T ...] [--margin 0.02]
-        [--rubric FILE] [--overlap N] [--batch-size 100] [--workspace W]
-        [--image-base URL | --image-root DIR --image-port 6901]
+        [--needs-edit PULL_DIR] [--rubric FILE] [--overlap N] [--batch-size 100]
+        [--workspace W] [--image-base URL | --image-root DIR --image-port 6901]
     mmloom annotate status --dataset NAME [--workspace W] [--json]
     mmloom annotate pull --dataset NAME --output DIR [--min-responses N]
-        [--rule majority|strictest] [--bootstrap 1000] [--seed 0]
+        [--rule majority|strictest] [--bootstrap 1000] [--seed 0] [--previous PULL_DIR]
     mmloom annotate images stop [--image-root DIR]
 
-The server comes from ``ARGILLA_API_URL`` and ``ARGILLA_API_KEY`` (never printed or logged).
+The server comes from ``ARGILLA_API_URL`` and ``ARGILLA_API_KEY`` (never printed or logged;
+``source <home>/argilla.env``, written by ``mmloom annotate serve``, sets both).
+A second round: ``push --needs-edit PULL_DIR --dataset NEW`` sends exactly the records of
+``PULL_DIR/needs_edit.jsonl`` with their comments; ``pull --dataset NEW --previous PULL_DIR``
+then writes decisions covering both rounds.
 Images reach the annotators' browsers by URL: with ``--image-base`` from a web server or bucket
 you run (``images/<sha256>.<ext>`` under it must be readable); otherwise ``push`` copies the
 build's images under ``--image-root`` and starts a read-only image server on 127.0.0.1.
@@ -37,6 +41,7 @@ from annotation.push import (
     SAMPLES,
     PushError,
     push,
+    read_needs_edit,
     select_records,
     selection_key,
 )
@@ -87,6 +92,14 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="stratified: seed of the choice")
     p.add_argument(
+        "--needs-edit",
+        type=Path,
+        default=None,
+        metavar="PULL_DIR",
+        help="second round: push exactly the records of PULL_DIR/needs_edit.jsonl (with "
+        "their comments) to the new round --dataset",
+    )
+    p.add_argument(
         "--threshold",
         action="append",
         default=[],
@@ -128,10 +141,23 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     p.add_argument("--rule", choices=("majority", "strictest"), default=None)
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        metavar="PULL_DIR",
+        help="an earlier round's pull output: carry over its decisions for records this "
+        "round did not decide",
+    )
 
     p = sub.add_parser("images", help="manage the local image server")
     p.add_argument("action", choices=("stop",))
-    p.add_argument("--image-root", type=Path, default=None)
+    p.add_argument(
+        "--image-root",
+        type=Path,
+        default=None,
+        help="stop only this root's server (default: every image server mmloom started)",
+    )
     return parser  # fmt: skip
 
 
@@ -173,9 +199,16 @@ def _push(args: argparse.Namespace, client: Any) -> int:
         raise PushError(
             f"{args.build} has no records/ folder; pass the --output folder of `mmloom build`"
         )
+    if not args.image_base:
+        # before any work: a busy port must not cost a copy of the images
+        image_store.check_port(args.image_root or default_image_root(), args.image_port)
+    notes = read_needs_edit(args.needs_edit) if args.needs_edit else None
     skipped: Counter = Counter()
+    keys = (selection_key(r) for r in read_records(args.build))
+    if notes is not None:
+        keys = (k for k in keys if k["id"] in notes)
     chosen = select_records(
-        (selection_key(r) for r in read_records(args.build)),
+        keys,
         args.sample,
         sizes=_sizes(args.sizes),
         per_cell=args.per_cell,
@@ -189,6 +222,24 @@ def _push(args: argparse.Namespace, client: Any) -> int:
             f"--sample {args.sample} chose no records from {args.build} ({dict(skipped)})"
         )
     wanted = {k["id"] for k in chosen}
+    if notes is not None:
+        missing = sorted(set(notes) - wanted)
+        if missing:
+            raise PushError(
+                f"{len(missing)} needs_edit records are not in {args.build} (e.g. {missing[0]}); "
+                "pass the build the first round was pushed from"
+            )
+        taken = [
+            name
+            for name in {n.get("dataset") for n in notes.values()}
+            if name and name.rsplit("-", 1)[0] == args.dataset
+        ]
+        if taken:
+            raise PushError(
+                f"--dataset {args.dataset} is the round these records came from ({taken[0]}); "
+                "their responses stay there, so pass a new round name, e.g. "
+                f"--dataset {args.dataset}-r2"
+            )
 
     def chosen_records():
         # the build is streamed again each time: only the chosen ids stay in memory
@@ -208,7 +259,7 @@ def _push(args: argparse.Namespace, client: Any) -> int:
         )
     report = push(
         client, chosen_records, args.dataset, rubric, image_url,
-        workspace=args.workspace, overlap=args.overlap, batch_size=args.batch_size,
+        workspace=args.workspace, overlap=args.overlap, batch_size=args.batch_size, notes=notes,
     )  # fmt: skip
     report.skipped.update(skipped)
     print(json.dumps(report.to_json(), indent=2))
@@ -227,12 +278,22 @@ def _pull(args: argparse.Namespace, client: Any) -> int:
     report = pull(
         client, args.dataset, rubric, args.output, workspace=args.workspace,
         min_responses=args.min_responses, rule=args.rule, n_boot=args.bootstrap, seed=args.seed,
+        previous=args.previous,
     )  # fmt: skip
     records = report["records"]
     print(
         f"{records['decided']} decisions ({report['verdicts']}), {records['pending']} records "
         f"still pending, {report['corrected']} corrected -> {args.output / 'decisions.jsonl'}"
     )
+    if report["carried_over"]:
+        print(f"  {report['carried_over']} decisions carried over from {args.previous}")
+    if report["needs_edit_records"]:
+        print(
+            f"  {report['needs_edit_records']} records need an edit ({report['needs_edit']}) -> "
+            f"{args.output / 'needs_edit.jsonl'}; publish leaves them out. Send them to a second "
+            f"round: mmloom annotate push --build BUILD --needs-edit {args.output} "
+            f"--dataset {args.dataset}-r2"
+        )
     for name, q in report["questions"].items():
         print(f"  {name:30s} alpha={q['alpha']} ({q['level']})  agreement={q['percent_agreement']}")
     for problem in report["problems"]:
@@ -248,8 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "httpcore", "argilla", "argilla.sdk"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "images":
-        stopped = image_store.stop_image_server(args.image_root or default_image_root())
-        print("Stopped the image server." if stopped else "No image server was running.")
+        if args.image_root:
+            roots = [args.image_root] if image_store.stop_image_server(args.image_root) else []
+        else:
+            roots = image_store.stop_all_image_servers(default_image_root())
+        for root in roots:
+            print(f"Stopped the image server of {root}.")
+        if not roots:
+            print("No image server was running.")
         return 0
     try:
         _, key = credentials()

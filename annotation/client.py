@@ -16,8 +16,8 @@ from typing import Any
 
 import argilla as rg
 
-ENV_URL = "ARGILLA_API_URL"
-ENV_KEY = "ARGILLA_API_KEY"
+from annotation.envfile import ENV_KEY, ENV_URL
+
 PAGE = 500
 
 
@@ -63,8 +63,8 @@ def credentials() -> tuple[str, str]:
     if missing:
         raise ClientError(
             f"{' and '.join(missing)} not set; export the server URL and an API key (for the "
-            "local server: ARGILLA_API_URL=http://127.0.0.1:6900 and the owner key that "
-            "`mmloom annotate serve` printed or that MMLOOM_ARGILLA_OWNER_API_KEY holds)"
+            "local server: `source <home>/argilla.env`, the file `mmloom annotate serve` "
+            "wrote and named, e.g. `source ~/.mmloom/argilla/argilla.env`)"
         )
     return url, key
 
@@ -118,8 +118,43 @@ def iter_raw_records(
         offset += len(items)
 
 
+def workspace_names(client: rg.Argilla) -> list[str]:
+    """Names of the workspaces the key may use."""
+    response = http(client).get("/api/v1/me/workspaces")
+    response.raise_for_status()
+    return sorted(w["name"] for w in response.json()["items"])
+
+
+def check_workspace(client: rg.Argilla, workspace: str | None) -> None:
+    """Raise a :class:`ClientError` naming the workspaces that exist when ``workspace``
+    (None: the key's default) is not one of them."""
+    names = workspace_names(client)
+    if workspace is None and names:
+        return
+    if workspace not in names:
+        raise ClientError(
+            f"workspace {workspace or '(default)'!r} does not exist or this key cannot use it; "
+            f"workspaces: {', '.join(names) or 'none'} (pass one with --workspace)"
+        )
+
+
+def dataset_names(client: rg.Argilla, workspace: str | None = None) -> list[str]:
+    """Names of the datasets in ``workspace`` (None: every workspace the key may use)."""
+    response = http(client).get("/api/v1/me/workspaces")
+    response.raise_for_status()
+    ids = {w["id"] for w in response.json()["items"] if workspace in (None, w["name"])}
+    response = http(client).get("/api/v1/me/datasets")
+    response.raise_for_status()
+    return sorted(d["name"] for d in response.json()["items"] if d["workspace_id"] in ids)
+
+
 def find_dataset(client: rg.Argilla, name: str, workspace: str | None = None) -> rg.Dataset | None:
-    """The dataset ``name`` in ``workspace`` (None: the key's default workspace), or None."""
+    """The dataset ``name`` in ``workspace`` (None: the key's default workspace), or None.
+
+    Raises:
+        ClientError: the workspace does not exist (the message lists those that do).
+    """
+    check_workspace(client, workspace)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the SDK warns when a dataset is not found
         return client.datasets(name=name, workspace=workspace)

@@ -5,8 +5,10 @@ Local server: :func:`export_images` copies a build's images (from its image stor
 starts a small read-only HTTP server on 127.0.0.1 that serves exactly those files
 (``GET``/``HEAD`` of ``/images/<sha256>.<ext>``; anything else is 404 or 405; no listing).
 It runs detached, so it keeps serving after ``mmloom annotate push`` returns;
-``ROOT/image-server.json`` records its pid and ``mmloom annotate images stop``
-(:func:`stop_image_server`) stops it.
+``ROOT/image-server.json`` records its pid, ``~/.mmloom/image-servers.json`` (or
+``$MMLOOM_IMAGE_REGISTRY``) lists the roots of every server started, whatever
+``MMLOOM_ARGILLA_HOME`` or ``--image-root`` was, and ``mmloom annotate images stop`` stops them all
+(:func:`stop_all_image_servers`; ``--image-root ROOT`` stops only that one).
 
 Remote deployments: pass a base URL (``https://cdn.example.org/builds/v1``) or a bucket prefix
 (``gs://bucket/builds/v1``, ``s3://bucket/builds/v1``) under which ``images/<sha256>.<ext>``
@@ -224,6 +226,49 @@ def _state(root: Path) -> dict[str, Any] | None:
     return state if _start_time(state["pid"]) == state["start_time"] else None
 
 
+def registry_path() -> Path:
+    """``$MMLOOM_IMAGE_REGISTRY`` or ``~/.mmloom/image-servers.json``: the roots of the image
+    servers started, so that a bare ``images stop`` finds them all (one file per user, not per
+    ``MMLOOM_ARGILLA_HOME``: ``make demo`` starts its server under ``out/argilla``)."""
+    path = os.environ.get("MMLOOM_IMAGE_REGISTRY") or Path.home() / ".mmloom" / "image-servers.json"
+    return Path(path).expanduser()
+
+
+def _registered() -> list[str]:
+    try:
+        roots = json.loads(registry_path().read_text())
+    except (OSError, ValueError):
+        return []
+    return [r for r in roots if isinstance(r, str)] if isinstance(roots, list) else []
+
+
+def _register(root: Path, add: bool) -> None:
+    roots = [r for r in _registered() if r != str(root)] + ([str(root)] if add else [])
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(roots))
+    tmp.replace(path)
+
+
+def check_port(root: Path, port: int) -> None:
+    """Fail before any work when ``port`` is taken by something other than ``root``'s server.
+
+    Raises:
+        ImageServerError: the port is in use.
+    """
+    state = _state(Path(root).resolve()) if Path(root).exists() else None
+    if state:
+        return
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            raise ImageServerError(
+                f"port {port} on 127.0.0.1 is in use; pass another --image-port (or stop what "
+                "runs there: `mmloom annotate images stop` stops the image servers mmloom "
+                "started)"
+            )
+
+
 def start_image_server(root: Path, port: int = DEFAULT_PORT) -> str:
     """Start (or reuse) the detached loopback image server for ``root``; return its base URL.
 
@@ -235,12 +280,7 @@ def start_image_server(root: Path, port: int = DEFAULT_PORT) -> str:
     state = _state(root)
     if state:
         return state["url"]
-    with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", port)) == 0:
-            raise ImageServerError(
-                f"port {port} on 127.0.0.1 is in use; pass another --image-port (or stop what "
-                "runs there)"
-            )
+    check_port(root, port)
     log_file = open(root / "image-server.log", "ab")  # noqa: SIM115 (owned by the child)
     proc = subprocess.Popen(
         [sys.executable, "-m", "annotation.images", "--root", str(root), "--port", str(port)],
@@ -260,6 +300,7 @@ def start_image_server(root: Path, port: int = DEFAULT_PORT) -> str:
         raise ImageServerError(f"the image server did not answer; see {root / 'image-server.log'}")
     state = {"pid": proc.pid, "start_time": _start_time(proc.pid), "url": url, "root": str(root)}
     (root / STATE_NAME).write_text(json.dumps(state))
+    _register(root, add=True)
     return url
 
 
@@ -269,6 +310,7 @@ def stop_image_server(root: Path) -> bool:
     state = _state(root)
     if (root / STATE_NAME).exists():
         (root / STATE_NAME).unlink()
+    _register(root, add=False)
     if not state:
         return False
     os.kill(state["pid"], signal.SIGTERM)
@@ -279,6 +321,19 @@ def stop_image_server(root: Path) -> bool:
             os.waitpid(state["pid"], os.WNOHANG)
         time.sleep(0.1)
     return True
+
+
+def stop_all_image_servers(default_root: Path | None = None) -> list[Path]:
+    """Stop every image server in the registry (and ``default_root``'s); return the roots
+    whose server was running."""
+    roots = [Path(r) for r in _registered()]
+    if default_root is not None:
+        roots.append(Path(default_root))
+    stopped = []
+    for root in dict.fromkeys(r.resolve() for r in roots):
+        if stop_image_server(root):
+            stopped.append(root)
+    return stopped
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,15 +10,30 @@
   responses (default: the rubric's overlap), sorted by id::
 
       {"id", "verdict": "accept"|"fix"|"reject", "corrections": {"field"?, "subfield"?},
-       "mean_score": float|null, "n_responses": int}
+       "mean_score": float|null, "n_responses": int,
+       "comments": [{"annotator", "text"}], "needs_edit": [reason, ...]}
 
   The verdict follows the rubric's rule: ``majority`` (ties go to the most severe tied
-  verdict, so accept/fix -> fix and */reject -> reject) or ``strictest``. ``mean_score`` is the
-  mean of the score question (MMIE's 0-6 reference-answer rating). A correction is the
-  majority answer of a taxonomy question when it differs from the record's value (a tie keeps
-  the record's value); corrections whose (field, subfield) pair is not in the taxonomy are not
-  applied and are listed under ``problems`` in agreement.json. Rejected records carry no
-  corrections.
+  verdict: accept/fix -> fix, accept/reject and fix/reject -> reject) or ``strictest``.
+  ``mean_score`` is the mean of the score question (MMIE's 0-6 reference-answer rating). A
+  correction is the majority answer of a taxonomy question when it differs from the record's
+  value. ``comments`` are the submitted answers of the rubric's text questions. Rejected
+  records carry no corrections.
+* ``DIR/needs_edit.jsonl``: the records that cannot be published as decided, one line each
+  (``id``, ``category``, ``dataset``, ``verdict``, ``why``, ``comments``, ``answers``: what
+  each annotator chose for the taxonomy questions). ``why`` lists one or more of:
+
+  - ``fix_without_correction``: the verdict is fix but no field/subfield correction applies
+    (the edit is in the comments, or nowhere);
+  - ``impossible_pair``: the majority's (field, subfield) is not in the taxonomy (Argilla
+    cannot tie the subfield list to the chosen field); the correction is not applied;
+  - ``taxonomy_tie``: annotators disagree on the field or subfield with no majority;
+  - ``verdict_tie``: the verdict came from a tie (reported with one of the above).
+
+  Their decision lines carry the same ``needs_edit`` list: ``mmloom publish`` leaves them out
+  (reason ``needs_edit``) unless ``--include-needs-edit``; ``mmloom annotate push
+  --needs-edit DIR --dataset NEW`` sends exactly them to a second round with the comments
+  shown; ``pull --previous DIR`` of that round merges its decisions over the first's.
 * ``DIR/agreement.json``: per question (overall and per category) Krippendorff's alpha
   (ordinal for ratings, nominal for labels) and percent agreement with 95% bootstrap
   intervals, counts of records and verdicts, annotators, the rubric's protocol.
@@ -38,7 +53,7 @@ from typing import Any
 import argilla as rg
 
 from annotation.agreement import DEFAULT_BOOTSTRAP, agreement
-from annotation.client import find_dataset, iter_raw_records, usernames
+from annotation.client import dataset_names, find_dataset, iter_raw_records, usernames
 from annotation.rubric import CATEGORIES, Rubric
 from annotation.settings import dataset_name
 from schemas.taxonomy import is_known
@@ -101,10 +116,14 @@ def collect(
                     rec.answers[user] = {q: v.get("value") for q, v in values.items()}
             out.append(rec)
     if not found:
+        suffixes = tuple(dataset_name("", c) for c in CATEGORIES)
+        names = dataset_names(client, workspace)
+        rounds = sorted({n[: -len(s)] for n in names for s in suffixes if n.endswith(s)})
         raise PullError(
             f"no Argilla dataset named {dataset_name(dataset, '<category>')} (e.g. "
-            f"{dataset_name(dataset, 'SA')}) in workspace {workspace or '(default)'}; check "
-            "--dataset and --workspace, or run `mmloom annotate push` first"
+            f"{dataset_name(dataset, 'SA')}) in workspace {workspace or '(default)'}; rounds "
+            f"there: {', '.join(rounds) or 'none'}; check --dataset and --workspace, or run "
+            "`mmloom annotate push` first"
         )
     return sorted(out, key=lambda r: r.id), found
 
@@ -127,8 +146,35 @@ def _majority(values: list[Any]) -> Any | None:
     return counts[0][0]
 
 
+def _is_tie(values: list[Any]) -> bool:
+    counts = Counter(values).most_common()
+    return len(counts) > 1 and counts[0][1] == counts[1][1]
+
+
+def comments(
+    rec: Annotated, rubric: Rubric, names: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """The non-empty answers of ``rec`` to the rubric's text questions, by annotator name."""
+    names = names or {}
+    text_questions = [
+        q.name
+        for q in rubric.questions.values()
+        if q.kind == "text" and q.name in rubric.categories.get(rec.category, ())
+    ]
+    out = []
+    for user in sorted(rec.answers, key=lambda u: names.get(u, u)):
+        for q in text_questions:
+            text = rec.answers[user].get(q)
+            if isinstance(text, str) and text.strip():
+                out.append({"annotator": names.get(user, user), "text": text.strip()})
+    return out
+
+
 def decide(
-    rec: Annotated, rubric: Rubric, rule: str | None = None
+    rec: Annotated,
+    rubric: Rubric,
+    rule: str | None = None,
+    names: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """The decision line for one record, and a problem note (or None).
 
@@ -136,10 +182,12 @@ def decide(
         rec: the record with at least one submitted answer.
         rubric: the rubric (verdict, score and taxonomy questions; rule and severity).
         rule: overrides the rubric's rule.
+        names: user id -> username, for the comments.
     """
     answers = list(rec.answers.values())
     verdicts = [a[rubric.verdict_question] for a in answers if a.get(rubric.verdict_question)]
     verdict = decide_verdict(verdicts, rule or rubric.rule, rubric.severity) if verdicts else "fix"
+    why: list[str] = []
     scores = []
     if rubric.score_question:
         scores = [
@@ -151,7 +199,10 @@ def decide(
         current = {"field": rec.field, "subfield": rec.subfield}
         for q in rubric.questions.values():
             if q.taxonomy and q.name in rubric.categories.get(rec.category, ()):
-                chosen = _majority([a[q.name] for a in answers if a.get(q.name)])
+                given = [a[q.name] for a in answers if a.get(q.name)]
+                chosen = _majority(given)
+                if chosen is None and _is_tie(given) and "taxonomy_tie" not in why:
+                    why.append("taxonomy_tie")
                 if chosen is not None and chosen != current[q.taxonomy]:
                     corrections[q.taxonomy] = chosen
         if corrections:
@@ -159,17 +210,49 @@ def decide(
             if not is_known(fixed["field"], fixed["subfield"]):
                 problem = (
                     f"{rec.id}: corrections {corrections} give ({fixed['field']!r}, "
-                    f"{fixed['subfield']!r}), not in schemas/taxonomy.yaml; not applied"
+                    f"{fixed['subfield']!r}), not in schemas/taxonomy.yaml; not applied, "
+                    "sent back (needs_edit.jsonl)"
                 )
+                why.append("impossible_pair")
                 corrections = {}
+        if verdict == "fix" and not corrections:
+            why.insert(0, "fix_without_correction")
+        if why and (rule or rubric.rule) == "majority" and _is_tie(verdicts):
+            why.append("verdict_tie")
     decision = {
         "id": rec.id,
         "verdict": verdict,
         "corrections": dict(sorted(corrections.items())),
         "mean_score": round(sum(scores) / len(scores), 4) if scores else None,
         "n_responses": len(answers),
+        "comments": comments(rec, rubric, names),
+        "needs_edit": why,
     }
     return decision, problem
+
+
+def needs_edit_line(
+    rec: Annotated, decision: dict[str, Any], rubric: Rubric, dataset: str, names: dict[str, str]
+) -> dict[str, Any]:
+    """The ``needs_edit.jsonl`` line of a record whose decision has a ``needs_edit`` list."""
+    taxonomy_questions = [
+        q.name
+        for q in rubric.questions.values()
+        if q.taxonomy and q.name in rubric.categories.get(rec.category, ())
+    ]
+    return {
+        "id": rec.id,
+        "category": rec.category,
+        "dataset": dataset,
+        "verdict": decision["verdict"],
+        "why": decision["needs_edit"],
+        "comments": decision["comments"],
+        "record": {"field": rec.field, "subfield": rec.subfield},
+        "answers": {
+            names.get(user, user): {q: rec.answers[user].get(q) for q in taxonomy_questions}
+            for user in sorted(rec.answers, key=lambda u: names.get(u, u))
+        },
+    }
 
 
 def _answer_value(value: Any) -> Any:
@@ -216,8 +299,10 @@ def pull(
     rule: str | None = None,
     n_boot: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
+    previous: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write ``decisions.jsonl`` and ``agreement.json`` for the round ``dataset``.
+    """Write ``decisions.jsonl``, ``needs_edit.jsonl`` and ``agreement.json`` for the round
+    ``dataset``.
 
     Args:
         client: Argilla client.
@@ -229,25 +314,48 @@ def pull(
         rule: ``majority`` or ``strictest`` (default: the rubric's).
         n_boot: bootstrap resamples for the intervals.
         seed: bootstrap seed.
+        previous: the output folder of an earlier pull (a first round): its decisions and
+            needs_edit lines for records this round did not decide are carried over, so the
+            written files cover both rounds (this round's decision wins).
 
     Returns:
         The agreement.json content.
     """
     min_responses = min_responses or rubric.overlap
     records, datasets = collect(client, dataset, workspace)
-    decided, problems, lines = [], [], []
+    names = usernames(client)
+    decided, problems, lines, edits = [], [], [], []
     pending = 0
     for rec in records:
         if len(rec.answers) < min_responses:
             pending += 1
             continue
-        decision, problem = decide(rec, rubric, rule)
+        decision, problem = decide(rec, rubric, rule, names)
         decided.append(rec)
         lines.append(json.dumps(decision, ensure_ascii=False, sort_keys=True))
+        if decision["needs_edit"]:
+            line = needs_edit_line(rec, decision, rubric, datasets[rec.category], names)
+            edits.append(json.dumps(line, ensure_ascii=False, sort_keys=True))
         if problem:
             problems.append(problem)
+    carried = 0
+    if previous is not None:
+        mine = {r.id for r in decided}
+        old_lines = _read_jsonl(Path(previous) / "decisions.jsonl", required=True)
+        old_edits = _read_jsonl(Path(previous) / "needs_edit.jsonl", required=False)
+        kept = [d for d in old_lines if d["id"] not in mine]
+        carried = len(kept)
+        lines = sorted(
+            lines + [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in kept],
+            key=lambda line: json.loads(line)["id"],
+        )
+        edits = sorted(
+            edits
+            + [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in old_edits
+               if d["id"] not in mine],
+            key=lambda line: json.loads(line)["id"],
+        )  # fmt: skip
     verdicts = Counter(json.loads(line)["verdict"] for line in lines)
-    names = usernames(client)
     annotators = sorted({names.get(u, u) for rec in decided for u in rec.answers})
     report = {
         "protocol": rubric.protocol,
@@ -267,6 +375,11 @@ def pull(
         },
         "verdicts": {v: verdicts.get(v, 0) for v in rubric.severity},
         "corrected": sum(1 for line in lines if json.loads(line)["corrections"]),
+        "needs_edit": dict(
+            sorted(Counter(w for line in edits for w in json.loads(line)["why"]).items())
+        ),
+        "needs_edit_records": len(edits),
+        "carried_over": carried,
         "annotators": len(annotators),
         "questions": agreement_report(decided, rubric, n_boot, seed),
         "problems": problems,
@@ -274,8 +387,20 @@ def pull(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     _write(out / "decisions.jsonl", "".join(line + "\n" for line in lines))
+    _write(out / "needs_edit.jsonl", "".join(line + "\n" for line in edits))
     _write(out / "agreement.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
+
+
+def _read_jsonl(path: Path, required: bool) -> list[dict[str, Any]]:
+    if not path.is_file():
+        if required:
+            raise PullError(f"{path} not found; --previous takes the --output folder of a pull")
+        return []
+    try:
+        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    except json.JSONDecodeError as exc:
+        raise PullError(f"{path} is not JSON lines ({exc})") from None
 
 
 def _write(path: Path, text: str) -> None:

@@ -16,14 +16,21 @@ record is logged through Argilla's bulk *upsert*, and a record whose content has
 (``push_sha`` metadata) is already on the server is skipped. A push interrupted after some
 batches therefore leaves no duplicates, and running it again sends only what is missing.
 Responses already given are never touched.
+
+Second round (:func:`read_needs_edit`): ``push --needs-edit DIR`` sends exactly the records
+of ``DIR/needs_edit.jsonl`` (written by ``pull``) to a new round, with why each came back and
+the annotators' comments shown above the item. It must be a new round name: records keep
+their responses in Argilla, so a record pushed again into its old dataset would stay complete.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +38,14 @@ import argilla as rg
 
 from annotation.client import find_dataset, iter_raw_records
 from annotation.rubric import Rubric
-from annotation.settings import argilla_record, build_settings, dataset_name, question_names
+from annotation.settings import (
+    argilla_record,
+    build_settings,
+    dataset_name,
+    item_sizes,
+    per_item_kind,
+    question_names,
+)
 
 log = logging.getLogger("mmloom.annotate")
 
@@ -54,6 +68,8 @@ class PushReport:
         batches: bulk requests sent.
         datasets: category -> Argilla dataset name.
         skipped: records not chosen by the sample and why (e.g. ``not_scored``).
+        oversized: records with more images or sub-instructions than the existing dataset's
+            choices offer (Argilla cannot add options to a question), per category.
     """
 
     selected: Counter = field(default_factory=Counter)
@@ -62,6 +78,7 @@ class PushReport:
     batches: int = 0
     datasets: dict[str, str] = field(default_factory=dict)
     skipped: Counter = field(default_factory=Counter)
+    oversized: Counter = field(default_factory=Counter)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON view."""
@@ -72,6 +89,7 @@ class PushReport:
             "batches": self.batches,
             "datasets": self.datasets,
             "skipped": dict(self.skipped),
+            "oversized": dict(self.oversized),
         }
 
 
@@ -164,15 +182,18 @@ def ensure_dataset(
     rubric: Rubric,
     category: str,
     overlap: int,
+    sizes: Mapping[str, int] | None = None,
 ) -> rg.Dataset:
     """The dataset ``name`` (created from the rubric if missing; checked if present).
+
+    A new dataset's per-item choices are sized by ``sizes`` (the largest item to push).
 
     Raises:
         PushError: the existing dataset asks other questions than the rubric does.
     """
     dataset = find_dataset(client, name, workspace)
     if dataset is None:
-        settings = build_settings(rubric, category, client, overlap)
+        settings = build_settings(rubric, category, client, overlap, sizes)
         dataset = rg.Dataset(name=name, workspace=workspace, settings=settings, client=client)
         dataset.create()
         log.info("created dataset %s", name)
@@ -185,6 +206,30 @@ def ensure_dataset(
             "to a new --dataset name (or delete the old dataset in Argilla)"
         )
     return dataset
+
+
+def capacity(dataset: rg.Dataset, rubric: Rubric) -> dict[str, int]:
+    """Per-item kind (``image``, ``sub``, ``check``) -> how many choices ``dataset`` offers."""
+    out = {}
+    for q in dataset.settings.questions:
+        rq = rubric.questions.get(q.name)
+        kind = per_item_kind(rq) if rq else None
+        if kind:
+            out[kind] = len(q.labels)
+    return out
+
+
+def oversize_note(record: dict[str, Any], offered: Mapping[str, int]) -> list[str]:
+    """Lines telling annotators which of ``record``'s images or checks the dataset's choices
+    do not cover (empty when all are covered)."""
+    need = item_sizes(record)
+    what = {"image": "images", "sub": "sub-instructions", "check": "checks"}
+    return [
+        f"This item has {need[k]} {what[k]} but the choices below stop at {k}_{offered[k]}: "
+        f"name any of {k}_{offered[k] + 1}..{k}_{need[k]} in the comment."
+        for k in sorted(offered)
+        if need[k] > offered[k]
+    ]
 
 
 def existing_hashes(client: rg.Argilla, dataset: rg.Dataset) -> dict[str, str | None]:
@@ -204,6 +249,8 @@ def _batches(
     image_url: Callable[[str], str],
     batch_size: int,
     report: PushReport,
+    offered: Mapping[str, int],
+    notes: Mapping[str, dict[str, Any]],
 ):
     """Batches of Argilla records of ``category`` that differ from what the server has,
     each with the number of the category's records handled so far."""
@@ -214,7 +261,12 @@ def _batches(
             continue
         report.selected[category] += 1
         handled += 1
-        rec = argilla_record(r, rubric, image_url)
+        note = dict(notes.get(r["id"]) or {})
+        extra = oversize_note(r, offered)
+        if extra:
+            report.oversized[category] += 1
+            note["extra"] = extra
+        rec = argilla_record(r, rubric, image_url, note or None)
         if have.get(rec.id) == rec.metadata["push_sha"]:
             report.unchanged[category] += 1
             continue
@@ -238,6 +290,7 @@ def push(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: Callable[[str, int, int], None] | None = None,
     report: PushReport | None = None,
+    notes: Mapping[str, dict[str, Any]] | None = None,
 ) -> PushReport:
     """Log ``records`` into the per-category datasets of the round ``dataset``.
 
@@ -258,6 +311,8 @@ def push(
         on_batch: called after each batch with (category, records handled so far in this
             category, records selected in this category).
         report: a report to fill (default: a new one).
+        notes: record id -> notes shown above the item (a second round: ``why`` and
+            ``comments`` from :func:`read_needs_edit`).
 
     Raises:
         PushError: a record's category has no rubric, or a dataset does not fit the rubric.
@@ -273,7 +328,13 @@ def push(
         def source() -> Iterable[dict[str, Any]]:
             return kept
 
-    sizes: Counter = Counter(r["category"] for r in source())
+    sizes: Counter = Counter()
+    largest: dict[str, dict[str, int]] = {}  # category -> the largest item's sizes
+    for r in source():
+        sizes[r["category"]] += 1
+        top = largest.setdefault(r["category"], {})
+        for kind, n in item_sizes(r).items():
+            top[kind] = max(top.get(kind, 0), n)
     missing = sorted(set(sizes) - set(rubric.categories))
     if missing:
         raise PushError(
@@ -282,10 +343,11 @@ def push(
     for category in sorted(sizes):
         name = dataset_name(dataset, category)
         report.datasets[category] = name
-        ds = ensure_dataset(client, name, workspace, rubric, category, overlap)
+        ds = ensure_dataset(client, name, workspace, rubric, category, overlap, largest[category])
         have = existing_hashes(client, ds)
+        offered = capacity(ds, rubric)
         for batch, handled in _batches(
-            source(), category, have, rubric, image_url, batch_size, report
+            source(), category, have, rubric, image_url, batch_size, report, offered, notes or {}
         ):
             ds.records.log(batch, batch_size=len(batch))
             report.batches += 1
@@ -293,4 +355,41 @@ def push(
             log.info("%s: %d/%d records handled", name, handled, sizes[category])
             if on_batch:
                 on_batch(category, handled, sizes[category])
+        if report.oversized[category]:
+            log.warning(
+                "%s: %d records have more images or sub-instructions than the dataset's "
+                "choices (%s; Argilla cannot add options to a question); their items ask "
+                "annotators to use the comment. Push to a new --dataset for full choices.",
+                name, report.oversized[category], offered,
+            )  # fmt: skip
     return report
+
+
+def read_needs_edit(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The records a pull sent back: ``path`` is the pull's output folder or its
+    ``needs_edit.jsonl``; returns record id -> ``{"why", "comments", ...}``.
+
+    Raises:
+        PushError: the file is missing or a line is not a JSON object with an ``id``.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "needs_edit.jsonl")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+    except OSError as exc:
+        raise PushError(
+            f"cannot read {path} ({exc.strerror}); --needs-edit takes the --output folder of "
+            "`mmloom annotate pull`"
+        ) from None
+    out = {}
+    for n, line in lines:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+            raise PushError(f"{path} line {n}: not a JSON object with an 'id'")
+        out[obj["id"]] = obj
+    return out

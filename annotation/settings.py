@@ -5,7 +5,12 @@ different questions per category). A dataset has:
 
 * one custom field, ``item``: the interleaved HTML from :mod:`annotation.render`, inserted by
   the template ``{{{record.fields.item.html}}}`` (already escaped by the renderer);
-* the category's rubric questions, in order (rating, label, multi-label, text);
+* the category's rubric questions, in order (rating, label, multi-label, text); per-item
+  multi-label choices (``image_N``, ``sub_N``, ``check_N``) are sized to the largest item
+  pushed when the dataset is created (:func:`item_sizes`, :func:`sized_labels`). Argilla
+  cannot change the options of an existing question, so a later push with a larger item
+  keeps the dataset's choices; push reports such records as ``oversized`` and their HTML asks
+  annotators to name the extra images or checks in the comment;
 * metadata for filtering: ``category``, ``field``, ``subfield``, ``source``,
   ``question_format`` (terms), ``clip_min_score`` (float, absent when not scored),
   ``n_images`` (integer), and ``push_sha`` (hidden; lets a second push skip unchanged records);
@@ -20,18 +25,55 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import argilla as rg
 
 from annotation.render import image_count, render_record
 from annotation.rubric import Question, Rubric
+from schemas.taxonomy import taxonomy
 
 ITEM_FIELD = "item"
 TEMPLATE = "{{{record.fields.item.html}}}"
 SUGGESTION_AGENT = "mmloom-build"
 TERMS_METADATA = ("category", "field", "subfield", "source", "question_format")
+PER_ITEM = re.compile(r"^(image|sub|check)_([0-9]+)$")
+MIN_LABELS = 2  # Argilla's minimum number of options of a label question
+
+
+def item_sizes(record: dict[str, Any]) -> dict[str, int]:
+    """How many per-item choices ``record`` needs: ``image`` (numbered images), ``sub`` and
+    ``check`` (IF sub-instructions; the reference checklist has one check per
+    sub-instruction)."""
+    subs = len((record.get("instruction") or {}).get("components") or [])
+    return {"image": image_count(record), "sub": subs, "check": subs}
+
+
+def max_sizes(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """The largest :func:`item_sizes` over ``records``."""
+    out = {"image": 0, "sub": 0, "check": 0}
+    for r in records:
+        for k, v in item_sizes(r).items():
+            out[k] = max(out[k], v)
+    return out
+
+
+def per_item_kind(q: Question) -> str | None:
+    """``image``, ``sub`` or ``check`` when every label of ``q`` is ``<kind>_N``, else None."""
+    kinds = {m.group(1) if m else None for m in map(PER_ITEM.match, q.labels)}
+    return next(iter(kinds)) if q.kind == "multi_label" and len(kinds) == 1 else None
+
+
+def sized_labels(q: Question, sizes: Mapping[str, int] | None) -> tuple[str, ...]:
+    """The labels of ``q`` for a dataset whose largest item has ``sizes`` (the rubric's own
+    labels when ``q`` is not per-item or ``sizes`` is None)."""
+    kind = per_item_kind(q)
+    if kind is None or sizes is None:
+        return q.labels
+    n = max(MIN_LABELS, sizes.get(kind, 0))
+    return tuple(f"{kind}_{i}" for i in range(1, n + 1))
 
 
 def dataset_name(base: str, category: str) -> str:
@@ -39,7 +81,9 @@ def dataset_name(base: str, category: str) -> str:
     return f"{base}-{category.lower()}"
 
 
-def _question(q: Question, client: rg.Argilla) -> rg.QuestionType:
+def _question(
+    q: Question, client: rg.Argilla, sizes: Mapping[str, int] | None = None
+) -> rg.QuestionType:
     common = {
         "name": q.name,
         "title": q.title,
@@ -53,26 +97,52 @@ def _question(q: Question, client: rg.Argilla) -> rg.QuestionType:
         visible = min(len(q.labels), 20) if len(q.labels) > 3 else None
         return rg.LabelQuestion(labels=list(q.labels), visible_labels=visible, **common)
     if q.kind == "multi_label":
-        return rg.MultiLabelQuestion(labels=list(q.labels), **common)
+        return rg.MultiLabelQuestion(labels=list(sized_labels(q, sizes)), **common)
     return rg.TextQuestion(use_markdown=False, **common)
 
 
 def guidelines(rubric: Rubric, category: str) -> str:
     """Markdown guidelines shown in Argilla: the protocol and every question's description."""
     lines = [f"# mmloom rubric: {category} items", "", rubric.protocol, ""]
-    for q in rubric.for_category(category):
+    questions = rubric.for_category(category)
+    for q in questions:
         lines.append(f"- **{q.title}**: {q.description}" if q.description else f"- **{q.title}**")
+    lines += [
+        "",
+        "## Verdicts that need an edit",
+        "",
+        "Choose **fix** only with a field or subfield correction above, or describe the edit in "
+        "the comment. A fix without an applicable correction, a field/subfield pair that is "
+        "not in the taxonomy, or annotators who disagree on the correction, hold the item "
+        "back (needs_edit): it is not published until a second round or an editor settles it, "
+        "and your comments are shown to that round.",
+    ]
+    if any(q.taxonomy == "subfield" for q in questions):
+        lines += [
+            "",
+            "## Subfields of each field",
+            "",
+            "Argilla cannot narrow the subfield list to the field you chose; pick a subfield "
+            "of that field from this table (any other pair sends the item back):",
+            "",
+        ]
+        lines += [f"- **{fld}**: {', '.join(subs)}" for fld, subs in taxonomy().items()]
     return "\n".join(lines)
 
 
 def build_settings(
-    rubric: Rubric, category: str, client: rg.Argilla, overlap: int | None = None
+    rubric: Rubric,
+    category: str,
+    client: rg.Argilla,
+    overlap: int | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> rg.Settings:
     """Argilla settings for the ``category`` dataset of ``rubric``.
 
     ``client`` is the connection the settings are created with (the SDK's metadata
     properties need one; without it the SDK would build a default client from the
-    environment).
+    environment). ``sizes`` (:func:`max_sizes` of the records pushed) sizes the per-item
+    choices; None keeps the rubric's labels.
     """
     metadata = [
         rg.TermsMetadataProperty(name, title=name.replace("_", " "), client=client)
@@ -92,7 +162,7 @@ def build_settings(
                 ITEM_FIELD, title="Item", template=TEMPLATE, advanced_mode=False, _client=client
             )
         ],
-        questions=[_question(q, client) for q in rubric.for_category(category)],
+        questions=[_question(q, client, sizes) for q in rubric.for_category(category)],
         metadata=metadata,
         distribution=rg.TaskDistribution(min_submitted=overlap or rubric.overlap),
         allow_extra_metadata=False,
@@ -115,10 +185,17 @@ def record_metadata(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def argilla_record(
-    record: dict[str, Any], rubric: Rubric, image_url: Callable[[str], str]
+    record: dict[str, Any],
+    rubric: Rubric,
+    image_url: Callable[[str], str],
+    notes: dict[str, Any] | None = None,
 ) -> rg.Record:
-    """The Argilla record of an mmloom record: rendered item, metadata, taxonomy suggestions."""
-    html = render_record(record, image_url)
+    """The Argilla record of an mmloom record: rendered item, metadata, taxonomy suggestions.
+
+    ``notes`` (a second round: why the record came back, earlier comments, and any per-item
+    choices the dataset lacks) are shown above the item.
+    """
+    html = render_record(record, image_url, notes)
     metadata = record_metadata(record)
     names = set(rubric.categories[record["category"]])
     suggestions = [

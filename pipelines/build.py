@@ -228,9 +228,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     return run_parsed(args, beam_args, test_pipeline)
 
 
-def run_parsed(
-    args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeline | None = None
-):
+def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeline | None = None):
     """:func:`run` with the arguments already parsed (``mmloom build`` parses them first)."""
     config = load_config(args.config, no_clip=args.no_clip)
     options = PipelineOptions(beam_args)

@@ -97,7 +97,14 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument(
         "--require-annotation",
         action="store_true",
-        help="publish only records with an accept or fix decision",
+        help="publish only records with an accept decision or an applied fix",
+    )
+    parser.add_argument(
+        "--include-needs-edit",
+        action="store_true",
+        help="also publish records whose decision needs an edit (a fix without an applicable "
+        "correction, an impossible field/subfield pair); by default they are left out "
+        "(dropped.jsonl reason needs_edit); ignored with --require-annotation",
     )
     parser.add_argument(
         "--targets",

@@ -4,9 +4,12 @@
 #   2. a local Argilla (started if none runs from out/argilla) with annotators alice and bob
 #   3. mmloom annotate push  (one dataset per category: sample-sa, -pbl, -msr, -if)
 #   4. mmloom publish -> out/release
+#   5. prints the commands of the annotation round (scripts/demo_next_steps.sh), which work as
+#      printed: `source out/argilla/argilla.env && .venv/bin/mmloom annotate pull ...`
 # The local server's owner API key comes from MMLOOM_ARGILLA_OWNER_API_KEY; if that is unset,
 # the demo generates one once and keeps it in out/argilla/demo-owner-key (mode 600, never
-# printed), so later demos can talk to the same server. Stop it with
+# printed), so later demos can talk to the same server. Clients find the server through
+# out/argilla/argilla.env (mode 600: ARGILLA_API_URL and ARGILLA_API_KEY). Stop it with
 #   .venv/bin/mmloom annotate images stop && .venv/bin/mmloom annotate stop --home out/argilla
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +36,13 @@ if [ -z "$url" ]; then
     --annotator alice --annotator bob
   url="http://127.0.0.1:$PORT"
 fi
-export ARGILLA_API_URL="$url" ARGILLA_API_KEY="$MMLOOM_ARGILLA_OWNER_API_KEY"
+envfile="$MMLOOM_ARGILLA_HOME/argilla.env"
+# (re)written here too, for a server that was already running; the key goes through the
+# environment, never through a command line
+"$BIN/python" -c 'import os, sys; from annotation.envfile import write_env_file
+write_env_file(sys.argv[1], sys.argv[2], os.environ["MMLOOM_ARGILLA_OWNER_API_KEY"])' "$envfile" "$url"
+# shellcheck source=/dev/null
+source "$envfile"
 "$BIN/mmloom" annotate push --build "$OUT" --dataset sample --workspace mmloom
 
 "$BIN/mmloom" publish --build "$OUT" --output out/release --version 0.1.0 --force
@@ -43,4 +52,7 @@ echo "build:      $OUT (records, dead letters, stats.json)"
 echo "release:    out/release (dataset card README.md; report: out/release/report/index.html)"
 echo "annotation: $url (datasets sample-sa, sample-pbl, sample-msr, sample-if in workspace mmloom;"
 echo "            annotator passwords were printed when the server was first started)"
-echo "            after annotating: mmloom annotate pull --dataset sample --workspace mmloom --output out/annotations"
+echo
+# shellcheck source=scripts/demo_next_steps.sh
+source scripts/demo_next_steps.sh
+demo_next_steps "$BIN" "${envfile#"$PWD"/}" "$OUT" sample mmloom out/annotations out/release-annotated

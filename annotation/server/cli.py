@@ -10,7 +10,10 @@ and returns once the server answers. The owner's password and API key come from
 ``MMLOOM_ARGILLA_OWNER_PASSWORD`` / ``MMLOOM_ARGILLA_OWNER_API_KEY`` (username:
 ``MMLOOM_ARGILLA_OWNER_USERNAME``, default ``owner``); missing ones are generated and printed
 once, when the account is created. Clients then use ``ARGILLA_API_URL`` and
-``ARGILLA_API_KEY``. ``stop`` stops exactly the processes that ``serve`` recorded.
+``ARGILLA_API_KEY``: whenever serve knows the owner's key (from the environment, or because it
+generated it), it writes both to ``<home>/argilla.env`` (mode 0600) and prints
+``source <home>/argilla.env``; the key itself is never printed unless serve generated it.
+``stop`` stops exactly the processes that ``serve`` recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import sys
 from pathlib import Path
 
+from annotation.envfile import ENV_FILE, write_env_file
 from annotation.server import runtime
 from annotation.server.install import InstallError
 
@@ -82,7 +86,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"Argilla is running at {info.url} (home: {info.home}, redis: {info.redis_url})")
-    print(f"  UI: {info.url}   clients: ARGILLA_API_URL={info.url} ARGILLA_API_KEY=<owner api key>")
+    owner = info.accounts[0] if info.accounts else None
+    key = os.environ.get(runtime.ENV_OWNER_API_KEY) or (owner.api_key if owner else None)
+    env_file = info.home / ENV_FILE
+    if key:
+        write_env_file(env_file, info.url, key)
+    if env_file.exists():
+        print(f"  UI: {info.url}   clients: source {env_file}")
+        print(f"  ({env_file}, mode 0600, sets ARGILLA_API_URL and the owner's ARGILLA_API_KEY)")
+    else:
+        print(
+            f"  UI: {info.url}   clients: export ARGILLA_API_URL={info.url} and ARGILLA_API_KEY "
+            f"(the owner key printed when the owner was created, or {runtime.ENV_OWNER_API_KEY})"
+        )
     for account in info.accounts:  # secrets from the environment are never echoed
         if account.created and account.username == info.accounts[0].username:
             if os.environ.get(runtime.ENV_OWNER_PASSWORD):

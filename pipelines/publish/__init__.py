@@ -17,7 +17,9 @@ Inputs
            "verdict": "accept" | "fix" | "reject",
            "corrections": {"field": "Health", "subfield": "Fitness"},  # both keys optional
            "mean_score": 4.5 | null,           # mean of the annotators' 0-6 ratings
-           "n_responses": 2}                   # submitted responses behind the decision
+           "n_responses": 2,                   # submitted responses behind the decision
+           "comments": [{"annotator": "alice", "text": "..."}],   # optional
+           "needs_edit": ["fix_without_correction"]}              # optional, see below
 
       ``reject`` removes the record; ``fix`` and ``accept`` apply ``corrections`` (if any) and the
       record is validated again with :func:`schemas.validation.validate_record`. A line that is
@@ -30,7 +32,9 @@ Inputs
       numbers found in it are plotted. An optional top-level ``"protocol"`` string describes the
       annotation protocol in the card.
 
-  With ``--require-annotation`` only records with an ``accept`` or ``fix`` decision are
+  A decision that needs an edit (a non-empty ``needs_edit``, or a ``fix`` without
+  corrections) is left out with reason ``needs_edit`` unless ``--include-needs-edit``.
+  With ``--require-annotation`` only records with an ``accept`` decision or an applied fix are
   published; without it, records without a decision are published too (and the card says how
   many were annotated).
 * ``--targets FILE`` (optional, YAML or JSON): target counts per category x field,

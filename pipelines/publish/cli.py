@@ -42,6 +42,7 @@ def run_parsed(args: argparse.Namespace) -> int:
         version=args.version,
         annotations=args.annotations,
         require_annotation=args.require_annotation,
+        include_needs_edit=args.include_needs_edit,
         targets=args.targets,
         seed=args.seed,
         force=args.force,

@@ -179,14 +179,36 @@ def read_annotations(annotations_dir: str) -> Annotations:
     return Annotations(decisions, agreement, rejected, annotations_dir)
 
 
-def apply_decisions(
-    records: list[dict[str, Any]], annotations: Annotations | None, require: bool
-) -> tuple[list[dict[str, Any]], list[Dropped]]:
-    """Drop rejected records, apply corrections and re-validate.
+def needs_edit(decision: dict[str, Any]) -> list[str]:
+    """Why a decision cannot be published as decided: its ``needs_edit`` list (written by
+    ``mmloom annotate pull``), plus ``fix_without_correction`` for a ``fix`` with no
+    correction (so decision files written before the list existed are read the same way)."""
+    why = [str(w) for w in decision.get("needs_edit") or []]
+    if (
+        decision.get("verdict") == "fix"
+        and not decision.get("corrections")
+        and "fix_without_correction" not in why
+    ):
+        why.insert(0, "fix_without_correction")
+    return why
 
-    Each published record gains ``annotation``: ``{verdict, mean_score, n_responses,
-    corrected}`` or None when it has no decision. Returns the kept records (input order) and
-    what was dropped.
+
+def apply_decisions(
+    records: list[dict[str, Any]],
+    annotations: Annotations | None,
+    require: bool,
+    include_needs_edit: bool = False,
+) -> tuple[list[dict[str, Any]], list[Dropped]]:
+    """Drop rejected records, hold back those that need an edit, apply corrections and
+    re-validate.
+
+    A decision that needs an edit (:func:`needs_edit`: a fix without an applicable
+    correction, an impossible field/subfield pair, an unresolved tie) is dropped with reason
+    ``needs_edit`` unless ``include_needs_edit``; with ``require`` (``--require-annotation``)
+    it is always dropped, so only accepted records and records with an applied fix are
+    published. Each published record gains ``annotation``: ``{verdict, mean_score,
+    n_responses, corrected}`` or None when it has no decision. Returns the kept records
+    (input order) and what was dropped.
     """
     dropped: list[Dropped] = []
     if annotations is None:
@@ -217,6 +239,19 @@ def apply_decisions(
                     record["id"],
                     f"mean_score={decision.get('mean_score')}, "
                     f"n_responses={decision.get('n_responses', 0)}",
+                )
+            )
+            continue
+        why = needs_edit(decision)
+        if why and (require or not include_needs_edit):
+            n_comments = len(decision.get("comments") or [])
+            dropped.append(
+                Dropped(
+                    "apply_annotations",
+                    "needs_edit",
+                    record["id"],
+                    f"verdict={decision['verdict']}, why={','.join(why)}, "
+                    f"comments={n_comments} (see the pull's needs_edit.jsonl)",
                 )
             )
             continue

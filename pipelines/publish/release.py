@@ -39,6 +39,7 @@ class PublishOptions:
     version: str
     annotations: str | None = None
     require_annotation: bool = False
+    include_needs_edit: bool = False
     targets: str | None = None
     seed: int = 0
     force: bool = False
@@ -141,7 +142,9 @@ def _clean_stale(parent: str, name: str) -> None:
 def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
     build = inputs.read_build(opts.build)
     annotations = inputs.read_annotations(opts.annotations) if opts.annotations else None
-    records, dropped = inputs.apply_decisions(build.records, annotations, opts.require_annotation)
+    records, dropped = inputs.apply_decisions(
+        build.records, annotations, opts.require_annotation, opts.include_needs_edit
+    )
     if annotations is not None:
         dropped = annotations.rejected_lines + dropped
     targets = inputs.read_targets(opts.targets) if opts.targets else None
@@ -218,6 +221,7 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
             "records": len(records),
             "dropped": len(dropped_json),
             "require_annotation": opts.require_annotation,
+            "include_needs_edit": opts.include_needs_edit,
             "annotations_sha256": annotation_inputs,
             "targets_sha256": sha256_file(opts.targets)[0] if opts.targets else None,
             "seed": opts.seed,

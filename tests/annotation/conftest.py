@@ -92,6 +92,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _image_registry(tmp_path_factory):
+    """Image servers the tests start are registered in a temporary file, not ~/.mmloom."""
+    saved = os.environ.get("MMLOOM_IMAGE_REGISTRY")
+    path = tmp_path_factory.mktemp("image-registry") / "image-servers.json"
+    os.environ["MMLOOM_IMAGE_REGISTRY"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("MMLOOM_IMAGE_REGISTRY", None)
+    else:
+        os.environ["MMLOOM_IMAGE_REGISTRY"] = saved
+
+
 @pytest.fixture(scope="session")
 def argilla_server(tmp_path_factory) -> ArgillaTestServer:
     """Start a real Argilla for the whole session and stop it afterwards."""

@@ -137,6 +137,14 @@ def test_hostile_text_is_shown_not_run(argilla_server, image_base, tmp_path):
             assert page.evaluate(UNSET) and frame.evaluate(UNSET)
             assert all(f.evaluate(UNSET) for f in page.frames)
             assert dialogs == []
+            # a click on an image opens it full size in a new tab
+            src = url_builder(base)(image_path)
+            with context.expect_page() as opened:
+                frame.click(f'a[href="{src}"] img')
+            big = opened.value
+            big.wait_for_load_state()
+            assert big.url == src
+            big.close()
         except Exception:
             if page is not None and not page.is_closed():
                 page.screenshot(path=str(tmp_path / "failure.png"))

@@ -177,7 +177,7 @@ def test_annotate_pull_and_publish(pushed, env, build, tmp_path, capsys, caplog)
         (("accept", 4), ("reject", 1)),  # 1: tie -> reject
         (("reject", 0), ("reject", 1)),  # 2: reject
         (("fix", 3), ("fix", 4)),  # 3: fix, both correct the subfield
-        (("accept", 6), ("fix", 5)),  # 4: tie -> fix
+        (("accept", 6), ("fix", 5)),  # 4: tie -> fix, but nothing to apply: needs_edit
     ]
     for (rid, _, subfield), (va, vb) in zip(sa, plan):
         fixed = other if rid == sa[3][0] else subfield
@@ -208,18 +208,20 @@ def test_annotate_pull_and_publish(pushed, env, build, tmp_path, capsys, caplog)
     }
     ids = [s[1] for s in sa]
     expected = [
-        (ids[0], "accept", {}, 5.0),
-        (ids[1], "reject", {}, 2.5),
-        (ids[2], "reject", {}, 0.5),
-        (ids[3], "fix", {"subfield": other}, 3.5),
-        (ids[4], "fix", {}, 5.5),
+        (ids[0], "accept", {}, 5.0, []),
+        (ids[1], "reject", {}, 2.5, []),
+        (ids[2], "reject", {}, 0.5, []),
+        (ids[3], "fix", {"subfield": other}, 3.5, []),
+        (ids[4], "fix", {}, 5.5, ["fix_without_correction", "verdict_tie"]),
     ]
     assert set(decisions) == set(ids[:5])  # ids[5] has one response: pending
-    for rid, verdict, corrections, score in expected:
+    for rid, verdict, corrections, score, why in expected:
         assert decisions[rid] == {
             "id": rid, "verdict": verdict, "corrections": corrections, "mean_score": score,
-            "n_responses": 2,
+            "n_responses": 2, "comments": [], "needs_edit": why,
         }  # fmt: skip
+    needs_edit = [json.loads(x) for x in (out / "needs_edit.jsonl").read_text().splitlines()]
+    assert [n["id"] for n in needs_edit] == [ids[4]]
     agreement = json.loads((out / "agreement.json").read_text())
     # verdict units (acc,acc) (acc,rej) (rej,rej) (fix,fix) (acc,fix): alpha = 5/11 by hand
     # (see tests/annotation/test_agreement.py::test_nominal_alpha_by_hand for the derivation)
@@ -239,12 +241,14 @@ def test_annotate_pull_and_publish(pushed, env, build, tmp_path, capsys, caplog)
     rows = pq.read_table(release / "data", columns=["id", "subfield"]).to_pylist()
     published = {r["id"]: r["subfield"] for r in rows}
     assert ids[1] not in published and ids[2] not in published  # rejected
+    assert ids[4] not in published  # needs an edit
     assert published[ids[3]] == other  # corrected
-    assert {ids[0], ids[4], ids[5]} <= set(published)
-    assert len(published) == len(pushed["records"]) - 2
+    assert {ids[0], ids[5]} <= set(published)
+    assert len(published) == len(pushed["records"]) - 3
     dropped = [json.loads(line) for line in (release / "dropped.jsonl").read_text().splitlines()]
     rejected = {d["id"] for d in dropped if d["reason"] == "annotation_rejected"}
     assert rejected == {ids[1], ids[2]}
+    assert {d["id"] for d in dropped if d["reason"] == "needs_edit"} == {ids[4]}
 
     # the key shows nowhere: console, logs, files written
     captured = capsys.readouterr()

@@ -26,7 +26,7 @@ from annotation.pull import Annotated, decide, decide_verdict
 from annotation.push import PushError, select_records
 from annotation.render import render_record
 from annotation.rubric import DEFAULT_RUBRIC, RubricError, load_rubric, parse_rubric
-from annotation.settings import argilla_record, record_metadata
+from annotation.settings import argilla_record, record_metadata, sized_labels
 from schemas.taxonomy import taxonomy
 
 SHA = "ab" * 32
@@ -296,16 +296,92 @@ def test_decide_mean_score_and_corrections():
         "corrections": {"subfield": "Family and Friends"},
         "mean_score": 4.5,
         "n_responses": 2,
+        "comments": [],
+        "needs_edit": [],
     }
     tied = copy.deepcopy(rec)
     tied.answers["u2"]["correct_subfield"] = "Everyday Life"
-    assert decide(tied, rubric)[0]["corrections"] == {}  # a tie keeps the record's value
+    decision = decide(tied, rubric)[0]
+    assert decision["corrections"] == {}  # a tie keeps the record's value ...
+    assert decision["needs_edit"] == ["fix_without_correction", "taxonomy_tie"]  # ... held back
     bad = copy.deepcopy(rec)
     for a in bad.answers.values():
         a["correct_field"] = "Health"  # Health has no "Family and Friends"
     decision, problem = decide(bad, rubric)
     assert decision["corrections"] == {} and "not in schemas/taxonomy.yaml" in problem
+    assert decision["needs_edit"] == ["fix_without_correction", "impossible_pair"]
+    commented = copy.deepcopy(rec)
+    commented.answers["u1"]["comment"] = "  wrong field  "
+    commented.answers["u2"]["comment"] = ""
+    decision = decide(commented, rubric, names={"u1": "alice"})[0]
+    assert decision["comments"] == [{"annotator": "alice", "text": "wrong field"}]
     rejected = copy.deepcopy(rec)
     for a in rejected.answers.values():
         a["verdict"] = "reject"
     assert decide(rejected, rubric)[0]["corrections"] == {}
+
+
+def test_render_layout_mc_once_remi_flow_and_click_to_enlarge():
+    url = url_builder("http://127.0.0.1:1")
+    mc = _record(
+        "MSR_mathvista_3",
+        "MSR",
+        question=[{"text": "Angle?\nChoices:\n(A) 135°\n(B) 140°", "image": None}],
+        options=[{"label": "A", "text": "135°"}, {"label": "B", "text": "140°"}],
+    )
+    html = render_record(mc, url)
+    assert html.count("135°") == 1 and "<h4>Options</h4>" not in html
+    listed = _record("MSR_x", "MSR", options=[{"label": "A", "text": "only here"}])
+    assert "<h4>Options</h4>" in render_record(listed, url)
+    remi = _record(
+        "MSR_remi_1",
+        "MSR",
+        question=[
+            {"text": "Compare ", "image": None},
+            {"text": None, "image": f"images/{SHA}.png"},
+            {"text": ", ", "image": None},
+            {"text": None, "image": f"images/{'cd' * 32}.jpg"},
+            {"text": " and the rest.", "image": None},
+        ],
+        answer=[{"text": "37", "image": None}],
+    )
+    html = render_record(remi, url)
+    question = html.split("<h4>Question</h4>", 1)[1].split("<h4>", 1)[0]
+    assert question.count('<div class="flow">') == 1  # one flowing paragraph, no fragments
+    assert '<span class="txt">, </span>' in question
+    src = f"http://127.0.0.1:1/images/{SHA}.png"
+    assert f'<a href="{src}" target="_blank" rel="noopener noreferrer"><img src="{src}"' in html
+
+
+def test_per_item_choices_are_sized_to_the_largest_item():
+    rubric = load_rubric()
+    q = rubric.questions
+    assert sized_labels(q["irrelevant_images"], {"image": 5}) == tuple(
+        f"image_{i}" for i in range(1, 6)
+    )
+    assert sized_labels(q["irrelevant_images"], {"image": 1}) == ("image_1", "image_2")
+    assert sized_labels(q["unverifiable_checks"], {"check": 3})[-1] == "check_3"
+    assert sized_labels(q["verdict"], {"image": 9}) == q["verdict"].labels
+    assert sized_labels(q["irrelevant_images"], None) == q["irrelevant_images"].labels
+    assert "checks_verifiable" in rubric.categories["IF"]
+
+
+def test_publish_holds_back_decisions_that_need_an_edit():
+    from pipelines.publish.inputs import Annotations, apply_decisions
+
+    records = [
+        {"id": f"r{i}", "field": "Literature", "subfield": "Everyday Life"} for i in range(4)
+    ]
+    decisions = {
+        "r0": {"id": "r0", "verdict": "accept", "corrections": {}},
+        "r1": {"id": "r1", "verdict": "fix", "corrections": {}},  # old file: no list
+        "r2": {"id": "r2", "verdict": "accept", "corrections": {}, "needs_edit": ["taxonomy_tie"]},
+    }
+    ann = Annotations(decisions, None, [], "x")
+    kept, dropped = apply_decisions(records, ann, require=False)
+    assert [r["id"] for r in kept] == ["r0", "r3"]
+    assert {d.id: d.reason for d in dropped} == {"r1": "needs_edit", "r2": "needs_edit"}
+    kept, _ = apply_decisions(records, ann, require=False, include_needs_edit=True)
+    assert [r["id"] for r in kept] == ["r0", "r1", "r2", "r3"]
+    kept, dropped = apply_decisions(records, ann, require=True, include_needs_edit=True)
+    assert [r["id"] for r in kept] == ["r0"]
