@@ -19,7 +19,7 @@ from typing import Any
 import krippendorff
 import numpy as np
 
-DEFAULT_BOOTSTRAP = 1000
+from annotation.round_args import DEFAULT_BOOTSTRAP
 
 
 def count_matrix(

@@ -20,9 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch ``argv`` (the words after ``annotate``) to its subcommand."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ROUND_COMMANDS:
-        from annotation.annotate_cli import main as round_main
+        from annotation.round_args import build_parser
 
-        return round_main(argv)
+        args = build_parser().parse_args(argv)  # --help and usage errors end here, at once
+        from annotation.annotate_cli import run_parsed
+
+        return run_parsed(args)
     if argv and argv[0] in SERVER_COMMANDS:
         from annotation.server.cli import main as server_main
 

@@ -37,6 +37,7 @@ from typing import Any
 import argilla as rg
 
 from annotation.client import find_dataset, iter_raw_records
+from annotation.round_args import DEFAULT_BATCH_SIZE, SAMPLES
 from annotation.rubric import Rubric
 from annotation.settings import (
     argilla_record,
@@ -48,9 +49,6 @@ from annotation.settings import (
 )
 
 log = logging.getLogger("mmloom.annotate")
-
-SAMPLES = ("all", "stratified", "near-threshold")
-DEFAULT_BATCH_SIZE = 100
 
 
 class PushError(RuntimeError):

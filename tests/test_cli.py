@@ -55,6 +55,8 @@ def test_unknown_command_and_stray_flags_are_usage_errors(capsys):
         ["fetch", "--help"],
         ["annotate", "--help"],
         ["annotate", "serve", "--help"],
+        ["annotate", "push", "--help"],
+        ["annotate", "pull", "--help"],
     ],
 )
 def test_help_imports_nothing_heavy(argv):
