@@ -28,11 +28,11 @@ from pipelines.publish.summary import (
     MMIE_FIELDS,
     MMIE_TOTAL,
     agreement_rows,
+    category_order,
     clip_is_untrained,
     clip_thresholds,
     numeric_leaves,
 )
-from schemas.records import CATEGORIES
 
 _PNG_META = {"Software": None}
 _OURS, _THEIRS = "#3b6ea5", "#c8c8c8"
@@ -97,10 +97,7 @@ def _counts_plot(summary: dict[str, Any], path: str) -> None:
 def _clip_plot(
     scores: dict[str, list[float]], thresholds: dict[str, float], untrained: bool, path: str
 ) -> None:
-    cats = sorted(
-        scores,
-        key=lambda c: (c not in CATEGORIES, CATEGORIES.index(c) if c in CATEGORIES else 0, c),
-    )
+    cats = sorted(scores, key=category_order)
     ncols = min(len(cats), 2)
     nrows = -(-len(cats) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(10, _height(3.2 * nrows + 0.4)), squeeze=False)
@@ -121,6 +118,7 @@ def _clip_plot(
                 color="#c0392b",
                 transform=ax.get_xaxis_transform(),
                 va="top",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
             )
         else:
             ax.text(

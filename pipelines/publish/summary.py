@@ -120,6 +120,12 @@ def clip_thresholds(settings: Any) -> dict[str, float]:
     return dict(thresholds) if isinstance(thresholds, dict) else {}
 
 
+def category_order(category: str) -> tuple:
+    """Sort key: mmloom's categories in their order (SA, PBL, MSR, IF), then any other."""
+    known = category in CATEGORIES
+    return (not known, CATEGORIES.index(category) if known else 0, category)
+
+
 def agreement_rows(agreement: Any) -> list[dict[str, Any]]:
     """agreement.json's per-question figures (``mmloom annotate pull``'s ``questions``) as
     rows: one ``scope="all"`` row per question, then one per category asking it.
@@ -152,8 +158,8 @@ def agreement_rows(agreement: Any) -> list[dict[str, Any]]:
     for name, entry in questions.items():
         row(str(name), "all", entry)
         by_cat = entry.get("by_category") if isinstance(entry, dict) else None
-        for cat, sub in (by_cat or {}).items():
-            row(str(name), str(cat), sub)
+        for cat in sorted(by_cat or {}, key=category_order):
+            row(str(name), str(cat), by_cat[cat])
     return rows
 
 
