@@ -214,7 +214,7 @@ def _agreement_plot(rows: list[dict[str, Any]], path: str) -> None:
     ax.axvline(0.667, color="#999", linewidth=0.8, linestyle=":")
     ax.axvline(0.8, color="#999", linewidth=0.8, linestyle="--")
     ax.set_xlim(max(-1.0, min(lows) - 0.05), 1.02)
-    ax.set_yticks(range(len(questions)), questions)
+    ax.set_yticks(range(len(questions)), [q.replace("$", r"\$") for q in questions])  # no mathtext
     ax.set_ylim(len(questions) - 0.5, -0.5)
     ax.set_xlabel("Krippendorff's alpha with 95% bootstrap interval (dotted 0.667, dashed 0.8)")
     ax.legend(loc="lower left", fontsize=8, ncols=min(len(seen), 5))

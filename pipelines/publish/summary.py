@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections import Counter, defaultdict
@@ -126,12 +127,20 @@ def category_order(category: str) -> tuple:
     return (not known, CATEGORIES.index(category) if known else 0, category)
 
 
+def _number(value: Any) -> float | None:
+    """A finite number, else None (agreement.json is an input: anything may be in it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def agreement_rows(agreement: Any) -> list[dict[str, Any]]:
     """agreement.json's per-question figures (``mmloom annotate pull``'s ``questions``) as
     rows: one ``scope="all"`` row per question, then one per category asking it.
 
     Each row: ``question, scope, level, alpha, ci (None or [lo, hi]), percent, pairable,
-    units``. Empty when the file has no ``questions`` section in that shape.
+    units``; alpha, ci and percent are finite numbers or None. Empty when the file has no
+    ``questions`` section in that shape.
     """
     questions = agreement.get("questions") if isinstance(agreement, dict) else None
     if not isinstance(questions, dict):
@@ -142,14 +151,15 @@ def agreement_rows(agreement: Any) -> list[dict[str, Any]]:
         if not isinstance(entry, dict):
             return
         ci = entry.get("alpha_ci95")
+        ci = [_number(v) for v in ci] if isinstance(ci, list) and len(ci) == 2 else None
         rows.append(
             {
                 "question": name,
                 "scope": scope,
                 "level": entry.get("level"),
-                "alpha": entry.get("alpha"),
-                "ci": list(ci) if isinstance(ci, list | tuple) and len(ci) == 2 else None,
-                "percent": entry.get("percent_agreement"),
+                "alpha": _number(entry.get("alpha")),
+                "ci": ci if ci and None not in ci else None,
+                "percent": _number(entry.get("percent_agreement")),
                 "pairable": entry.get("pairable_units"),
                 "units": entry.get("units"),
             }

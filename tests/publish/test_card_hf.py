@@ -166,3 +166,28 @@ def test_annotated_card_has_a_compact_agreement_table(rich_build, tmp_path):
     assert f"| verdict | nominal | {verdict['alpha']:.2f} [{lo:.2f}, {hi:.2f}] |" in section
     assert "| weights\\_fit | ordinal |" in section and "| n/a |" in section
     assert len(section.splitlines()) < 30  # not hundreds of lines of JSON
+
+
+def test_table_check_catches_a_table_that_swallows_the_next_sentence():
+    good = "Text.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nNext sentence.\n"
+    assert _check_tables_render(good) == 1
+    with pytest.raises(AssertionError):
+        _check_tables_render(good.replace("| 1 | 2 |\n\n", "| 1 | 2 |\n"))
+    with pytest.raises(AssertionError):
+        _check_tables_render(good.replace("| 1 | 2 |", "| 1 | 2 | 3 |"))
+
+
+def test_agreement_table_takes_only_numbers_from_agreement_json():
+    from pipelines.publish.card import agreement_section
+    from pipelines.publish.summary import agreement_rows
+
+    hostile = pull_agreement()
+    hostile["questions"]["verdict"]["alpha"] = HOSTILE
+    hostile["questions"]["verdict"]["alpha_ci95"] = [0.1, "x"]
+    hostile["questions"][HOSTILE] = {"level": HOSTILE, "alpha": float("nan")}
+    rows = {(r["question"], r["scope"]): r for r in agreement_rows(hostile)}
+    assert rows[("verdict", "all")]["alpha"] is None and rows[("verdict", "all")]["ci"] is None
+    assert rows[(HOSTILE, "all")]["alpha"] is None
+    text = agreement_section(hostile)
+    assert "<script>" not in text and "<img" not in text
+    assert _check_tables_render(text) == 1
