@@ -61,6 +61,7 @@ SOURCE_TITLES = {
     "remi": "ReMI",
     "coco": "COCO 2017 (MIA-Bench-style items)",
 }
+_SOURCE_CATEGORY = {"vist": "SA", "wikihow": "PBL", "mathvista": "MSR", "remi": "MSR", "coco": "IF"}
 
 # Per source: the licence in short, what it restricts, and where its terms are (from
 # sources/<name>/README.md, "Licence"). mmloom's own text: written into the card unescaped.
@@ -432,8 +433,8 @@ def render(
         f"- **Curated by:** the mmloom pipeline (build `{name}`)\n"
         f"- **Language(s):** {lang_text or 'none detected'} questions. Detected from the "
         "question texts by script (Latin script counts as English); a question counts once "
-        "for each language it contains, and MathVista's Chinese and Persian questions carry "
-        "English answer instructions.\n"
+        "for each language it contains (an English answer instruction after a question in "
+        "another language counts too).\n"
         f"- **License:** per source, see [{LICENCE_SECTION}](#{LICENCE_ANCHOR})\n\n"
         "### Dataset Sources\n\n"
         + _table(
@@ -717,6 +718,14 @@ def render(
         "#### Who are the annotators?\n\n" + who
     )
     parts.append(personal_information_section(s))
+    others = {c: n for c, n in langs.items() if c not in ("en", "und")}
+    other_languages = (
+        "- Questions in languages other than English are few: "
+        + ", ".join(f"{LANGUAGE_NAMES.get(c, c)} {n}" for c, n in others.items())
+        + "; scores on them say little.\n"
+        if others
+        else ""
+    )
     parts.append(
         "## Bias, Risks, and Limitations\n\n"
         "- Every source is public (VIST, wikiHow, MathVista, ReMI, COCO), and MathVista is "
@@ -730,8 +739,8 @@ def render(
         "(see above); scores from different judges are not comparable.\n"
         "- The restructuring rules (split points, prompts) are mmloom's; MMIE's own are "
         "unpublished, so this is an MMIE-style benchmark, not a copy of MMIE.\n"
-        "- Questions are mostly English; the few Chinese and Persian ones come from MathVista.\n\n"
-        "### Recommendations\n\n"
+        + other_languages
+        + "\n### Recommendations\n\n"
         "Report scores per category and field, with the release version; check the licence "
         "columns before redistributing items; do not train on the release.\n"
     )
@@ -743,6 +752,3 @@ def render(
     )
     text = "\n".join(parts)
     return re.sub(r"\n{3,}", "\n\n", text)
-
-
-_SOURCE_CATEGORY = {"vist": "SA", "wikihow": "PBL", "mathvista": "MSR", "remi": "MSR", "coco": "IF"}

@@ -202,7 +202,8 @@ def _agreement_plot(rows: list[dict[str, Any]], path: str) -> None:
             + (scopes.index(r["scope"]) - (len(scopes) - 1) / 2) * step
         )
         colour = "#222" if r["scope"] == "all" else _CAT_COLOURS.get(r["scope"], "#888")
-        label = None if r["scope"] in seen else ("all items" if r["scope"] == "all" else r["scope"])
+        name = "all items" if r["scope"] == "all" else r["scope"].replace("$", r"\$")
+        label = None if r["scope"] in seen else name
         seen.add(r["scope"])
         if r["ci"]:
             lo, hi = r["ci"]

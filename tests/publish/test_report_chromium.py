@@ -135,3 +135,16 @@ def test_sample_report_warns_about_the_tiny_model_and_says_what_is_empty(release
     assert "agreement.png" not in names and "No annotation agreement was given" in html
     for name in names - {"index.html"}:
         assert Image.open(release / "report" / name).height <= MAX_PLOT_PX
+
+
+def test_hostile_agreement_names_neither_break_the_plot_nor_reach_the_page(tmp_path):
+    from pipelines.publish.report import _agreement_section
+
+    agreement = pull_agreement(HOSTILE)
+    agreement["questions"][f"q $x {HOSTILE}"] = dict(agreement["questions"]["verdict"])
+    by_cat = agreement["questions"]["verdict"]["by_category"]
+    by_cat["$IF"] = by_cat["IF"]  # a lone "$" would start matplotlib mathtext
+    written: list[str] = []
+    page = _agreement_section(agreement, str(tmp_path), lambda n: written.append(n) or "")
+    assert written == ["agreement.png"] and (tmp_path / "agreement.png").is_file()
+    assert "<script>" not in page and "&lt;script&gt;" in page
