@@ -1,13 +1,19 @@
 """The dataset card (``README.md``): a Hugging Face YAML header and the release's statistics.
 
-Every number comes from :func:`pipelines.publish.summary.summarize`, i.e. from the published
-records. Text that comes from sources or inputs (subfield names, licences, drop reasons,
-agreement figures) is escaped before it enters a Markdown table or HTML.
+The body follows the Hugging Face dataset card template (huggingface_hub's
+``templates/datasetcard_template.md``): summary, licences and restrictions up front, details,
+uses, structure, creation (source data, annotations, personal and sensitive information),
+bias, risks and limitations, citation. Every number comes from
+:func:`pipelines.publish.summary.summarize`, i.e. from the published records, and so do the
+languages (by script, from the question texts). Text that comes from sources or inputs
+(subfield names, licences, drop reasons, agreement figures) is escaped before it enters a
+Markdown table or HTML; every table is followed by a blank line.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -17,12 +23,17 @@ from datasets import DatasetInfo
 from pipelines.publish.shards import COLUMN_DOCS, FEATURES, SPLIT
 from pipelines.publish.summary import (
     CATEGORY_NAMES,
+    LANGUAGE_NAMES,
     MMIE_CATEGORIES,
     MMIE_FIELDS,
     MMIE_FORMATS,
     MMIE_IMAGES_PER_QUESTION,
     MMIE_QUESTION_LENGTH,
     MMIE_TOTAL,
+    agreement_rows,
+    category_order,
+    clip_is_untrained,
+    numeric_leaves,
 )
 from sources import names as source_names
 
@@ -50,6 +61,51 @@ SOURCE_TITLES = {
     "remi": "ReMI",
     "coco": "COCO 2017 (MIA-Bench-style items)",
 }
+_SOURCE_CATEGORY = {"vist": "SA", "wikihow": "PBL", "mathvista": "MSR", "remi": "MSR", "coco": "IF"}
+
+# Per source: the licence in short, what it restricts, and where its terms are (from
+# sources/<name>/README.md, "Licence"). mmloom's own text: written into the card unescaped.
+SOURCE_LICENCES = {
+    "vist": (
+        "annotations: no explicit licence found; images: Flickr, each photo's own licence",
+        "**per-photo Flickr terms**, many non-commercial; check each photo before redistributing",
+        "[VIST](https://visionandlanguage.net/VIST/), "
+        "[Flickr licences](https://www.flickr.com/creativecommons/)",
+    ),
+    "wikihow": (
+        "CC BY-NC-SA 3.0 (variant unverified)",
+        "**non-commercial**; share-alike",
+        "[CC BY-NC-SA 3.0](https://creativecommons.org/licenses/by-nc-sa/3.0/), "
+        "[wikiHow terms](https://www.wikihow.com/wikiHow:Terms-of-Use)",
+    ),
+    "mathvista": (
+        "CC BY-SA 4.0 (MathVista's contributions); images and questions: the terms of its "
+        "31 source datasets",
+        "**test-set use only: no training**; share-alike",
+        "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/), "
+        "[MathVista](https://huggingface.co/datasets/AI4Math/MathVista)",
+    ),
+    "remi": (
+        "unclear: the HF card says `cc` with no variant and the LICENSE file is empty",
+        "**licence unclear**: leave ReMI items out where a clear licence is required",
+        "[ReMI](https://huggingface.co/datasets/mehrankazemi/ReMI)",
+    ),
+    "coco": (
+        "annotations: CC BY 4.0; images: Flickr, each photo's own licence",
+        "**per-photo Flickr terms**, mostly non-commercial",
+        "[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/), "
+        "[COCO terms of use](https://cocodataset.org/#termsofuse)",
+    ),
+}
+LICENCE_SECTION = "Licences and restrictions"
+LICENCE_ANCHOR = "licences-and-restrictions"  # the Hub's (GitHub's) heading slug
+_NON_COMMERCIAL = re.compile(r"non-?commercial|\bNC\b|BY-NC", re.IGNORECASE)
+
+
+def non_commercial(licence: str) -> bool:
+    """Whether a licence string names a non-commercial licence (``CC BY-NC-SA 2.0``,
+    ``Attribution-NonCommercial License``, ``flickr:1 CC BY-NC-SA 2.0``)."""
+    return bool(_NON_COMMERCIAL.search(licence))
 
 
 _MD_ESCAPES = str.maketrans(
@@ -75,7 +131,9 @@ def _table(header: list[str], rows: list[list[Any]], trusted: bool = False) -> s
     cell = (lambda c: str(c)) if trusted else md
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return (
+        "\n".join(lines) + "\n\n"
+    )  # a table ends with a blank line, or it swallows the text after it
 
 
 def _citations() -> list[str]:
@@ -95,19 +153,50 @@ def _size_category(n: int) -> str:
     return "100K<n<1M"
 
 
-def header(summary: dict[str, Any], version: str, files: list[tuple[str, int, int]]) -> dict:
-    """The YAML header: configs, dataset_info (features, split sizes), licences, tasks."""
+def language_codes(summary: dict[str, Any]) -> list[str]:
+    """The languages found in the question texts, most questions first (``und`` left out)."""
+    return [code for code in summary["languages"] if code != "und"]
+
+
+def release_citation(summary: dict[str, Any], version: str, mmloom_version: str) -> str:
+    """A BibTeX entry for this release (add the URL where it is published)."""
+    name = summary["build"]["name"] or "release"
+    key = re.sub(r"[^A-Za-z0-9]+", "_", f"mmloom_{name}_{version}").strip("_")
+    sha = summary["build"]["config_sha256"] or "unknown"
+    return (
+        f"@misc{{{key},\n"
+        f"  title        = {{mmloom {name} benchmark, release {version}}},\n"
+        "  author       = {{mmloom contributors}},\n"
+        f"  howpublished = {{Dataset release {version}, built with mmloom {mmloom_version} "
+        f"(build config sha256 {sha})}},\n"
+        "  note         = {Built from VIST, wikiHow, MathVista, ReMI and COCO; cite them too}\n"
+        "}"
+    )
+
+
+def header(
+    summary: dict[str, Any],
+    version: str,
+    files: list[tuple[str, int, int]],
+    annotations_used: bool = False,
+) -> dict:
+    """The YAML header: languages, licence, tasks, configs, dataset_info (features, splits).
+
+    The licence is ``other``: each source keeps its own, listed with links and restrictions
+    in the card's first section, which ``license_link`` points to.
+    """
     features = DatasetInfo(features=FEATURES)._to_yaml_dict()["features"]
     data_bytes = sum(size for _, size, _ in files)
-    licences = summary["licences"]
-    details = "; ".join(f"{s}: {' / '.join(v)}" for s, v in licences.items())
+    codes = language_codes(summary)
     return {
         "pretty_name": f"mmloom {summary['build']['name'] or 'release'} {version}",
-        "language": ["en"],
+        "language": codes,
+        "multilinguality": "multilingual" if len(codes) > 1 else "monolingual",
+        "language_creators": ["found"],
+        "annotations_creators": ["found", "expert-generated"] if annotations_used else ["found"],
         "license": "other",
-        "license_name": "mixed-source-licences",
-        "license_details": "Each record keeps its source's licence (provenance.license, "
-        f"images[].license). Per source: {details}",
+        "license_name": "mmloom-source-licences",
+        "license_link": f"README.md#{LICENCE_ANCHOR}",
         "task_categories": ["image-text-to-text", "visual-question-answering", "any-to-any"],
         "tags": ["benchmark", "interleaved", "multimodal", "mmie", "mia-bench", "mmloom"],
         "size_categories": [_size_category(summary["total"])],
@@ -181,6 +270,132 @@ def _json_block(obj: Any) -> str:
     return "```json\n" + text.replace("```", "` ` `") + "\n```"
 
 
+def licences_section(summary: dict[str, Any]) -> str:
+    """The card's first section: per source in the release, its licence, what it restricts,
+    where its terms are, and how many of its images carry a non-commercial licence."""
+    rows = []
+    for name, n in summary["sources"].items():
+        short, restrictions, links = SOURCE_LICENCES.get(
+            name, ("see provenance.license", "see the source's terms", "-")
+        )
+        counts = summary["image_licence_counts"].get(name, {})
+        images = sum(counts.values())
+        nc = sum(k for lic, k in counts.items() if non_commercial(lic))
+        rows.append(
+            [
+                md(SOURCE_TITLES.get(name, name)),
+                n,
+                md(short),
+                restrictions,
+                f"{nc} of {images}",
+                links,
+            ]
+        )
+    header = ["source", "items", "licence", "restrictions", "images under an NC licence", "terms"]
+    return (
+        f"## {LICENCE_SECTION}\n\n"
+        "There is no single licence: every item keeps its source's licence (the record's "
+        "`provenance.license`, each image's `license`). **Non-commercial terms apply to the "
+        "release as a whole** (wikiHow text, most Flickr photos), MathVista items may be used "
+        "**for testing only, not for training**, and ReMI's licence is unclear. Filter on the "
+        "licence columns before any other use.\n\n" + _table(header, rows, trusted=True)
+    )
+
+
+def agreement_section(agreement: Any) -> str:
+    """Agreement as one compact table: per question, alpha with its 95% interval over all
+    items and per category, and percent agreement over all items."""
+    if agreement is None:
+        return "Agreement: not provided.\n"
+    rows = agreement_rows(agreement)
+    if not rows:
+        leaves = numeric_leaves(agreement)
+        if not leaves:
+            return "Agreement: agreement.json holds no agreement figures.\n"
+        return "Agreement (agreement.json has no per-question section):\n\n" + _table(
+            ["figure", "value"], [[k, f"{v:g}"] for k, v in leaves]
+        )
+    scopes = sorted(
+        {r["scope"] for r in rows if r["scope"] != "all"},
+        key=category_order,
+    )
+
+    def num(x: Any) -> str:
+        return f"{x:.2f}" if isinstance(x, int | float) and not isinstance(x, bool) else md(x)
+
+    def cell(r: dict[str, Any] | None) -> str:
+        if r is None:
+            return "-"
+        if r["alpha"] is None:
+            return "n/a"
+        ci = f" [{num(r['ci'][0])}, {num(r['ci'][1])}]" if r["ci"] else ""
+        return f"{num(r['alpha'])}{ci}"
+
+    by_key = {(r["question"], r["scope"]): r for r in rows}
+    table = []
+    for q in dict.fromkeys(r["question"] for r in rows):
+        overall = by_key.get((q, "all"))
+        pct = overall["percent"] if overall else None
+        table.append(
+            [
+                md(q),
+                md(overall["level"]) if overall else "-",
+                cell(overall),
+                *(cell(by_key.get((q, c))) for c in scopes),
+                "-" if pct is None else num(pct),
+            ]
+        )
+    boot = (agreement.get("rubric") or {}).get("bootstrap") or {}
+    note = (
+        f" Intervals: {md(boot.get('interval', 'percentile 95%'))} bootstrap over items, "
+        f"{md(boot.get('resamples', '?'))} resamples."
+        if boot
+        else ""
+    )
+    return (
+        "Agreement: Krippendorff's alpha with its 95% interval, over all items and per "
+        f"category; n/a where too few items were rated twice.{note}\n\n"
+        + _table(
+            ["question", "level", "α all items", *(f"α {md(c)}" for c in scopes), "% agreement"],
+            table,
+            trusted=True,  # every cell was escaped or formatted above
+        )
+    )
+
+
+def personal_information_section(summary: dict[str, Any]) -> str:
+    sources = set(summary["sources"])
+    lines = []
+    photos = [SOURCE_TITLES[s] for s in ("vist", "coco") if s in sources]
+    if photos:
+        lines.append(
+            f"- {' and '.join(photos)} images are Flickr photographs taken by Flickr users, "
+            "many of identifiable people (faces, family events, children, homes), published "
+            "under the photographers' licences. The people shown did not consent to this use."
+        )
+    if "vist" in sources:
+        lines.append(
+            "- VIST stories use the normalised text, in which person names are replaced with "
+            "placeholders such as `[male]` and `[female]`; other story details (places, events) "
+            "remain."
+        )
+    if "wikihow" in sources:
+        lines.append(
+            "- wikiHow articles include health, finance and relationship advice; they are how-to "
+            "text, not personal data, but the Health field describes medical situations."
+        )
+    if "mathvista" in sources:
+        lines.append(
+            "- MathVista reuses images from public datasets, some of them photographs of people."
+        )
+    lines.append(
+        "- mmloom neither blurs faces nor detects personal data. Human annotators answered a "
+        "`harmful` question (none / sensitive / harmful) where the release was annotated. To ask "
+        "for an item's removal, contact the release's maintainers with its `id`."
+    )
+    return "#### Personal and Sensitive Information\n\n" + "\n".join(lines) + "\n"
+
+
 def render(
     summary: dict[str, Any],
     version: str,
@@ -192,41 +407,105 @@ def render(
     """The full card text. ``files`` lists the data shards as ``(path, bytes, rows)``."""
     s = summary
     total = s["total"]
-    yaml_text = yaml.safe_dump(
-        header(s, version, files), sort_keys=False, allow_unicode=True, width=100
-    )
+    head = header(s, version, files, annotations_used)
+    yaml_text = yaml.safe_dump(head, sort_keys=False, allow_unicode=True, width=100)
     parts: list[str] = [f"---\n{yaml_text}---\n"]
+    name = md(s["build"]["name"] or "mmloom")
+    cats_present = ", ".join(f"{c} ({CATEGORY_NAMES[c].split(' (')[0]})" for c in s["categories"])
     parts.append(
-        f"# {md(s['build']['name'] or 'mmloom')} benchmark, release {md(version)}\n\n"
-        f"An MMIE-style interleaved image-text benchmark built with mmloom {md(mmloom_version)} "
-        f"from public datasets: **{total} items** in one `{SPLIT}` split. Build config sha256 "
-        f"`{md(s['build']['config_sha256'])}`; file checksums in `manifest.json`.\n"
+        f"# Dataset Card for {md(head['pretty_name'])}\n\n"
+        f"An MMIE-style interleaved image-text benchmark: **{total} test items** whose "
+        "questions and reference answers mix text and images, restructured from public "
+        f"datasets (VIST, wikiHow, MathVista, ReMI, COCO) into the categories {cats_present}. "
+        "It is for evaluating vision-language models, not for training them.\n"
+    )
+    parts.append(licences_section(s))
+    langs = s["languages"]
+    lang_text = ", ".join(
+        f"{LANGUAGE_NAMES.get(code, 'undetermined')} (`{code}`): {n}" for code, n in langs.items()
     )
     parts.append(
-        "## Loading\n\n```python\nfrom datasets import load_dataset\n\n"
+        "## Dataset Details\n\n### Dataset Description\n\n"
+        f"Release {md(version)} of the {name} build, made with mmloom {md(mmloom_version)}: "
+        f"{total} items in one `{SPLIT}` split. Build config sha256 "
+        f"`{md(s['build']['config_sha256'])}`; file checksums in `manifest.json`; plots in "
+        "`report/index.html`.\n\n"
+        f"- **Curated by:** the mmloom pipeline (build `{name}`)\n"
+        f"- **Language(s):** {lang_text or 'none detected'} questions. Detected from the "
+        "question texts by script (Latin script counts as English); a question counts once "
+        "for each language it contains (an English answer instruction after a question in "
+        "another language counts too).\n"
+        f"- **License:** per source, see [{LICENCE_SECTION}](#{LICENCE_ANCHOR})\n\n"
+        "### Dataset Sources\n\n"
+        + _table(
+            ["source", "category", "items"],
+            [
+                [SOURCE_TITLES.get(src, src), _SOURCE_CATEGORY.get(src, "-"), n]
+                for src, n in s["sources"].items()
+            ],
+            trusted=True,
+        )
+        + "MMIE, whose format and categories this follows: arXiv 2410.10139 (ICLR 2025).\n"
+    )
+    parts.append(
+        "## Uses\n\n### Direct Use\n\n"
+        "- Evaluating vision-language and interleaved image-text generation models on "
+        "situational analysis, project-based learning, multi-step reasoning and (IF) "
+        "instruction following, with references for a judge model or MMIE's scorer "
+        "(`mmie/data.json`).\n"
+        "- Comparing models on one fixed, checksummed set of items, per category and field.\n\n"
+        "### Out-of-Scope Use\n\n"
+        "- **Training or fine-tuning models**: MathVista's terms forbid it, and training on a "
+        "benchmark spoils it.\n"
+        "- **Commercial use** of the wikiHow items and of non-commercially licensed photos.\n"
+        "- Identifying, profiling or making decisions about the people in the photos.\n"
+        "- Treating scores as a measure of MMIE itself: this is an MMIE-style rebuild, not "
+        "MMIE's data.\n"
+    )
+    # structure
+    parts.append(
+        "## Dataset Structure\n\n### Loading\n\n```python\nfrom datasets import load_dataset\n\n"
         f'ds = load_dataset("parquet", data_dir="data")["{SPLIT}"]  # or the Hub repo id\n'
         'ds[0]["question"]  # [{"text": ..., "image": <PIL.Image>}, ...] in reading order\n'
         "```\n\n"
         "`mmie/data.json` with `mmie/images/` is the same benchmark in MMIE's evaluation input "
         "format: run MMIE's scorer with `--input_dir mmie --input_name data.json`.\n"
     )
-    # counts
+    parts.append(
+        "### Row layout\n\n"
+        + _table(["column", "content"], [[k, v] for k, v in COLUMN_DOCS.items()], trusted=True)
+        + "Shards hold at most 100 rows per row group so the Hugging Face viewer can read "
+        "rows with images.\n"
+    )
+    mmie_total = sum(s["categories"].get(c, 0) for c in MMIE_CATEGORIES)
     cat_rows = [
         [
             c,
             CATEGORY_NAMES[c],
             n,
             _pct(n, total),
+            _pct(n, mmie_total) if c in MMIE_CATEGORIES else "-",
             MMIE_CATEGORIES.get(c, "-"),
             _pct(MMIE_CATEGORIES[c], MMIE_TOTAL) if c in MMIE_CATEGORIES else "-",
         ]
         for c, n in s["categories"].items()
     ]
-    cat_rows.append(["total", "", total, "100.00%" if total else "-", MMIE_TOTAL, "100.00%"])
+    cat_rows.append(["total", "", total, "100.00%" if total else "-", "", MMIE_TOTAL, "100.00%"])
     parts.append(
-        "## Counts\n\n### Per category\n\n"
-        + _table(["category", "name", "items", "share", "MMIE items", "MMIE share"], cat_rows)
-        + "\n"
+        "### Per category\n\nMMIE has no IF category, so shares are compared over SA + PBL + "
+        "MSR.\n\n"
+        + _table(
+            [
+                "category",
+                "name",
+                "items",
+                "share",
+                "share of SA + PBL + MSR",
+                "MMIE items",
+                "MMIE share",
+            ],
+            cat_rows,
+        )
     )
     field_rows = []
     for key, n in s["fields"].items():
@@ -234,7 +513,7 @@ def render(
         field_rows.append([cat, fld, n, MMIE_FIELDS.get((cat, fld), "-")])
     parts.append(
         "### Per field\n\nMMIE published field counts for SA and PBL only (MSR is one block "
-        "of 3,616).\n\n" + _table(["category", "field", "items", "MMIE items"], field_rows) + "\n"
+        "of 3,616).\n\n" + _table(["category", "field", "items", "MMIE items"], field_rows)
     )
     parts.append(
         "### Per subfield\n\n"
@@ -242,7 +521,6 @@ def render(
             ["category", "field", "subfield", "items"],
             [[r["category"], r["field"], r["subfield"], r["count"]] for r in s["subfields"]],
         )
-        + "\n"
     )
     fmt_rows = [
         [c, v["multiple_choice"], v["open_ended"], v["multiple_choice"] + v["open_ended"]]
@@ -256,7 +534,7 @@ def render(
     parts.append(
         "### Question format\n\n"
         + _table(["category", "multiple-choice", "open-ended", "total"], fmt_rows)
-        + f"\n\nMultiple-choice + open-ended = {ft['multiple_choice'] + ft['open_ended']} "
+        + f"Multiple-choice + open-ended = {ft['multiple_choice'] + ft['open_ended']} "
         f"{'=' if adds_up else '≠'} {total} items. (MMIE's published figures, "
         f"{MMIE_FORMATS['multiple_choice']} + {MMIE_FORMATS['open_ended']} = "
         f"{sum(MMIE_FORMATS.values())}, do not add up to its {MMIE_TOTAL}.)\n"
@@ -299,26 +577,39 @@ def render(
             ],
             img_rows,
         )
-        + "\n"
     )
-    # layout
     parts.append(
-        "## Row layout\n\n"
-        + _table(["column", "content"], [[k, v] for k, v in COLUMN_DOCS.items()], trusted=True)
-        + "\n\nShards hold at most 100 rows per row group so the Hugging Face viewer can read "
-        "rows with images.\n"
+        "### MMIE format export\n\n"
+        f"`mmie/data.json` holds {mmie['items']} items (SA, PBL, MSR) and `mmie/images/` "
+        f"{mmie['images']} images. MMIE's scorer (`dataset.py`) would truncate the answers "
+        f"of {len(mmie['truncated'])} items (it stops reading an answer once 3 images in total "
+        f"have been read) and skip {len(mmie['skipped'])} items (more than 4 images); "
+        f"{len(mmie['more_than_3_images'])} items have more than 3 images. "
+        f"{len(mmie['not_exported'])} IF items are not exported: MMIE's scorer has no prompt "
+        "for them. All are listed in `mmie/scorer_limits.json`.\n"
     )
-    # quality gates
+    # creation
+    parts.append(
+        "## Dataset Creation\n\n### Curation Rationale\n\n"
+        "MMIE's data is gated and its restructuring rules are unpublished. mmloom rebuilds an "
+        "MMIE-style benchmark from the same kinds of public sources with documented rules, so "
+        "that every item can be traced to its source record and the build can be repeated.\n\n"
+        "### Source Data\n\n#### Data Collection and Processing\n\n"
+        "Each source's reader turns its published files into records (question and answer as "
+        "interleaved text and image segments, category, field, subfield, provenance); the "
+        "build validates them against the record schema, deduplicates images and texts, scores "
+        "image-text pairs with CLIP and filters on the scores. Every rejected record is a dead "
+        "letter with its reason.\n"
+    )
     build = s["build"]
     drop_rows = [[d["stage"], d["reason"], d["count"]] for d in build["drops"]]
     totals = build.get("totals") or {}
     parts.append(
-        "## How the items were selected\n\n### Build gates\n\n"
+        "##### Build gates\n\n"
         f"The build read {totals.get('read', '-')} source units and wrote "
         f"{totals.get('written', '-')} records (reconciled: {build.get('reconciled')}). "
         "Drops by stage and reason:\n\n"
-        + (_table(["stage", "reason", "count"], drop_rows) if drop_rows else "None.")
-        + "\n"
+        + (_table(["stage", "reason", "count"], drop_rows) if drop_rows else "None.\n")
     )
     clip = s["clip"]
     if clip["scored_records"]:
@@ -326,6 +617,11 @@ def render(
             f"{clip['scored_records']} of {total} records scored with "
             f"{md(', '.join(clip['models']))} (cosine similarity of each image with its text)."
         )
+        if clip_is_untrained(clip["models"]):
+            clip_text += (
+                " **Warning: this is an untrained test model; its scores mean nothing** and "
+                "no item was kept or dropped on their merit."
+            )
     else:
         clip_text = "Not scored: no record carries CLIP scores" + (
             " (" + "; ".join(f"{md(k)}: {v}" for k, v in clip["not_scored"].items()) + ")."
@@ -345,7 +641,7 @@ def render(
         )
         origin = s["settings_origin"].get("clip", "")
         clip_text += f" Settings ({md(origin)}):\n\n" + _json_block(settings_view(clip["settings"]))
-    parts.append("### CLIP image-text scores\n\n" + clip_text + "\n")
+    parts.append("##### CLIP image-text scores\n\n" + clip_text + "\n")
     dedupe = s["dedupe"]
     if dedupe:
         origin = s["settings_origin"].get("dedupe", "")
@@ -357,33 +653,14 @@ def render(
             )
     else:
         dedupe_text = "Not recorded: neither stats.json nor the build config could be read."
-    parts.append("### Deduplication\n\n" + dedupe_text + "\n")
+    parts.append("##### Deduplication\n\n" + dedupe_text + "\n")
     if dedupe and "label_conflicts" in dedupe:
-        parts.append(label_conflicts_section(dedupe))
-    ann = s["annotation"]
-    if annotations_used:
-        agreement = ann["agreement"]
-        protocol = agreement.get("protocol") if isinstance(agreement, dict) else None
-        ann_text = (
-            f"{ann['annotated']} published items carry a human decision "
-            f"({', '.join(f'{md(k)}: {v}' for k, v in ann['verdicts'].items()) or 'none'}; "
-            f"{ann['corrected']} with a corrected field or subfield; "
-            f"{ann['mean_responses']} responses per item on average). Rejected items are "
-            "excluded; corrections were re-validated against the record schema.\n\n"
-            f"Protocol: {md(protocol) if protocol else DEFAULT_PROTOCOL}.\n\n"
-            "Agreement:\n\n" + (_json_block(agreement) if agreement is not None else "not provided")
-        )
-    else:
-        ann_text = (
-            "Not annotated: this release was published without human annotation; its items "
-            "passed the automated gates only."
-        )
-    parts.append("### Human annotation\n\n" + ann_text + "\n")
+        parts.append(label_conflicts_section(dedupe).replace("#### Label", "##### Label", 1))
     pub_rows = [[d["stage"], d["reason"], d["count"]] for d in s["publish_drops"]]
     parts.append(
-        "### Publish\n\n"
-        + (_table(["stage", "reason", "count"], pub_rows) if pub_rows else "Nothing dropped.")
-        + " Each dropped item is listed in `dropped.jsonl`.\n"
+        "##### Publish\n\n"
+        + (_table(["stage", "reason", "count"], pub_rows) if pub_rows else "Nothing dropped. ")
+        + "Each dropped item is listed in `dropped.jsonl`.\n"
     )
     if s["selection"]:
         parts.append(
@@ -395,36 +672,62 @@ def render(
                     for r in s["selection"]
                 ],
             )
-            + "\n"
         )
-    # MMIE export
-    parts.append(
-        "## MMIE format export\n\n"
-        f"`mmie/data.json` holds {mmie['items']} items (SA, PBL, MSR) and `mmie/images/` "
-        f"{mmie['images']} images. MMIE's scorer (`dataset.py`) would truncate the answers "
-        f"of {len(mmie['truncated'])} items (it stops reading an answer once 3 images in total "
-        f"have been read) and skip {len(mmie['skipped'])} items (more than 4 images); "
-        f"{len(mmie['more_than_3_images'])} items have more than 3 images. "
-        f"{len(mmie['not_exported'])} IF items are not exported: MMIE's scorer has no prompt "
-        "for them. All are listed in `mmie/scorer_limits.json`.\n"
-    )
-    # sources
     src_rows = [
         [
-            SOURCE_TITLES.get(name, name),
+            SOURCE_TITLES.get(src, src),
             n,
-            " / ".join(s["licences"][name]),
-            " / ".join(s["image_licences"][name]),
+            " / ".join(s["licences"][src]),
+            " / ".join(s["image_licences"][src]),
         ]
-        for name, n in s["sources"].items()
+        for src, n in s["sources"].items()
     ]
     parts.append(
-        "## Sources and licences\n\n"
+        "#### Who are the source data producers?\n\n"
+        "The authors of the five source datasets and the people whose work they collected: "
+        "Flickr photographers and VIST's crowd workers (VIST; COCO images and captions), "
+        "wikiHow's volunteer authors and illustrators, the creators of MathVista's 31 source "
+        "datasets, and ReMI's authors. The licences as the records state them:\n\n"
         + _table(["source", "items", "licence (records)", "licence (images)"], src_rows)
-        + "\n"
+    )
+    ann = s["annotation"]
+    if annotations_used:
+        agreement = ann["agreement"]
+        protocol = agreement.get("protocol") if isinstance(agreement, dict) else None
+        ann_text = (
+            f"{ann['annotated']} published items carry a human decision "
+            f"({', '.join(f'{md(k)}: {v}' for k, v in ann['verdicts'].items()) or 'none'}; "
+            f"{ann['corrected']} with a corrected field or subfield; "
+            f"{ann['mean_responses']} responses per item on average). Rejected items are "
+            "excluded; corrections were re-validated against the record schema.\n\n"
+            f"Protocol: {md(protocol) if protocol else DEFAULT_PROTOCOL}.\n\n"
+            + agreement_section(agreement)
+        )
+        n = agreement.get("annotators") if isinstance(agreement, dict) else None
+        who = (
+            f"{n} annotators" if isinstance(n, int) else "The annotators of the round"
+        ) + ", working in Argilla with the rubric of the protocol above.\n"
+    else:
+        ann_text = (
+            "Not annotated: this release was published without human annotation; its items "
+            "passed the automated gates only.\n"
+        )
+        who = "None: the references are the sources' own answers.\n"
+    parts.append(
+        "### Annotations\n\n#### Annotation process\n\n" + ann_text + "\n"
+        "#### Who are the annotators?\n\n" + who
+    )
+    parts.append(personal_information_section(s))
+    others = {c: n for c, n in langs.items() if c not in ("en", "und")}
+    other_languages = (
+        "- Questions in languages other than English are few: "
+        + ", ".join(f"{LANGUAGE_NAMES.get(c, c)} {n}" for c, n in others.items())
+        + "; scores on them say little.\n"
+        if others
+        else ""
     )
     parts.append(
-        "## Known limitations\n\n"
+        "## Bias, Risks, and Limitations\n\n"
         "- Every source is public (VIST, wikiHow, MathVista, ReMI, COCO), and MathVista is "
         "assembled from public test sets: items may have leaked into the pretraining data of "
         "the models evaluated.\n"
@@ -436,9 +739,16 @@ def render(
         "(see above); scores from different judges are not comparable.\n"
         "- The restructuring rules (split points, prompts) are mmloom's; MMIE's own are "
         "unpublished, so this is an MMIE-style benchmark, not a copy of MMIE.\n"
+        + other_languages
+        + "\n### Recommendations\n\n"
+        "Report scores per category and field, with the release version; check the licence "
+        "columns before redistributing items; do not train on the release.\n"
     )
     parts.append(
-        "## Citation\n\nCite the sources and the benchmarks whose format this follows "
+        "## Citation\n\nCite this release:\n\n```bibtex\n"
+        + release_citation(s, version, mmloom_version)
+        + "\n```\n\nand the sources and the benchmarks whose format this follows "
         "(MMIE; MIA-Bench for the IF items):\n\n```bibtex\n" + "\n\n".join(_citations()) + "\n```\n"
     )
-    return "\n".join(parts)
+    text = "\n".join(parts)
+    return re.sub(r"\n{3,}", "\n\n", text)

@@ -1,47 +1,88 @@
 """``report/index.html``: the release's plots (PNG, matplotlib Agg) and tables, self-contained.
 
-Plots: counts against MMIE's published distribution, CLIP score histograms per category, dedupe
-cluster sizes (when stats.json has them), drops per stage and reason, annotation agreement
-(when given). All text is HTML-escaped; PNGs are written without timestamps, so the same
-inputs give the same bytes with the same matplotlib.
+Sections: counts against MMIE's published distribution (SA, PBL, MSR only: MMIE has no IF),
+CLIP score histograms per category with the build's thresholds (and a warning when the scores
+come from the tiny test model), dedupe cluster sizes, drops per stage and reason, annotation
+agreement (a table of alpha with its 95% interval per question, overall and per category, and
+one interval plot). A section with nothing to show is a sentence, not an empty plot; counts
+have integer axes; no plot is taller than 2,000 px and no raw JSON is shown. All text is
+HTML-escaped; PNGs are written without timestamps, so the same inputs give the same bytes with
+the same matplotlib.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-from pipelines.publish.summary import MMIE_CATEGORIES, MMIE_FIELDS, MMIE_TOTAL
+from pipelines.publish.summary import (
+    MMIE_CATEGORIES,
+    MMIE_FIELDS,
+    MMIE_TOTAL,
+    agreement_rows,
+    category_order,
+    clip_is_untrained,
+    clip_thresholds,
+    numeric_leaves,
+)
 
 _PNG_META = {"Software": None}
 _OURS, _THEIRS = "#3b6ea5", "#c8c8c8"
+_CAT_COLOURS = {"SA": "#d1495b", "PBL": "#edae49", "MSR": "#00798c", "IF": "#66a182"}
+DPI = 100
+MAX_PLOT_PX = 2000  # no plot is taller than this (the report's Chromium test checks it)
+MAX_BARS = 30  # bars of the drops plot; the table lists every drop reason
 
 
 def _save(fig, path: str) -> None:
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100, metadata=_PNG_META)
+    fig.savefig(path, format="png", dpi=DPI, metadata=_PNG_META)
     plt.close(fig)
 
 
+def _height(inches: float) -> float:
+    return min(inches, (MAX_PLOT_PX - 10) / DPI)
+
+
+def _mmie_shares(summary: dict[str, Any]) -> list[list[Any]]:
+    """Rows ``[category, items, share %, MMIE items, MMIE share %]`` over SA, PBL and MSR:
+    MMIE has no IF category, so both shares are of the three categories they share."""
+    ours = {c: summary["categories"].get(c, 0) for c in MMIE_CATEGORIES}
+    total = sum(ours.values())
+    rows = [
+        [
+            c,
+            ours[c],
+            round(100 * ours[c] / total, 2) if total else None,
+            MMIE_CATEGORIES[c],
+            round(100 * MMIE_CATEGORIES[c] / MMIE_TOTAL, 2),
+        ]
+        for c in MMIE_CATEGORIES
+    ]
+    rows.append(["SA + PBL + MSR", total, 100.0 if total else None, MMIE_TOTAL, 100.0])
+    return rows
+
+
 def _counts_plot(summary: dict[str, Any], path: str) -> None:
-    total = summary["total"] or 1
-    cats = list(dict.fromkeys([*MMIE_CATEGORIES, *summary["categories"]]))
-    ours = [100 * summary["categories"].get(c, 0) / total for c in cats]
-    theirs = [100 * MMIE_CATEGORIES.get(c, 0) / MMIE_TOTAL for c in cats]
+    rows = _mmie_shares(summary)[:-1]
+    cats = [r[0] for r in rows]
+    ours = [r[2] or 0 for r in rows]
+    theirs = [r[4] for r in rows]
     pbl = [f for (c, f) in MMIE_FIELDS if c == "PBL"]
     pbl_total = summary["categories"].get("PBL", 0) or 1
     pbl_ours = [100 * summary["fields"].get(f"PBL/{f}", 0) / pbl_total for f in pbl]
     pbl_theirs = [100 * MMIE_FIELDS[("PBL", f)] / MMIE_CATEGORIES["PBL"] for f in pbl]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, labels, a, b, title in (
-        (axes[0], cats, ours, theirs, "Share per category (%)"),
+        (axes[0], cats, ours, theirs, "Share of SA + PBL + MSR items (%)"),
         (axes[1], pbl, pbl_ours, pbl_theirs, "PBL: share per field (%)"),
     ):
         x = range(len(labels))
@@ -53,20 +94,53 @@ def _counts_plot(summary: dict[str, Any], path: str) -> None:
     _save(fig, path)
 
 
-def _clip_plot(scores: dict[str, list[float]], path: str) -> None:
-    cats = list(scores)
-    fig, axes = plt.subplots(1, len(cats), figsize=(3.5 * len(cats), 3.2), squeeze=False)
-    for ax, cat in zip(axes[0], cats, strict=True):
+def _clip_plot(
+    scores: dict[str, list[float]], thresholds: dict[str, float], untrained: bool, path: str
+) -> None:
+    cats = sorted(scores, key=category_order)
+    ncols = min(len(cats), 2)
+    nrows = -(-len(cats) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(10, _height(3.2 * nrows + 0.4)), squeeze=False)
+    for ax in axes.flat[len(cats) :]:
+        ax.set_visible(False)
+    for ax, cat in zip(axes.flat, cats, strict=False):
         ax.hist(scores[cat], bins=20, color=_OURS)
-        ax.set_title(f"{cat} (n={len(scores[cat])} pairs)")
+        ax.set_title(f"{cat} (n={len(scores[cat])} image-text pairs)")
         ax.set_xlabel("CLIP cosine similarity")
+        ax.set_ylabel("pairs")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if cat in thresholds:
+            ax.axvline(thresholds[cat], color="#c0392b", linestyle="--", linewidth=1.5)
+            ax.text(
+                thresholds[cat],
+                0.97,
+                f" min {thresholds[cat]:g}",
+                color="#c0392b",
+                transform=ax.get_xaxis_transform(),
+                va="top",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+            )
+        else:
+            ax.text(
+                0.02,
+                0.97,
+                "no threshold set",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+            )
+    if untrained:
+        fig.suptitle("Untrained test model: these scores mean nothing", color="#c0392b")
     _save(fig, path)
 
 
 def cluster_sizes(dedupe: Any, prefix: str = "") -> dict[str, dict[int, int]]:
-    """Every ``*cluster_sizes`` entry of stats.json's dedupe section as ``{size: clusters}``.
+    """Every non-empty ``*cluster_sizes`` entry of stats.json's dedupe section as
+    ``{size: clusters}``.
 
-    Accepts ``{"2": 10, "3": 1}`` mappings and plain lists of sizes.
+    Accepts ``{"2": 10, "3": 1}`` mappings and plain lists of sizes; empty ones are left out
+    (the report then says so in a sentence).
     """
     found: dict[str, dict[int, int]] = {}
     if not isinstance(dedupe, dict):
@@ -74,12 +148,13 @@ def cluster_sizes(dedupe: Any, prefix: str = "") -> dict[str, dict[int, int]]:
     for key, value in sorted(dedupe.items()):
         name = f"{prefix}{key}"
         if key.endswith("cluster_sizes"):
+            hist: dict[int, int] = {}
             if isinstance(value, dict):
-                found[name] = {int(k): int(v) for k, v in value.items()}
+                hist = {int(k): int(v) for k, v in value.items() if int(v)}
             elif isinstance(value, list):
-                hist: dict[int, int] = {}
                 for size in value:
                     hist[int(size)] = hist.get(int(size), 0) + 1
+            if hist:
                 found[name] = hist
         elif isinstance(value, dict):
             found.update(cluster_sizes(value, f"{name}."))
@@ -93,35 +168,70 @@ def _cluster_plot(series: dict[str, dict[int, int]], path: str) -> None:
         sizes = sorted(hist)
         ax.bar([s + i * width for s in sizes], [hist[s] for s in sizes], width, label=name)
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("cluster size (images or records)")
-    ax.set_ylabel("clusters")
+    ax.set_ylabel("clusters (log scale)")
     ax.legend()
     _save(fig, path)
 
 
-def _bar_plot(labels: list[str], values: list[float], title: str, path: str) -> None:
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(labels) + 1.2))
+def _bar_plot(labels: list[str], values: list[int], title: str, path: str) -> None:
+    fig, ax = plt.subplots(figsize=(8, _height(0.4 * len(labels) + 1.2)))
     ax.barh(range(len(labels)), values, color=_OURS)
     ax.set_yticks(range(len(labels)), labels)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.invert_yaxis()
     ax.set_title(title)
     _save(fig, path)
 
 
-def numbers(obj: Any, prefix: str = "") -> list[tuple[str, float]]:
-    """Every number in a JSON value, keyed by its dotted path (for the agreement plot)."""
-    out: list[tuple[str, float]] = []
-    if isinstance(obj, bool):
-        return out
-    if isinstance(obj, int | float):
-        return [(prefix or "value", float(obj))]
-    if isinstance(obj, dict):
-        for k in sorted(obj):
-            out += numbers(obj[k], f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += numbers(v, f"{prefix}[{i}]")
-    return out
+def _agreement_plot(rows: list[dict[str, Any]], path: str) -> None:
+    """One row per question: alpha over all items (black) and per category (coloured), each a
+    point with its 95% bootstrap interval."""
+    questions = list(dict.fromkeys(r["question"] for r in rows))
+    scopes = list(dict.fromkeys(r["scope"] for r in rows))
+    step = 0.7 / max(len(scopes), 1)
+    fig, ax = plt.subplots(figsize=(9, _height(0.55 * len(questions) + 1.6)))
+    lows = [0.0]
+    seen: set[str] = set()
+    for r in rows:
+        if r["alpha"] is None:
+            continue
+        y = (
+            questions.index(r["question"])
+            + (scopes.index(r["scope"]) - (len(scopes) - 1) / 2) * step
+        )
+        colour = "#222" if r["scope"] == "all" else _CAT_COLOURS.get(r["scope"], "#888")
+        name = "all items" if r["scope"] == "all" else r["scope"].replace("$", r"\$")
+        label = None if r["scope"] in seen else name
+        seen.add(r["scope"])
+        if r["ci"]:
+            lo, hi = r["ci"]
+            ax.plot([lo, hi], [y, y], color=colour, linewidth=1.5)
+            lows.append(lo)
+        ax.plot([r["alpha"]], [y], "o", color=colour, markersize=5, label=label)
+        lows.append(r["alpha"])
+    ax.axvline(0, color="#999", linewidth=0.8)
+    ax.axvline(0.667, color="#999", linewidth=0.8, linestyle=":")
+    ax.axvline(0.8, color="#999", linewidth=0.8, linestyle="--")
+    ax.set_xlim(max(-1.0, min(lows) - 0.05), 1.02)
+    ax.set_yticks(range(len(questions)), [q.replace("$", r"\$") for q in questions])  # no mathtext
+    ax.set_ylim(len(questions) - 0.5, -0.5)
+    ax.set_xlabel("Krippendorff's alpha with 95% bootstrap interval (dotted 0.667, dashed 0.8)")
+    ax.legend(loc="lower left", fontsize=8, ncols=min(len(seen), 5))
+    _save(fig, path)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _interval(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -135,8 +245,63 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 _CSS = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #bbb;padding:3px 8px}
-th{background:#eef}img{max-width:100%;border:1px solid #ddd}pre{background:#f6f6f6;padding:8px}"""
+table{border-collapse:collapse;margin:0.5em 0 1.5em;max-width:100%}
+td,th{border:1px solid #bbb;padding:3px 8px;overflow-wrap:anywhere}
+th{background:#eef}img{max-width:100%;border:1px solid #ddd}
+.warn{background:#fdecea;border-left:4px solid #c0392b;padding:6px 10px}"""
+
+
+def _agreement_section(agreement: Any, out_dir: str, plot: Callable[[str], str]) -> str:
+    esc = html.escape
+    if agreement is None:
+        return "<p>No annotation agreement was given for this release.</p>"
+    body = ""
+    protocol = agreement.get("protocol") if isinstance(agreement, dict) else None
+    if protocol:
+        body += f"<p>Protocol: {esc(str(protocol))}</p>"
+    rows = agreement_rows(agreement)
+    if not rows:
+        leaves = numeric_leaves(agreement)
+        if not leaves:
+            return body + "<p>agreement.json holds no agreement figures.</p>"
+        return (
+            body + "<p>agreement.json has no per-question section (<code>questions</code>, as "
+            "written by <code>mmloom annotate pull</code>); its figures:</p>"
+            + _table(["figure", "value"], [[k, _fmt(v)] for k, v in leaves])
+        )
+    boot = (agreement.get("rubric") or {}).get("bootstrap") or {}
+    if boot:
+        body += (
+            f"<p>95% intervals: {esc(str(boot.get('interval', 'percentile')))} bootstrap over "
+            f"items, {esc(str(boot.get('resamples', '?')))} resamples, seed "
+            f"{esc(str(boot.get('seed', '?')))}.</p>"
+        )
+    plotted = [r for r in rows if r["alpha"] is not None]
+    if plotted:
+        _agreement_plot(plotted, os.path.join(out_dir, "agreement.png"))
+        body += plot("agreement.png")
+    table = [
+        [
+            r["question"],
+            "all items" if r["scope"] == "all" else r["scope"],
+            r["level"],
+            _fmt(r["alpha"]),
+            _interval(r["ci"]),
+            _fmt(r["percent"]),
+            r["pairable"],
+        ]
+        for r in rows
+    ]
+    header = [
+        "question",
+        "items",
+        "level",
+        "α",
+        "α 95% interval",
+        "% agreement",
+        "items rated ≥ 2×",
+    ]
+    return body + _table(header, table)
 
 
 def write_report(
@@ -153,29 +318,65 @@ def write_report(
         return f'<img src="{name}" alt="{esc(name)}">'
 
     _counts_plot(summary, os.path.join(out_dir, "counts_vs_mmie.png"))
-    cat_rows = [[c, n, MMIE_CATEGORIES.get(c, "-")] for c, n in summary["categories"].items()] + [
-        ["total", summary["total"], MMIE_TOTAL]
+    n_if = summary["categories"].get("IF", 0)
+    share_rows = [
+        [c, n, _fmt(ours, 2), theirs, _fmt(share, 2)]
+        for c, n, ours, theirs, share in _mmie_shares(summary)
     ]
+    if_note = (
+        f"<p>MMIE has no IF category: the {n_if} IF (instruction-following) items are left "
+        "out of this comparison.</p>"
+        if n_if
+        else ""
+    )
     sections.append(
         "<h2>Counts against MMIE's published distribution</h2>"
+        + if_note
         + plot("counts_vs_mmie.png")
-        + _table(["category", "this release", "MMIE"], cat_rows)
+        + _table(["category", "this release", "share %", "MMIE", "MMIE share %"], share_rows)
         + _table(["category / field", "items"], [[k, v] for k, v in summary["fields"].items()])
     )
     clip = summary["clip"]
     if clip["scores"]:
-        _clip_plot(clip["scores"], os.path.join(out_dir, "clip_scores.png"))
-        body = plot("clip_scores.png") + f"<p>Models: {esc(', '.join(clip['models']))}</p>"
+        thresholds = clip_thresholds(clip.get("settings"))
+        untrained = clip_is_untrained(clip["models"])
+        _clip_plot(clip["scores"], thresholds, untrained, os.path.join(out_dir, "clip_scores.png"))
+        body = ""
+        if untrained:
+            body += (
+                '<p class="warn">These scores come from an untrained test model ('
+                + esc(", ".join(clip["models"]))
+                + "): they exercise the scoring path but mean nothing. Score with a trained "
+                "CLIP model (README.md, \u201cCLIP scoring\u201d) before filtering on them.</p>"
+            )
+        body += plot("clip_scores.png") + f"<p>Models: {esc(', '.join(clip['models']))}. "
+        if thresholds:
+            body += (
+                "Dashed lines: the build's minimum score per category ("
+                + esc(", ".join(f"{k} {v:g}" for k, v in sorted(thresholds.items())))
+                + "), applied to each record's lowest pair score; records below it are not "
+                "in the release.</p>"
+            )
+        else:
+            body += "The build set no minimum score per category.</p>"
     else:
         reasons = "; ".join(f"{k}: {v}" for k, v in clip["not_scored"].items())
         body = f"<p>Not scored ({esc(reasons)}).</p>"
     sections.append("<h2>CLIP image-text scores per category</h2>" + body)
-    series = cluster_sizes(stats.get("dedupe"))
+    dedupe = stats.get("dedupe")
+    series = cluster_sizes(dedupe)
     if series:
         _cluster_plot(series, os.path.join(out_dir, "dedupe_clusters.png"))
         body = plot("dedupe_clusters.png")
+    elif isinstance(dedupe, dict):
+        images = dedupe.get("images")
+        body = (
+            "<p>No duplicate clusters: "
+            + (f"all {esc(str(images))} images are distinct" if images is not None else "none")
+            + " at the build's dedupe settings.</p>"
+        )
     else:
-        body = "<p>stats.json records no dedupe cluster sizes for this build.</p>"
+        body = "<p>stats.json records no dedupe results for this build.</p>"
     sections.append("<h2>Dedupe cluster sizes</h2>" + body)
     drops = [
         (f"build: {d['stage']} / {d['reason']}", d["count"]) for d in summary["build"]["drops"]
@@ -184,38 +385,24 @@ def write_report(
         (f"publish: {d['stage']} / {d['reason']}", d["count"]) for d in summary["publish_drops"]
     ]
     if drops:
+        shown = sorted(drops, key=lambda d: -d[1])[:MAX_BARS]
+        title = "Drops per stage and reason" + (
+            f" (the {MAX_BARS} largest of {len(drops)})" if len(drops) > MAX_BARS else ""
+        )
         _bar_plot(
-            [d[0] for d in drops],
-            [d[1] for d in drops],
-            "Drops per stage and reason",
-            os.path.join(out_dir, "drops.png"),
+            [d[0] for d in shown], [d[1] for d in shown], title, os.path.join(out_dir, "drops.png")
         )
         body = plot("drops.png") + _table(["stage / reason", "count"], [list(d) for d in drops])
     else:
         body = "<p>Nothing was dropped.</p>"
     sections.append("<h2>Drops per stage and reason</h2>" + body)
-    agreement = summary["annotation"]["agreement"]
-    if agreement is not None:
-        figures = numbers(agreement)
-        body = ""
-        if figures:
-            _bar_plot(
-                [f[0] for f in figures],
-                [f[1] for f in figures],
-                "Annotation agreement",
-                os.path.join(out_dir, "agreement.png"),
-            )
-            body += plot("agreement.png")
-        body += (
-            "<pre>"
-            + esc(json.dumps(agreement, ensure_ascii=False, indent=2, sort_keys=True))
-            + "</pre>"
-        )
-    else:
-        body = "<p>No annotation agreement was given for this release.</p>"
-    sections.append("<h2>Annotation agreement</h2>" + body)
+    sections.append(
+        "<h2>Annotation agreement</h2>"
+        + _agreement_section(summary["annotation"]["agreement"], out_dir, plot)
+    )
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(str(summary['build']['name']))} {esc(version)} report</title>"
         f"<style>{_CSS}</style></head><body>"
         f"<h1>Release {esc(version)}: {summary['total']} items</h1>"

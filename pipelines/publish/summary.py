@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -41,6 +43,150 @@ CATEGORY_NAMES = {
     "MSR": "multi-step reasoning",
     "IF": "instruction following (MIA-Bench style)",
 }
+
+
+# Scripts the language detector knows: (name, code points, language code). Latin script is
+# reported as English: mmloom's sources write Latin-script text in English only, and telling
+# Latin-script languages apart needs a word list, which this detector does without.
+_SCRIPTS = (
+    ("cjk", ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F)), "zh"),
+    ("kana", ((0x3040, 0x30FF), (0x31F0, 0x31FF)), "ja"),
+    ("hangul", ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7AF)), "ko"),
+    ("arabic", ((0x0600, 0x06FF), (0x0750, 0x077F), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF)), "ar"),
+    ("hebrew", ((0x0590, 0x05FF),), "he"),
+    ("cyrillic", ((0x0400, 0x04FF),), "ru"),
+    ("devanagari", ((0x0900, 0x097F),), "hi"),
+    ("thai", ((0x0E00, 0x0E7F),), "th"),
+    ("greek", ((0x0370, 0x03FF),), "el"),
+)
+_PERSIAN_LETTERS = set("پچژگ")  # in Persian, not in Arabic
+_LATIN_WORD = re.compile(r"[A-Za-z]*[a-z][A-Za-z]+")  # a word with lower case: not "ABC"
+LANGUAGE_NAMES = {
+    "en": "English", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ar": "Arabic",
+    "fa": "Persian", "he": "Hebrew", "ru": "Russian", "hi": "Hindi", "th": "Thai",
+    "el": "Greek",
+}  # fmt: skip
+
+
+def _script(ch: str) -> str | None:
+    cp = ord(ch)
+    for name, ranges, _ in _SCRIPTS:
+        if any(lo <= cp <= hi for lo, hi in ranges):
+            return name
+    return None
+
+
+def languages(text: str) -> list[str]:
+    """The languages of ``text`` by script (ISO 639-1 codes, sorted): a dependency-free guess.
+
+    A script counts from 2 letters on; Greek only when it is most of the letters (math
+    writes α, θ, π in English text); Arabic script is Persian (``fa``) when it has a letter
+    only Persian uses (پ چ ژ گ); kana makes CJK text Japanese; Latin-script text counts as
+    English when it has two words with a lower-case letter (point labels like "ABC" do not).
+    """
+    counts: Counter[str] = Counter()
+    for ch in text:
+        if ch.isalpha() and ord(ch) > 0x24F:
+            script = _script(ch)
+            if script:
+                counts[script] += 1
+    letters = sum(counts.values()) + sum(1 for ch in text if ch.isascii() and ch.isalpha())
+    found = set()
+    for name, _, code in _SCRIPTS:
+        n = counts[name]
+        if n < 2 or (name == "greek" and n * 2 <= letters):
+            continue
+        if name == "arabic" and _PERSIAN_LETTERS & set(text):
+            code = "fa"
+        if name == "cjk" and counts["kana"] >= 2:
+            code = "ja"
+        found.add(code)
+    if len(_LATIN_WORD.findall(text)) >= 2:
+        found.add("en")
+    return sorted(found)
+
+
+def clip_is_untrained(models: list[str]) -> bool:
+    """Whether the CLIP scores come from mmloom's tiny test model, whose scores mean nothing
+    (the sample config's ``mmloom-tiny-clip``; any model id naming a tiny model)."""
+    return any("tiny" in m.lower() for m in models)
+
+
+def clip_thresholds(settings: Any) -> dict[str, float]:
+    """The per-category minimum CLIP scores of the build (empty when none were set)."""
+    if not isinstance(settings, dict):
+        return {}
+    flat = settings.get("settings", settings)
+    thresholds = flat.get("thresholds") if isinstance(flat, dict) else None
+    return dict(thresholds) if isinstance(thresholds, dict) else {}
+
+
+def category_order(category: str) -> tuple:
+    """Sort key: mmloom's categories in their order (SA, PBL, MSR, IF), then any other."""
+    known = category in CATEGORIES
+    return (not known, CATEGORIES.index(category) if known else 0, category)
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, else None (agreement.json is an input: anything may be in it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def agreement_rows(agreement: Any) -> list[dict[str, Any]]:
+    """agreement.json's per-question figures (``mmloom annotate pull``'s ``questions``) as
+    rows: one ``scope="all"`` row per question, then one per category asking it.
+
+    Each row: ``question, scope, level, alpha, ci (None or [lo, hi]), percent, pairable,
+    units``; alpha, ci and percent are finite numbers or None. Empty when the file has no
+    ``questions`` section in that shape.
+    """
+    questions = agreement.get("questions") if isinstance(agreement, dict) else None
+    if not isinstance(questions, dict):
+        return []
+    rows = []
+
+    def row(name: str, scope: str, entry: Any) -> None:
+        if not isinstance(entry, dict):
+            return
+        ci = entry.get("alpha_ci95")
+        ci = [_number(v) for v in ci] if isinstance(ci, list) and len(ci) == 2 else None
+        rows.append(
+            {
+                "question": name,
+                "scope": scope,
+                "level": entry.get("level"),
+                "alpha": _number(entry.get("alpha")),
+                "ci": ci if ci and None not in ci else None,
+                "percent": _number(entry.get("percent_agreement")),
+                "pairable": entry.get("pairable_units"),
+                "units": entry.get("units"),
+            }
+        )
+
+    for name, entry in questions.items():
+        row(str(name), "all", entry)
+        by_cat = entry.get("by_category") if isinstance(entry, dict) else None
+        for cat in sorted(by_cat or {}, key=category_order):
+            row(str(name), str(cat), by_cat[cat])
+    return rows
+
+
+def numeric_leaves(obj: Any, prefix: str = "", limit: int = 40) -> list[tuple[str, float]]:
+    """Scalar numbers of a JSON value keyed by dotted path, skipping lists (for an
+    agreement.json without a ``questions`` section); at most ``limit``."""
+    out: list[tuple[str, float]] = []
+    if isinstance(obj, bool) or obj is None:
+        return out
+    if isinstance(obj, int | float):
+        return [(prefix or "value", float(obj))]
+    if isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            out += numeric_leaves(obj[k], f"{prefix}.{k}" if prefix else str(k), limit)
+            if len(out) >= limit:
+                break
+    return out[:limit]
 
 
 def words(text: str) -> int:
@@ -114,11 +260,13 @@ def summarize(
     by_format = Counter((r["category"], r["question_format"]) for r in records)
     by_source = Counter(r["provenance"]["source"] for r in records)
     licences: dict[str, set[str]] = defaultdict(set)
-    image_licences: dict[str, set[str]] = defaultdict(set)
+    image_licences: dict[str, Counter[str]] = defaultdict(Counter)
+    by_language: Counter[str] = Counter()
     for r in records:
         licences[r["provenance"]["source"]].add(r["provenance"]["license"])
         for im in r["images"]:
-            image_licences[r["provenance"]["source"]].add(im["license"] or "not stated")
+            image_licences[r["provenance"]["source"]][im["license"] or "not stated"] += 1
+        by_language.update(languages(question_text(r)) or ["und"])
     q_images = [sum(1 for s in r["question"] if s["image"]) for r in records]
     a_images = [sum(1 for s in r["answer"] if s["image"]) for r in records]
     q_words = [words(question_text(r)) for r in records]
@@ -180,6 +328,10 @@ def summarize(
         "sources": dict(sorted(by_source.items())),
         "licences": {s: sorted(v) for s, v in sorted(licences.items())},
         "image_licences": {s: sorted(v) for s, v in sorted(image_licences.items())},
+        "image_licence_counts": {
+            s: dict(sorted(v.items())) for s, v in sorted(image_licences.items())
+        },
+        "languages": dict(sorted(by_language.items(), key=lambda kv: (-kv[1], kv[0]))),
         "images_per_question": _mean(q_images),
         "images_per_answer": _mean(a_images),
         "question_images_histogram": {str(k): v for k, v in sorted(Counter(q_images).items())},

@@ -77,3 +77,83 @@ def write_annotations(folder: Path, lines: list[str], agreement: dict | None) ->
     if agreement is not None:
         (folder / "agreement.json").write_text(json.dumps(agreement))
     return folder
+
+
+RUBRIC_QUESTIONS = {  # annotation/rubric.yaml: question -> level (text questions have none)
+    "question_clarity": "ordinal",
+    "answer_quality": "ordinal",
+    "image_relevance": "ordinal",
+    "irrelevant_images": "nominal",
+    "coherence": "ordinal",
+    "subinstructions_answerable": "ordinal",
+    "weights_fit": "ordinal",
+    "correct_field": "nominal",
+    "correct_subfield": "nominal",
+    "harmful": "nominal",
+    "verdict": "nominal",
+}
+IF_ONLY = {"subinstructions_answerable", "weights_fit"}
+
+
+def pull_agreement(protocol: str = "two annotators per item") -> dict:
+    """An agreement.json in the shape `mmloom annotate pull` writes (annotation/pull.py):
+    every rubric question with alpha and percent agreement and their 95% bootstrap intervals,
+    overall and per category, from 1,000 resamples. The figures are made up but consistent
+    (each interval holds its alpha); one category question has too few items for an alpha."""
+    import hashlib
+
+    def entry(name: str, scope: str, units: int) -> dict:
+        h = hashlib.sha256(f"{name}/{scope}".encode()).digest()
+        alpha = round(-0.1 + h[0] / 255 * 1.05, 4)
+        if (name, scope) == ("weights_fit", "IF"):
+            return {"level": RUBRIC_QUESTIONS[name], "alpha": None, "alpha_ci95": None,
+                    "percent_agreement": None, "percent_agreement_ci95": None, "units": 1,
+                    "pairable_units": 1, "values": 2}  # fmt: skip
+        lo, hi = round(alpha - 0.05 - h[1] / 255 * 0.3, 4), round(min(1.0, alpha + 0.1), 4)
+        pct = round(0.5 + h[2] / 255 * 0.5, 4)
+        return {
+            "level": RUBRIC_QUESTIONS[name],
+            "alpha": alpha,
+            "alpha_ci95": [lo, hi],
+            "percent_agreement": pct,
+            "percent_agreement_ci95": [round(pct - 0.1, 4), round(min(1.0, pct + 0.05), 4)],
+            "units": units,
+            "pairable_units": units,
+            "values": 2 * units,
+        }
+
+    questions = {}
+    for name in RUBRIC_QUESTIONS:
+        cats = ["IF"] if name in IF_ONLY else ["IF", "MSR", "PBL", "SA"]
+        if name == "irrelevant_images":
+            cats = ["MSR", "PBL", "SA"]
+        q = entry(name, "all", 10 * len(cats))
+        q["by_category"] = {c: entry(name, c, 10) for c in cats}
+        questions[name] = q
+    return {
+        "protocol": protocol,
+        "rubric": {
+            "source": "rubric.yaml",
+            "overlap": 2,
+            "rule": "majority",
+            "min_responses": 2,
+            "bootstrap": {"resamples": 1000, "seed": 0, "interval": "percentile 95%"},
+        },
+        "datasets": {
+            "SA": "round1-sa",
+            "PBL": "round1-pbl",
+            "MSR": "round1-msr",
+            "IF": "round1-if",
+        },
+        "records": {
+            "in_argilla": 44,
+            "decided": 40,
+            "pending": 4,
+            "by_category": {"IF": 10, "MSR": 10, "PBL": 10, "SA": 10},
+        },
+        "verdicts": {"accept": 30, "fix": 6, "reject": 4},
+        "corrected": 3,
+        "annotators": 3,
+        "questions": questions,
+        "problems": [],
+    }

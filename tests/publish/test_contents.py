@@ -19,7 +19,7 @@ from pipelines.publish.cli import main as publish_main
 from pipelines.publish.mmie_export import scorer_view
 from pipelines.publish.shards import FEATURES, plan
 from schemas.buildio import read_records
-from tests.publish.conftest import HOSTILE, write_annotations
+from tests.publish.conftest import HOSTILE, pull_agreement, write_annotations
 
 pytestmark = pytest.mark.slow
 
@@ -155,11 +155,7 @@ def annotated(rich_build, tmp_path_factory):
         json.dumps({"id": by_cat["SA"][1], "verdict": "maybe"}),
         json.dumps({"id": "SA_vist_test_nope", "verdict": "accept"}),
     ]
-    agreement = {
-        "protocol": f"two annotators per item {HOSTILE}",
-        "verdict": {"percent_agreement": 0.8, "krippendorff_alpha": 0.61, "note": HOSTILE},
-        "quality": {"krippendorff_alpha": 0.44, "ci95": [0.2, 0.6]},
-    }
+    agreement = pull_agreement(f"two annotators per item {HOSTILE}")
     ann = write_annotations(tmp_path_factory.mktemp("ann") / "ann", lines, agreement)
     out = tmp_path_factory.mktemp("annotated") / "release"
     argv = [
@@ -197,7 +193,7 @@ def test_annotation_decisions_are_applied(annotated, tmp_path):
         exp["fix_bad"]
     }
     card = (out / "README.md").read_text()
-    assert "with a corrected field or subfield" in card and "krippendorff_alpha" in card
+    assert "with a corrected field or subfield" in card and "| verdict | nominal |" in card
     assert "<script>" not in card.split("```json")[0]  # protocol text is escaped
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["publish"]["annotations_sha256"]) == {"decisions.jsonl", "agreement.json"}
