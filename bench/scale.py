@@ -217,67 +217,27 @@ def _items(name: str, options: dict[str, Any], limit: int):
 
 def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
     """The build's per-item work as one loop; returns counts (items, written, dropped)."""
-    import hashlib
     from dataclasses import replace
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pipelines.config import load_config
-    from pipelines.transforms.images import (
-        ImageLimits,
-        fetch_bytes,
-        inspect_image,
-        localize_paths,
-    )
+    from pipelines.transforms.images import ImageLimits, load_images, localize_paths
     from schemas.errors import RecordError
     from schemas.parquet import RECORD_SCHEMA, to_row
-    from schemas.store import ImageStore, ref_for
+    from schemas.store import ImageStore
     from schemas.validation import validate_record
     from sources import get_source
 
     cfg = load_config(config, no_clip=True)
     limits = ImageLimits.from_config(cfg.images)
     exempt = set(cfg.images.exempt_sources)
-    image_fields = set(RECORD_SCHEMA.field("images").type.value_type.names)
     store = ImageStore(out)
     os.makedirs(os.path.join(out, "records"), exist_ok=True)
     writer = pq.ParquetWriter(os.path.join(out, "records", "records.parquet"), RECORD_SCHEMA)
     rows: list[dict[str, Any]] = []
     counts = {"items": 0, "written": 0, "dropped": 0, "images": 0}
-
-    def load(draft: dict[str, Any], lim: ImageLimits) -> dict[str, Any]:
-        images, path_of = [], {}
-        for entry in draft["images"]:
-            data = fetch_bytes(entry)
-            info = inspect_image(data, entry["uri"], lim)
-            digest = hashlib.sha256(data).hexdigest()
-            path = ref_for(digest, info.ext)
-            path_of[entry["ref"]] = path
-            if any(im["path"] == path for im in images):
-                continue
-            store.put(path, data)
-            image = {
-                "path": path,
-                "sha256": digest,
-                "width": info.width,
-                "height": info.height,
-                "format": info.format,
-                "source_uri": entry["uri"],
-                "license": entry.get("license"),
-                "phash": info.phash,
-            }
-            if "bytes" in image_fields:  # a schema that still has the column: leave it empty
-                image["bytes"] = None
-            images.append(image)
-        record = dict(draft)
-        for key in ("question", "answer", "gt_answer"):
-            record[key] = [
-                {"text": s["text"], "image": path_of.get(s["image"], s["image"])}
-                for s in draft[key]
-            ]
-        record["images"] = images
-        return record
 
     for name, options in cfg.sources.items():
         source = get_source(name)
@@ -288,7 +248,8 @@ def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
                 counts["dropped"] += 1
                 continue
             try:
-                record = load(source.restructure(item, options), lim)
+                # the build's own function: fetch, check, pHash, sha256, store, reference
+                record = load_images(source.restructure(item, options), lim, store=store)
                 record = localize_paths(record, cfg.base_dir)
             except Exception:
                 counts["dropped"] += 1

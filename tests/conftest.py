@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,17 @@ from tools.sample_images import make_image
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = REPO / "configs" / "sample.yaml"
+# headless Chromium as every browser test starts it (Debian's package; a fresh profile each)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # where configs/sample.yaml expects its tiny CLIP model (`make tiny-clip` makes the same file)
 TINY_CLIP = REPO / "out" / "models" / "mmloom-tiny-clip.safetensors"
 

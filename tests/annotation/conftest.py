@@ -142,3 +142,13 @@ def argilla_server(tmp_path_factory) -> ArgillaTestServer:
         annotate_main(["stop", "--home", str(home)])
         left = {name: pid for name, pid in started.items() if Path(f"/proc/{pid}").exists()}
         assert not left, f"mmloom annotate stop left processes running: {left}"
+
+
+@pytest.fixture(scope="module")
+def env(argilla_server):
+    """The session's server, with ``ARGILLA_API_URL``/``ARGILLA_API_KEY`` set for the module
+    (as a user who sourced the server's env file)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARGILLA_API_URL", argilla_server.url)
+        mp.setenv("ARGILLA_API_KEY", argilla_server.api_key)
+        yield argilla_server

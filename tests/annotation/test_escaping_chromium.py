@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import socket
 import uuid
 
@@ -27,12 +26,8 @@ from annotation.render import render_record
 from annotation.rubric import load_rubric
 from annotation.settings import dataset_name
 from tests.annotation.conftest import sign_in_and_open
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 SCRIPT = "<script>window.top.__pwned = 'script'; alert(1)</script>"
 IMG = "<img src=x onerror=window.top.__pwned=2>"
 HOSTILE = f"Look: {SCRIPT} and {IMG} end."

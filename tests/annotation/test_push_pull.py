@@ -46,14 +46,6 @@ def build(sample_build) -> Path:
 
 
 @pytest.fixture(scope="module")
-def env(argilla_server):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ARGILLA_API_URL", argilla_server.url)
-        mp.setenv("ARGILLA_API_KEY", argilla_server.api_key)
-        yield argilla_server
-
-
-@pytest.fixture(scope="module")
 def images(tmp_path_factory):
     root = tmp_path_factory.mktemp("annotate-images")
     yield root, _free_port()

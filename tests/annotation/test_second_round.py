@@ -25,7 +25,6 @@ from pathlib import Path
 
 import httpx
 import pyarrow.parquet as pq
-import pytest
 
 from annotation import images as image_store
 from annotation.annotate_cli import main as annotate_main
@@ -40,14 +39,6 @@ from schemas.taxonomy import taxonomy
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_BASE = "http://127.0.0.1:9"  # never fetched: the HTML only names the URLs
-
-
-@pytest.fixture(scope="module")
-def env(argilla_server):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ARGILLA_API_URL", argilla_server.url)
-        mp.setenv("ARGILLA_API_KEY", argilla_server.api_key)
-        yield argilla_server
 
 
 def _run(main, argv: list[str]) -> tuple[int, str, str]:

@@ -8,7 +8,6 @@ submits; the SDK then reads the response back from the server.
 from __future__ import annotations
 
 import io
-import shutil
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,17 +18,7 @@ from PIL import Image
 from playwright import sync_api as playwright_api
 
 from tests.annotation.conftest import sign_in_and_open
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 
 
 def _png(width: int = 64, height: int = 48) -> bytes:

@@ -14,20 +14,11 @@ from PIL import Image
 from pipelines.publish.cli import main as publish_main
 from pipelines.publish.report import MAX_PLOT_PX
 from schemas.buildio import read_records
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.publish.conftest import HOSTILE, pull_agreement, write_annotations
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WINDOW = {"width": 1280, "height": 900}
 THRESHOLDS = {"SA": 0.15, "PBL": 0.12, "MSR": 0.1, "IF": 0.2}
 
