@@ -20,6 +20,9 @@ class OpenClipModelHandler(ModelHandler[ClipInput, PredictionResult, ClipModel])
     both towers run once per batch. Each result is a ``PredictionResult`` whose ``example``
     is ``(kind, ref)`` (the input array is not carried on) and whose ``inference`` is the
     L2-normalised float32 embedding; wrap the handler in ``KeyedModelHandler`` to carry keys.
+    The model runs every forward pass on one padded shape
+    (:func:`pipelines.clip.model.forward_rows`), so an embedding is the same bits whatever
+    batch Beam put it in.
 
     Args:
         spec: model, weights, device and precision.
@@ -50,13 +53,14 @@ class OpenClipModelHandler(ModelHandler[ClipInput, PredictionResult, ClipModel])
             model_copies=model_copies,
         )
         self._spec = spec
+        self._max_batch_size = max_batch_size
 
     @property
     def spec(self) -> ClipSpec:
         return self._spec
 
     def load_model(self) -> ClipModel:
-        return ClipModel(self._spec)
+        return ClipModel(self._spec, max_batch_size=self._max_batch_size)
 
     def run_inference(
         self,

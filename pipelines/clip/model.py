@@ -39,6 +39,20 @@ TEXT = "text"
 # Geometry keys of open_clip's preprocess config that the preprocessing step must share with
 # the loaded model (mean/std are applied on the device, from the model itself).
 GEOMETRY_KEYS = ("size", "interpolation", "resize_mode", "fill_color")
+# Rows of every forward pass (fewer when clip.max_batch_size is lower). Matrix-product
+# kernels are chosen by shape, and a row's float32 result depends on the kernel: on the CPU
+# (oneDNN/MKL) an embedding computed in a batch of 4 differs from the same image alone in
+# the last bit or two. Running every pass on one shape, padded, makes each embedding a
+# function of its own input only, whatever RunInference's batches hold. Measured in
+# bench/clip_determinism.py and bench/RESULTS.md.
+CPU_FORWARD_ROWS = 8
+CUDA_FORWARD_ROWS = 64
+
+
+def forward_rows(device: str, max_batch_size: int | None = None) -> int:
+    """The fixed number of rows of every forward pass on ``device`` (``cpu`` or ``cuda``)."""
+    rows = CUDA_FORWARD_ROWS if device == "cuda" else CPU_FORWARD_ROWS
+    return max(1, min(rows, max_batch_size or rows))
 
 
 class ClipInput(NamedTuple):
@@ -236,10 +250,16 @@ class ClipModel:
     """A loaded open_clip model with its tokenizer's context and device settings.
 
     :meth:`embed` takes and returns numpy arrays only, so the object works the same when
-    RunInference shares it across processes (the call then goes through a proxy).
+    RunInference shares it across processes (the call then goes through a proxy). Every
+    forward pass has exactly :attr:`forward_rows` rows (a batch is cut into passes of that
+    size, the last one padded), so an embedding does not depend on which batch it came in.
+
+    Args:
+        spec: model, weights, device and precision.
+        max_batch_size: caps :attr:`forward_rows` (see :func:`forward_rows`).
     """
 
-    def __init__(self, spec: ClipSpec) -> None:
+    def __init__(self, spec: ClipSpec, max_batch_size: int | None = None) -> None:
         import open_clip
         import torch
 
@@ -264,9 +284,14 @@ class ClipModel:
             )
         self.mean = torch.tensor(cfg["mean"], device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(cfg["std"], device=self.device).view(1, 3, 1, 1)
+        self.forward_rows = forward_rows(self.device, max_batch_size)
         self._lock = threading.Lock()
         LOG.info(
-            "loaded CLIP %s on %s (autocast %s)", spec.model_id, self.device, self.dtype or "off"
+            "loaded CLIP %s on %s (autocast %s, %d rows per forward pass)",
+            spec.model_id,
+            self.device,
+            self.dtype or "off",
+            self.forward_rows,
         )
 
     def _autocast(self):
@@ -295,7 +320,24 @@ class ClipModel:
             return self.model.encode_text(t, normalize=True).float()
 
     def _run(self, fn, arr: np.ndarray) -> np.ndarray:
-        """Run ``fn`` on ``arr``; on CUDA out-of-memory, retry in halves down to single rows."""
+        """Run ``fn`` on ``arr`` in forward passes of exactly :attr:`forward_rows` rows.
+
+        The last pass is padded by repeating its last row, and only the real rows are kept,
+        so every pass has one shape whatever the batch: see :data:`CPU_FORWARD_ROWS`.
+        """
+        rows = self.forward_rows
+        out = []
+        for start in range(0, len(arr), rows):
+            part = arr[start : start + rows]
+            n = len(part)
+            if n < rows:
+                part = np.concatenate([part, np.repeat(part[-1:], rows - n, axis=0)])
+            out.append(self._forward(fn, part)[:n])
+        return np.concatenate(out)
+
+    def _forward(self, fn, arr: np.ndarray) -> np.ndarray:
+        """``fn(arr)``; on CUDA out-of-memory, retry in halves down to single rows (the halves
+        have another shape, so their last bits may differ from other builds: logged)."""
         import torch
 
         try:
@@ -305,8 +347,12 @@ class ClipModel:
                 raise
             torch.cuda.empty_cache()
             half = len(arr) // 2
-            LOG.warning("CUDA out of memory on a batch of %d; splitting it", len(arr))
-            return np.concatenate([self._run(fn, arr[:half]), self._run(fn, arr[half:])])
+            LOG.warning(
+                "CUDA out of memory on a forward pass of %d rows; splitting it (these scores "
+                "are no longer bitwise reproducible: lower clip.max_batch_size)",
+                len(arr),
+            )
+            return np.concatenate([self._forward(fn, arr[:half]), self._forward(fn, arr[half:])])
 
     def embed(
         self, images: np.ndarray | None, tokens: np.ndarray | None

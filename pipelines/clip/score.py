@@ -21,6 +21,7 @@ a record is unusable in a benchmark, and the image-integrity stage should have c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,13 +50,26 @@ def _source(record: Record) -> tuple[str, str]:
     return prov.get("source", "unknown"), str(prov.get("source_id", record.get("id", "")))
 
 
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """``a . b`` of two float32 vectors, exactly rounded, clipped to [-1, 1].
+
+    Each float32 product is exact in float64 and ``math.fsum`` rounds the sum once, so the
+    value depends on the two vectors alone: not on summation order, BLAS kernel, alignment
+    or machine (``np.dot`` may differ in the last bit between those).
+    """
+    products = np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)
+    return min(1.0, max(-1.0, math.fsum(products.tolist())))
+
+
 def clip_scores(
     record: Record, embeddings: dict[tuple[str, str], np.ndarray], model_id: str
 ) -> dict[str, Any]:
     """The ``scores.clip`` value of ``record`` from its image and text embeddings.
 
     ``embeddings`` maps ``("image", sha256)`` and ``("text", text_ref(text))`` to
-    L2-normalised vectors. Scores are cosines, clipped to [-1, 1] and rounded to 6 places.
+    L2-normalised vectors. Scores are cosines (:func:`cosine`), rounded to 6 places; with the
+    model's fixed forward shape (:class:`pipelines.clip.model.ClipModel`) they are the same
+    bits in every build of the same inputs on the same kind of machine.
 
     Raises:
         KeyError: an embedding the record needs is missing.
@@ -65,7 +79,7 @@ def clip_scores(
     for pair in clip_pairs(record):
         img = embeddings[(IMAGE, sha_of[pair.image])]
         txt = embeddings[(TEXT, text_ref(pair.text))]
-        score = round(float(np.clip(np.dot(img, txt), -1.0, 1.0)), 6)
+        score = round(cosine(img, txt), 6)
         pairs.append({"image": pair.image, "text_from": pair.text_from, "score": score})
     return {
         "scored": True,
@@ -301,4 +315,5 @@ __all__ = [
     "PrepareClipInputsFn",
     "ScoreImageText",
     "clip_scores",
+    "cosine",
 ]
