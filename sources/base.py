@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 import apache_beam as beam
 
+from schemas import source_options
 from schemas.deadletter import DEAD, STAGE_READ, reject
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.fs import match
@@ -82,7 +83,7 @@ class SourceReader(beam.PTransform):
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__()
-        self.options = dict(options)
+        self.options = source_options(self.source, options)  # schema defaults, filled once
         self.files = self.list_files()
         if not self.files:
             raise PipelineConfigError(

@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError
 from sources.base import Item
 
@@ -89,8 +90,9 @@ _LINGUISTICS_CHECK = {
 
 def component_range(options: dict[str, Any]) -> tuple[int, int]:
     """The ``min_components``/``max_components`` options, checked to lie within 2-5."""
-    lo = int(options.get("min_components", 2))
-    hi = int(options.get("max_components", 5))
+    options = source_options("coco", options)
+    lo = int(options["min_components"])
+    hi = int(options["max_components"])
     if not (2 <= lo <= 5 and 2 <= hi <= 5):
         raise PipelineConfigError(
             f"sources.coco.min_components/max_components must be within 2-5; got {lo}, {hi}"
@@ -215,7 +217,7 @@ def build_components(item: Item, options: dict[str, Any]) -> list[dict[str, Any]
         ``min_components`` (e.g. 5 asked of an image without instance annotations).
     """
     lo, hi = component_range(options)
-    pick = Chooser(int(options.get("seed", 0)), item["source_id"])
+    pick = Chooser(int(source_options("coco", options)["seed"]), item["source_id"])
     stats = category_stats(item["instances"])
     available = _available_types(stats)
     most = min(hi, 1 + len(available))

@@ -27,6 +27,7 @@ import posixpath
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from schemas import source_options
 from schemas.errors import RecordError
 from schemas.fs import join, read_bytes, resolve_under, safe_name
 from sources.base import Item
@@ -42,7 +43,8 @@ SPLITS = ("train", "val")
 
 def paths(options: dict[str, Any]) -> dict[str, str]:
     """The captions file, instances file and images folder the options point at."""
-    split = options.get("split", "val")
+    options = source_options("coco", options)
+    split = options["split"]
     root = options.get("root") or ""
     return {
         "captions": options.get("captions")
@@ -298,7 +300,8 @@ def iter_units(
         instances_error: why ``instances`` is None; every image then becomes a
             ``bad_instances_file`` dead letter.
     """
-    split = options.get("split", "val")
+    options = source_options("coco", options)
+    split = options["split"]
     root = options.get("root")
     images_dir = paths(options)["images"]
     cap_name = relative_name(captions_file, root)

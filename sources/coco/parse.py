@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.fs import require_path
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
@@ -42,7 +43,8 @@ def check_options(options: dict[str, Any]) -> None:
         PipelineConfigError: ``root`` unset, a derived or overridden path missing, an
         unknown split, or ``min_components`` > ``max_components``.
     """
-    split = options.get("split", "val")
+    options = source_options(SOURCE, options)
+    split = options["split"]
     if split not in SPLITS:
         raise PipelineConfigError(f"sources.coco.split must be one of {SPLITS}, not {split!r}")
     require_path(options, "root", SOURCE)
@@ -125,6 +127,6 @@ def restructure(item: Item, options: dict[str, Any]) -> dict[str, Any]:
                 name: {"count": s["count"], "crowd": s["crowd"]} for name, s in stats.items()
             },
             "dominant_supercategory": dominant,
-            "seed": int(options.get("seed", 0)),
+            "seed": int(source_options(SOURCE, options)["seed"]),
         },
     )

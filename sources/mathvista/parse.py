@@ -21,6 +21,7 @@ import json
 import math
 from typing import Any
 
+from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.fs import exists, join, require_path, resolve_under
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
@@ -28,7 +29,6 @@ from schemas.taxonomy import source_table
 
 SOURCE = "mathvista"
 CATEGORY = "MSR"
-DEFAULT_SPLITS = ("testmini",)
 LICENSE = (
     "CC BY-SA 4.0 (MathVista contributions); images and questions remain under the source "
     "datasets' terms; test-set use only (no training)"
@@ -65,7 +65,7 @@ def layout(options: dict[str, Any]) -> str:
 
 
 def selected_splits(options: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(options.get("splits") or DEFAULT_SPLITS)
+    return tuple(source_options(SOURCE, options)["splits"])
 
 
 def split_files(options: dict[str, Any]) -> list[str]:
@@ -87,7 +87,7 @@ def check_options(options: dict[str, Any]) -> None:
             "sources.mathvista: set exactly one of `root` (GitHub layout: testmini.json, "
             "query.json, images/) or `parquet` (HF parquet file or glob)"
         )
-    splits = options.get("splits", list(DEFAULT_SPLITS))
+    splits = source_options(SOURCE, options)["splits"]
     if not isinstance(splits, list | tuple) or not splits:
         raise PipelineConfigError(
             "sources.mathvista.splits must be a non-empty list, e.g. [testmini]"

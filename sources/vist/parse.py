@@ -23,6 +23,7 @@ import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError, as_record_error
 from schemas.fs import join, match, require_path, safe_name
 from schemas.records import (
@@ -47,11 +48,9 @@ DEFAULT_PROMPT = (
     "Continue the story: write the next parts of this photo story, each with a sentence and an "
     "image."
 )
-DEFAULT_QUESTION_SEGMENTS = 1
 # MMIE Figure 1 shows 1 question segment and 3 answer segments; MMIE's scorer skips items
 # with more than 4 images, so the default keeps a story at 4 of its 5 photos.
-DEFAULT_ANSWER_SEGMENTS = 3
-DEFAULT_TEXT_FIELD = "original_text"
+DEFAULT_TEXT_FIELD = source_options("vist", {})["text_field"]
 TEXT_FIELDS = ("original_text", "text")
 
 LICENSE = (
@@ -474,15 +473,17 @@ def restructure(item: Item, options: dict[str, Any]) -> Record:
         RecordError: ``missing_key`` (the item lacks the configured text field),
         ``empty_text`` (a storylet's sentence is empty or blank; MMIE drops these).
     """
-    k = int(options.get("question_segments", DEFAULT_QUESTION_SEGMENTS))
-    text_field = options.get("text_field", DEFAULT_TEXT_FIELD)
+    options = source_options(SOURCE, options)
+    k = int(options["question_segments"])
+    text_field = options["text_field"]
+    # absent: the standard continuation prompt; null: none (not a schema default: code text)
     prompt = options.get("prompt", DEFAULT_PROMPT)
     story_id = item["source_id"]
     storylets = item["storylets"]
     if not 1 <= k < len(storylets):
         raise ValueError(f"question_segments={k} must be between 1 and {len(storylets) - 1}")
 
-    n_answer = options.get("answer_segments", DEFAULT_ANSWER_SEGMENTS)
+    n_answer = options["answer_segments"]
     kept = storylets[: k + n_answer] if n_answer is not None else storylets
 
     refs = ImageRefs()
@@ -564,13 +565,14 @@ def check_options(options: dict[str, Any]) -> None:
         require_path(options, key, SOURCE)
     if options.get("dii"):
         require_path(options, "dii", SOURCE)
-    k = options.get("question_segments", DEFAULT_QUESTION_SEGMENTS)
+    options = source_options(SOURCE, options)
+    k = options["question_segments"]
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= STORY_LENGTH - 1:
         raise PipelineConfigError(
             f"sources.vist.question_segments is {k!r}; use an integer from 1 to 4 (a story "
             "has 5 segments and the answer needs at least one)"
         )
-    if options.get("text_field", DEFAULT_TEXT_FIELD) not in TEXT_FIELDS:
+    if options["text_field"] not in TEXT_FIELDS:
         raise PipelineConfigError(
             f"sources.vist.text_field is {options.get('text_field')!r}; use one of {TEXT_FIELDS}"
         )

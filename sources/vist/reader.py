@@ -69,7 +69,7 @@ class ReadVIST(SourceReader):
             source_file=path,
             images_root=self.options["images"],
             image_stems=self._image_stems(split),
-            text_field=self.options.get("text_field", parse.DEFAULT_TEXT_FIELD),
+            text_field=self.options["text_field"],
             dii=self._dii_for(split),
         )
         for unit in units:

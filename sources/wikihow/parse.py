@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError, as_record_error
 from schemas.fs import join, list_dir_stems, require_path, safe_name
 from schemas.records import (
@@ -47,8 +48,7 @@ LICENSE = (
     "wikiHow text and images: wikiHow Creative Commons licence, commonly given as "
     "CC BY-NC-SA 3.0 (exact variant unverified); see each image's license"
 )
-DEFAULT_MAX_ANSWER_STEPS = 3  # 1 + 3 = 4 images: MMIE Figure 1 shape, within the scorer limit of 4
-DEFAULT_SPLIT = "all"
+DEFAULT_SPLIT = source_options("wikihow", {})["split"]
 # Where step images are looked up, in order: the images folder itself, then train/, test/.
 IMAGE_SUBFOLDERS = ("", "train", "test")
 
@@ -364,7 +364,8 @@ def restructure(item: Item, options: dict[str, Any]) -> dict[str, Any]:
             f"{where}: no image {first['step_id']}.* for step 1 in {item['images_root']} "
             "or its train/ and test/ subfolders",
         )
-    max_answer = int(options.get("max_answer_steps", DEFAULT_MAX_ANSWER_STEPS))
+    options = source_options(SOURCE, options)
+    max_answer = int(options["max_answer_steps"])
     answer_steps = steps[1 : 1 + max_answer]
 
     refs = ImageRefs()
@@ -437,7 +438,8 @@ def check_options(options: dict[str, Any]) -> None:
     """
     require_path(options, "text", SOURCE)
     require_path(options, "images", SOURCE)
-    steps = options.get("max_answer_steps", DEFAULT_MAX_ANSWER_STEPS)
+    options = source_options(SOURCE, options)
+    steps = options["max_answer_steps"]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise PipelineConfigError(
             f"sources.{SOURCE}.max_answer_steps must be an integer >= 1, got {steps!r}"

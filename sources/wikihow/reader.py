@@ -54,6 +54,6 @@ class ReadWikiHow(SourceReader):
             _lines(path),
             path,
             self._lookup,
-            split=self.options.get("split", parse.DEFAULT_SPLIT),
+            split=self.options["split"],
             images_root=self.options["images"],
         )
