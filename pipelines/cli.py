@@ -77,20 +77,30 @@ def _build(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from schemas import buildio
     from schemas.buildio import read_records, read_stats, require_records
     from schemas.store import ImageStore
 
     store = ImageStore(args.build_dir)
+    release = buildio.is_release(args.build_dir)
     if args.image:
         try:
-            data = store.get(args.image)
+            if release:
+                data = buildio.read_release_image(args.build_dir, args.image)
+            else:
+                data = store.get(args.image)
         except (ValueError, FileNotFoundError) as exc:
             raise MmloomError(str(exc)) from exc
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return 0
-    require_records(args.build_dir)
-    records = read_records(args.build_dir)
+    if release:
+        records = buildio.read_release_records(args.build_dir)
+        if args.image_uris:
+            raise MmloomError("a release embeds its images; use --image PATH to write one out")
+    else:
+        require_records(args.build_dir)
+        records = read_records(args.build_dir)
     if args.record_id:
         records = (r for r in records if r["id"] == args.record_id)
     if args.summary:
@@ -99,9 +109,19 @@ def _show(args: argparse.Namespace) -> int:
         for r in records:
             by_cat[(r["category"], r["field"])] += 1
             total += 1
-        print(f"{total} records in {args.build_dir}")
+        kind = "release" if release else "build"
+        print(f"{total} records in the {kind} {args.build_dir}")
         for (cat, field), n in sorted(by_cat.items()):
             print(f"  {cat:<4} {field:<12} {n}")
+        if release:
+            manifest = buildio.read_release_manifest(args.build_dir)
+            publish = manifest.get("publish") or {}
+            version = manifest.get("release_version", "?")
+            print(
+                f"release {version}: {publish.get('records', '?')} records, "
+                f"{publish.get('dropped', '?')} dropped (dropped.jsonl)"
+            )
+            return 0
         stats = read_stats(args.build_dir)
         if stats:
             print("per source: read = written + dropped")

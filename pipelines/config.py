@@ -250,10 +250,36 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
     )
 
 
+def _config_hint(path: str) -> str:
+    """What to try instead of a missing config: YAML files beside the given path, in the
+    current folder, and the example configs of this checkout (by absolute path), closest
+    names first; never the missing path itself."""
+    import difflib
+    import glob
+
+    checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    folders = {os.path.dirname(path) or ".", ".", "configs", checkout}
+    found = {
+        p
+        for folder in folders
+        for pattern in ("*.yaml", "*.yml")
+        for p in glob.glob(os.path.join(folder, pattern))
+    }
+    missing = os.path.abspath(path)
+    near = sorted({p for p in found if os.path.abspath(p) != missing}, key=os.path.abspath)
+    if "://" in path or not near:
+        return (
+            f"relative paths start from the current folder ({os.getcwd()}); "
+            "`mmloom fetch ... --to DIR` writes a config for the real sources"
+        )
+    ranked = difflib.get_close_matches(path, near, n=3, cutoff=0.0)
+    return "configs found nearby: " + ", ".join(ranked)
+
+
 def load_config(path: str, no_clip: bool = False) -> BuildConfig:
     """Read and validate the config file at ``path`` (local or a Beam filesystem URI)."""
     if not FileSystems.exists(path):
-        raise PipelineConfigError(f"config file {path} does not exist; try configs/sample.yaml")
+        raise PipelineConfigError(f"config file {path} does not exist; {_config_hint(path)}")
     with FileSystems.open(path, compression_type="uncompressed") as f:
         text = f.read().decode("utf-8")
     return parse_config(text, path, no_clip=no_clip)

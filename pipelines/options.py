@@ -18,7 +18,10 @@ BUILD_DESCRIPTION = (
     "write records, dead letters and stats.json. Flags it does not know (--runner, "
     "--direct_num_workers, --project, ...) go to Beam."
 )
-SHOW_DESCRIPTION = "Print the records of a build as JSON (streamed, in the order of the shards)."
+SHOW_DESCRIPTION = (
+    "Print the records of a build or a release as JSON (streamed, in the order of the shards), "
+    "their counts, or one image."
+)
 PUBLISH_DESCRIPTION = (
     "Write a release (Parquet shards, dataset card, manifest, MMIE export, report) from a build."
 )
@@ -66,7 +69,11 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def add_show_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("build_dir", help="the --output folder of `mmloom build`")
+    parser.add_argument(
+        "build_dir",
+        metavar="DIR",
+        help="a build (the --output folder of `mmloom build`) or a release (of `mmloom publish`)",
+    )
     parser.add_argument("--id", dest="record_id", help="print only this record")
     parser.add_argument("--jsonl", action="store_true", help="one record per line")
     parser.add_argument("--limit", type=int, default=None, help="print at most N records")

@@ -93,3 +93,69 @@ def read_dead_letters(build_dir: str) -> Iterator[dict[str, Any]]:
             for line in f.read().decode("utf-8").splitlines():
                 if line.strip():
                     yield json.loads(line)
+
+
+# ------------------------------------------------------------------------------ releases
+
+RELEASE_DATA_DIR = "data"
+RELEASE_MANIFEST = "manifest.json"
+_RELEASE_JSON_COLUMNS = ("answer_value", "source_metadata")
+
+
+def is_release(path: str) -> bool:
+    """Is ``path`` a folder written by ``mmloom publish`` (``data/*.parquet`` + manifest)?"""
+    data = FileSystems.join(path, RELEASE_DATA_DIR, "*.parquet")
+    return (
+        FileSystems.exists(FileSystems.join(path, RELEASE_MANIFEST))
+        and not FileSystems.exists(FileSystems.join(path, RECORDS_DIR))
+        and bool(FileSystems.match([data])[0].metadata_list)
+    )
+
+
+def read_release_manifest(path: str) -> dict[str, Any]:
+    with FileSystems.open(
+        FileSystems.join(path, RELEASE_MANIFEST), compression_type="uncompressed"
+    ) as f:
+        return json.loads(f.read())
+
+
+def _release_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A release row as JSON: segment images by path (their bytes left out), JSON columns
+    parsed."""
+    out = dict(row)
+    for key in ("question", "answer", "gt_answer"):
+        out[key] = [
+            {"text": s["text"], "image": None if s["image"] is None else s["image"]["path"]}
+            for s in row[key] or []
+        ]
+    for key in _RELEASE_JSON_COLUMNS:
+        out[key] = None if row.get(key) is None else json.loads(row[key])
+    if out.get("instruction"):
+        out["instruction"] = {
+            **out["instruction"],
+            "components": [
+                {**c, "facts": None if c["facts"] is None else json.loads(c["facts"])}
+                for c in out["instruction"]["components"]
+            ],
+        }
+    return out
+
+
+def read_release_records(path: str) -> Iterator[dict[str, Any]]:
+    """Every record of a release, streamed shard by shard, row group by row group."""
+    pattern = FileSystems.join(path, RELEASE_DATA_DIR, "*.parquet")
+    for shard in sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list):
+        for row in iter_parquet_rows(shard):
+            yield _release_view(row)
+
+
+def read_release_image(path: str, image_path: str) -> bytes:
+    """The bytes of one image of a release (``images/<sha256>.<ext>``), from its shards."""
+    pattern = FileSystems.join(path, RELEASE_DATA_DIR, "*.parquet")
+    for shard in sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list):
+        for row in iter_parquet_rows(shard, columns=["question", "answer", "gt_answer"]):
+            for key in ("question", "answer", "gt_answer"):
+                for s in row[key] or []:
+                    if s["image"] is not None and s["image"]["path"] == image_path:
+                        return s["image"]["bytes"]
+    raise FileNotFoundError(f"no image {image_path} in the release {path}")

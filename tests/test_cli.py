@@ -87,3 +87,18 @@ def test_every_option_is_documented():
             if action.option_strings and action.dest != "help" and not action.help:
                 undocumented.append(f"{name} {action.option_strings[0]}")
     assert not undocumented, undocumented
+
+
+def test_a_missing_config_path_is_never_suggested_again(tmp_path, monkeypatch, capsys):
+    """Run from a folder without configs/: the message points at what exists, not at the
+    same missing path (issue 13)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("version: 1\n")
+    missing = "configs/sample.yaml"
+    assert main(["build", "--config", missing, "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"config file {missing} does not exist" in err
+    hint = err.split("does not exist;", 1)[1]
+    assert f" {missing}," not in hint and not hint.rstrip().endswith(f" {missing}")
+    assert "./mine.yaml" in hint  # what the user has here
+    assert str(REPO / "configs" / "sample.yaml") in hint  # the example, by a path that works
