@@ -120,41 +120,48 @@ def build_pipeline(
     """
     started = time.time()
     store = ImageStore(output)
-    items, dead = [], []
+    items, dead, restructure_dead, byteless, loaded_here, load_dead = [], [], [], [], [], []
     for name, options in config.sources.items():
         label = get_source(name).reader.__name__
         read = p | label >> get_source(name).reader(options)
         items.append(read.items)
         dead.append(read[DEAD])
+        restructured = (
+            read.items
+            | f"{label}Progress" >> ReportProgress(label, "items", started, progress_every)
+            | f"RestructureRecords{label[4:]}" >> RestructureRecords(config.sources)
+        )
+        restructure_dead.append(restructured[DEAD])
+        # Drafts of parquet sources carry their image bytes: they are loaded right here,
+        # fused with their reader (spread by file), so that no shuffle or runner buffer ever
+        # holds image bytes. The other drafts name their images and are reshuffled below.
+        parts = restructured.drafts | f"SplitEmbedded{label[4:]}" >> beam.Partition(
+            lambda d, _n: 1 if embeds_bytes(d) else 0, 2
+        )
+        byteless.append(parts[0])
+        here = parts[1] | f"LoadEmbeddedImages{label[4:]}" >> LoadImages(
+            relative_to=config.base_dir, images=config.images, store=store
+        )
+        loaded_here.append(here.records)
+        load_dead.append(here[DEAD])
     # every unit a reader saw is read: good items and the read-stage dead letters alike
     read_events = [i | f"ReadEvent{n}" >> beam.Map(_event(READ)) for n, i in enumerate(items)] + [
         d | f"ReadDeadEvent{n}" >> beam.Map(lambda dl: (READ, dl["source"], "", ""))
         for n, d in enumerate(dead)
     ]
-    all_items = (
-        items
-        | "FlattenItems" >> beam.Flatten()
-        | "ReadProgress" >> ReportProgress("Read", "items", started, progress_every)
-    )
-    restructured = all_items | "RestructureRecords" >> RestructureRecords(config.sources)
     # A reader emits all items of one file from one element: reshuffle the drafts so that
     # image loading spreads over workers instead of staying fused with the file's reader.
-    # Drafts of parquet sources carry their image bytes: those are loaded where they were
-    # read (spread by file), so that no shuffle ever holds image bytes.
-    by_bytes = restructured.drafts | "SplitEmbedded" >> beam.Partition(
-        lambda d, _n: 1 if embeds_bytes(d) else 0, 2
-    )
-    drafts = (
-        by_bytes[0] | "ReshuffleDrafts" >> beam.Reshuffle(),
-        by_bytes[1],
-    ) | "FlattenDrafts" >> beam.Flatten()
+    drafts = byteless | "FlattenDrafts" >> beam.Flatten() | "ReshuffleDrafts" >> beam.Reshuffle()
     loaded = drafts | "LoadImages" >> LoadImages(
         relative_to=config.base_dir, images=config.images, store=store
     )
-    _ = loaded.records | "LoadProgress" >> ReportProgress(
-        "LoadImages", "records", started, progress_every
+    load_dead.append(loaded[DEAD])
+    records = (
+        (loaded.records, *loaded_here)
+        | "FlattenLoaded" >> beam.Flatten()
+        | "LoadProgress" >> ReportProgress("LoadImages", "records", started, progress_every)
     )
-    validated = loaded.records | "ValidateRecords" >> ValidateRecords()
+    validated = records | "ValidateRecords" >> ValidateRecords()
     unique = validated.valid | "DropDuplicateIds" >> DropDuplicateIds()
 
     # scoring comes before dedupe: the image embeddings it computes anyway find
@@ -196,8 +203,8 @@ def build_pipeline(
 
     all_dead = [
         *dead,
-        restructured[DEAD],
-        loaded[DEAD],
+        *restructure_dead,
+        *load_dead,
         validated[DEAD],
         unique[DEAD],
         *clip_dead,
