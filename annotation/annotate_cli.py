@@ -169,10 +169,6 @@ def _push(args: argparse.Namespace, client: Any) -> int:
     from schemas.store import ImageStore
 
     rubric = load_rubric(args.rubric)
-    if not os.path.isdir(os.path.join(args.build, "records")):
-        raise PushError(
-            f"{args.build} has no records/ folder; pass the --output folder of `mmloom build`"
-        )
     skipped: Counter = Counter()
     chosen = select_records(
         (selection_key(r) for r in read_records(args.build)),
@@ -251,6 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         stopped = image_store.stop_image_server(args.image_root or default_image_root())
         print("Stopped the image server." if stopped else "No image server was running.")
         return 0
+    if args.command == "push":
+        from schemas.buildio import IncompleteBuildError, require_complete
+
+        try:  # before any contact with the server
+            require_complete(args.build)
+        except IncompleteBuildError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     try:
         _, key = credentials()
         install_redaction(key)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import logging
 import sys
 import textwrap
@@ -26,7 +25,8 @@ def _cmd_build(argv: list[str]) -> int:
 
 
 def _cmd_show(argv: list[str]) -> int:
-    from schemas.buildio import read_records, read_stats, require_records
+    from schemas.buildio import read_records, read_stats, require_complete
+    from schemas.jsonsafe import dumps_strict
     from schemas.store import ImageStore
 
     parser = argparse.ArgumentParser(
@@ -59,7 +59,7 @@ def _cmd_show(argv: list[str]) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return 0
-    require_records(args.build_dir)
+    require_complete(args.build_dir)
     records = read_records(args.build_dir)
     if args.record_id:
         records = (r for r in records if r["id"] == args.record_id)
@@ -89,9 +89,9 @@ def _cmd_show(argv: list[str]) -> int:
             for im in r["images"]:
                 im["uri"] = store.uri(im["path"])
         if args.jsonl:
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+            out.write(dumps_strict(r, ensure_ascii=False) + "\n")
         else:
-            text = json.dumps(r, ensure_ascii=False, indent=2)
+            text = dumps_strict(r, ensure_ascii=False, indent=2)
             out.write(("[\n" if shown == 0 else ",\n") + textwrap.indent(text, "  "))
         shown += 1
     if args.record_id and shown == 0:
