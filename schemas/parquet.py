@@ -119,7 +119,11 @@ def checked_row(record: Record) -> dict[str, Any]:
         except UnicodeEncodeError as exc:
             raise RecordError("invalid_utf8", f"/{field.name}: {exc}") from exc
         except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-            reason = "value_out_of_range" if _has_number(value) else "unwritable_value"
+            message = str(exc).lower()
+            integral = pa.types.is_integer(field.type) or "to int" in message
+            overflow = isinstance(exc, OverflowError) or "out of bounds" in message
+            numeric = _has_number(value) and (integral or overflow)
+            reason = "value_out_of_range" if numeric else "unwritable_value"
             shown = repr(value)
             shown = shown if len(shown) <= 200 else shown[:200] + "..."
             raise RecordError(reason, f"/{field.name} = {shown}: {exc}") from exc
