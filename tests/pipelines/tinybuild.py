@@ -53,7 +53,12 @@ def tiny_row(i: int, store: ImageStore, source_metadata: str = "{}") -> dict:
 
 
 def write_tiny_build(
-    out: Path, n: int = 6, shards: int = 2, manifest: bool = True, source_metadata: str = "{}"
+    out: Path,
+    n: int = 6,
+    shards: int = 2,
+    manifest: bool = True,
+    source_metadata: str = "{}",
+    row_group_size: int = 1000,
 ) -> Path:
     """``n`` records in ``shards`` Parquet shards, their images, stats.json, a dead letter
     and (unless ``manifest`` is False) the completion manifest."""
@@ -63,7 +68,8 @@ def write_tiny_build(
     for k in range(shards):
         part = rows[k::shards]
         table = pa.Table.from_pylist(part, schema=RECORD_SCHEMA)
-        pq.write_table(table, out / "records" / f"records-{k:05d}-of-{shards:05d}.parquet")
+        path = out / "records" / f"records-{k:05d}-of-{shards:05d}.parquet"
+        pq.write_table(table, path, row_group_size=row_group_size)
     (out / "dead_letters").mkdir(exist_ok=True)
     dead = {"stage": "read", "reason": "malformed_row", "source": "remi", "source_id": "x",
             "detail": "", "unit": "record"}  # fmt: skip
