@@ -392,7 +392,8 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     the build complete.
     """
     args, beam_args = parse_args(argv)
-    check_output(args.output)
+    if _is_local(args.output):  # cheap; an object store is asked in prepare_output
+        check_output(args.output)
     config = load_config(args.config, no_clip=args.no_clip)
     options = PipelineOptions(beam_args)
     std = options.view_as(StandardOptions)
