@@ -265,6 +265,10 @@ def check_build(build_dir: str, verify_checksums: bool = False) -> tuple[dict | 
     return manifest, problems
 
 
+def _has_build_files(build_dir: str) -> bool:
+    return any(FileSystems.exists(FileSystems.join(build_dir, e)) for e in BUILD_ENTRIES)
+
+
 def require_complete(build_dir: str, verify_checksums: bool = False) -> dict[str, Any]:
     """The manifest of a complete build; otherwise an error that says what is wrong and what
     to do.
@@ -273,10 +277,15 @@ def require_complete(build_dir: str, verify_checksums: bool = False) -> dict[str
         IncompleteBuildError: no manifest, an unreadable one, or files that do not match it.
     """
     manifest, problems = check_build(build_dir, verify_checksums)
-    if problems:
-        shown = "; ".join(problems[:5]) + (
-            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+    if manifest is None and problems and not _has_build_files(build_dir):
+        raise IncompleteBuildError(
+            f"{build_dir} holds no build ({problems[0]}); run `mmloom build --config CONFIG "
+            f"--output {build_dir}` first"
         )
+    if problems:
+        shown = "; ".join(problems[:5])
+        if len(problems) > 5:
+            shown += f"; and {len(problems) - 5} more"
         raise IncompleteBuildError(
             f"{build_dir} is not a complete build: {shown}. Nothing was read from it; "
             + _REBUILD.format(dir=build_dir)

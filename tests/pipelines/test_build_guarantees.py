@@ -299,3 +299,37 @@ def test_show_jsonl_is_strict_json_even_with_nan_in_an_old_build(tmp_path, capsy
     assert [_strict(line)["source_metadata"] for line in lines] == [{"x": None, "y": None}] * 6
     assert main(["show", str(out)]) == 0
     assert len(_strict(capsys.readouterr().out)) == 6
+
+
+# --------------------------------------------------------------- 1. one bad value, whole build
+
+
+@pytest.mark.slow
+def test_mathvista_precision_1e308_and_nan_metadata_do_not_fail_the_build(tmp_path, capsys):
+    """Issue 14, item 1: ``precision: 1e308`` passed parsing and the schema, then overflowed
+    the int64 column in WriteRecords and failed the run. Now it is one dead letter."""
+    root = tmp_path / "mathvista"
+    shutil.copytree(REPO / "sample" / "mathvista", root)
+    problems = json.loads((root / "testmini.json").read_text())
+    problems["1"]["precision"] = 1e308
+    problems["2"]["metadata"] = {**problems["2"].get("metadata", {}), "ratio": math.nan}
+    (root / "testmini.json").write_text(json.dumps(problems))  # writes NaN, as Python does
+    config = _config(tmp_path, f"version: 1\nsources:\n  mathvista:\n    root: {root}\n")
+    out = tmp_path / "out"
+    assert main(["build", "--config", str(config), "--output", str(out), "--no-clip"]) == 0
+    capsys.readouterr()
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["reconciled"] is True
+    assert stats["sources"]["mathvista"]["dropped_by_stage"]["write_records"] == {
+        "value_out_of_range": 1
+    }
+    from schemas.buildio import read_dead_letters
+
+    (dead,) = [d for d in read_dead_letters(str(out)) if d["stage"] == "write_records"]
+    assert dead["source_id"] == "1" and "precision" in dead["detail"]
+    assert require_complete(str(out))["records"]["rows"] == stats["totals"]["written"]
+    assert main(["show", str(out), "--jsonl"]) == 0
+    shown = [_strict(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(shown) == stats["totals"]["written"]
+    (two,) = [r for r in shown if r["provenance"]["source_id"] == "2"]
+    assert two["source_metadata"][NON_FINITE_NOTE]

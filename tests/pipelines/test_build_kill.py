@@ -94,7 +94,8 @@ def test_killed_build_leaves_nothing_that_passes_for_a_build(tmp_path, capsys, p
     (staging,) = _staging(out)
     assert not (staging / "_BUILD.json").exists()
     _refused_everywhere(staging, tmp_path, capsys)
-    _refused_everywhere(out, tmp_path, capsys)
+    assert main(["show", str(out), "--jsonl"]) == 2
+    assert "holds no build" in capsys.readouterr().err
     # the same folder, kept in place as an object store would keep it: still refused
     in_place = tmp_path / "in-place"
     shutil.copytree(staging, in_place)
