@@ -29,16 +29,17 @@ class ToRecordRow(beam.DoFn):
     bad value (an out-of-range integer, NaN, a lone surrogate) cannot fail the writer."""
 
     def process(self, record: Record) -> Iterator[dict[str, Any] | TaggedOutput]:
-        provenance = record.get("provenance") or {}
-        source = str(provenance.get("source", "?"))
+        prov = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
+        source, source_id = str(prov.get("source", "unknown")), str(prov.get("source_id", "?"))
         try:
             yield checked_row(record)
         except RecordError as exc:
+            detail = f"id={record.get('id')}; {exc.detail}"
             yield TaggedOutput(
-                DEAD, dead_letter(STAGE_WRITE, exc.reason, source, record.get("id"), exc.detail)
+                DEAD, dead_letter(STAGE_WRITE, exc.reason, source, source_id, detail)
             )
         except Exception as exc:  # a bug must not fail the job: it is counted and kept
-            yield TaggedOutput(DEAD, from_exception(STAGE_WRITE, source, record.get("id"), exc))
+            yield TaggedOutput(DEAD, from_exception(STAGE_WRITE, source, source_id, exc))
 
 
 class WriteRecords(beam.PTransform):

@@ -74,14 +74,14 @@ def test_non_finite_source_metadata_becomes_null_with_a_note(tmp_path):
 
 def test_write_records_turns_a_bad_value_into_a_dead_letter(tmp_path):
     good = _record(tmp_path)
-    bad = _record(tmp_path, id="MSR_tiny_test_9", precision=1e308)
+    bad = _record(tmp_path, id="MSR_tiny_test_9", precision=1e308)  # source_id "0" too
     out = tmp_path / "build"
     with TestPipeline() as p:
         written = p | beam.Create([good, bad]) | "WriteRecords" >> WriteRecords(str(out))
         dead = written[DEAD] | beam.Map(lambda d: (d["stage"], d["reason"], d["source_id"]))
         from apache_beam.testing.util import assert_that, equal_to
 
-        assert_that(dead, equal_to([("write_records", "value_out_of_range", "MSR_tiny_test_9")]))
+        assert_that(dead, equal_to([("write_records", "value_out_of_range", "0")]))
     (shard,) = (out / "records").glob("*.parquet")
     assert [r["id"] for r in pq.read_table(shard).to_pylist()] == [good["id"]]
 
@@ -333,3 +333,24 @@ def test_mathvista_precision_1e308_and_nan_metadata_do_not_fail_the_build(tmp_pa
     assert len(shown) == stats["totals"]["written"]
     (two,) = [r for r in shown if r["provenance"]["source_id"] == "2"]
     assert two["source_metadata"][NON_FINITE_NOTE]
+
+
+def test_publish_restores_a_release_left_aside_by_a_crash(tmp_path):
+    """``publish --force`` killed between the two renames of the fallback swap leaves the old
+    release aside; the next publish to that place puts it back before anything else."""
+    from pipelines.publish import release as release_mod
+    from schemas.errors import MmloomError
+
+    aside = tmp_path / ".rel.replaced-abc123"
+    aside.mkdir()
+    (aside / "manifest.json").write_text('{"release_version": "0.9.0"}')
+    build_dir = write_tiny_build(tmp_path / "b", manifest=False)
+    opts = release_mod.PublishOptions(
+        build=str(build_dir), output=str(tmp_path / "rel"), version="1.0.0", force=True
+    )
+    with pytest.raises(MmloomError, match="not a complete build"):
+        release_mod.publish(opts)
+    assert json.loads((tmp_path / "rel" / "manifest.json").read_text())["release_version"] == (
+        "0.9.0"
+    )
+    assert not aside.exists()
