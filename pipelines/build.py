@@ -5,7 +5,14 @@
       -> DropDuplicateIds -> ScoreImageText (CLIP, pixels read from the store; or
       SkipClipScoring with --no-clip) -> DedupeRecords (pHash + embedding image clusters,
       frequency rule, duplicate items) -> FilterByClipScore -> WriteRecords;
-      every DEAD output -> WriteDeadLetters; all outcomes -> ComputeStats (stats.json)
+      (each record checked against the Parquet column types first; what cannot be written
+      is a dead letter); every DEAD output -> WriteDeadLetters; all outcomes -> ComputeStats
+      (stats.json); last, once all of those are written: WriteManifest (_BUILD.json)
+
+A folder is a build only with a valid ``_BUILD.json`` (``schemas.buildio.require_complete``).
+A local build is written into a staging folder beside ``--output`` and put in place when
+complete (an ``--overwrite`` build replaces the old one in one atomic exchange); on Dataflow
+the job writes into ``--output`` and its manifest marks completion (README.md, "Guarantees").
 
 Image bytes never travel through a shuffle after loading: records carry references
 (``images/<sha256>.<ext>``) and metadata, and stages that need pixels read the store.
