@@ -66,6 +66,7 @@ from schemas.buildio import (
     STATS_FILE,
     IncompleteBuildError,
     check_build,
+    entries_present,
     require_complete,
 )
 from schemas.deadletter import DEAD, UNIT_IMAGE
@@ -154,7 +155,7 @@ def _alive(pid: int) -> bool:
 def _existing_build(output: str) -> tuple[list[str], list[str]]:
     """What of a build ``output`` holds: its build entries, and the problems that keep it
     from being complete (none: a complete build)."""
-    present = [e for e in BUILD_ENTRIES if FileSystems.exists(FileSystems.join(output, e))]
+    present = entries_present(output)
     if not present:
         return [], []
     try:
@@ -239,7 +240,13 @@ def prepare_output(output: str, overwrite: bool, staged: bool = True) -> str:
         )
     if present:  # an incomplete build: nothing valid is lost
         LOG.info("deleting the incomplete build in %s", output)
-        FileSystems.delete([FileSystems.join(output, e) for e in present])
+        # on object stores a folder is deleted by its prefix, which ends with a slash
+        FileSystems.delete(
+            [
+                FileSystems.join(output, e) + ("/" if not local and "." not in e else "")
+                for e in sorted(present, key=lambda e: e != MANIFEST_FILE)  # the marker first
+            ]
+        )
     return output
 
 

@@ -228,7 +228,7 @@ def check_build(build_dir: str, verify_checksums: bool = False) -> tuple[dict | 
         return None, [f"{build_dir} does not exist"]
     manifest = read_manifest(build_dir)
     if manifest is None:
-        present = [e for e in BUILD_ENTRIES if FileSystems.exists(FileSystems.join(build_dir, e))]
+        present = entries_present(build_dir)
         if present:
             return None, [
                 f"no {MANIFEST_FILE}: the build that wrote {', '.join(present)} did not finish "
@@ -266,7 +266,25 @@ def check_build(build_dir: str, verify_checksums: bool = False) -> tuple[dict | 
 
 
 def _has_build_files(build_dir: str) -> bool:
-    return any(FileSystems.exists(FileSystems.join(build_dir, e)) for e in BUILD_ENTRIES)
+    return bool(entries_present(build_dir))
+
+
+def entries_present(build_dir: str) -> list[str]:
+    """Which of a build's top-level entries ``build_dir`` holds. On object stores a folder is
+    only a name prefix, so folders are found by listing one object under them."""
+    present = []
+    for entry in BUILD_ENTRIES:
+        path = FileSystems.join(build_dir, entry)
+        if FileSystems.exists(path):
+            present.append(entry)
+        elif "://" in build_dir and "." not in entry:
+            try:
+                found = FileSystems.match([FileSystems.join(path, "*")], limits=[1])[0]
+            except Exception:
+                continue
+            if found.metadata_list:
+                present.append(entry)
+    return present
 
 
 def require_complete(build_dir: str, verify_checksums: bool = False) -> dict[str, Any]:
