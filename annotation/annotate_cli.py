@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -82,10 +81,6 @@ def _push(args: argparse.Namespace, client: Any) -> int:
     from schemas.store import ImageStore
 
     rubric = load_rubric(args.rubric)
-    if not os.path.isdir(os.path.join(args.build, "records")):
-        raise PushError(
-            f"{args.build} has no records/ folder; pass the --output folder of `mmloom build`"
-        )
     if not args.image_base:
         # before any work: a busy port must not cost a copy of the images
         image_store.check_port(args.image_root or default_image_root(), args.image_port)
@@ -209,6 +204,14 @@ def run_parsed(args: argparse.Namespace) -> int:
         if not roots:
             print("No image server was running.")
         return 0
+    if args.command == "push":
+        from schemas.buildio import IncompleteBuildError, require_complete
+
+        try:  # before any contact with the server
+            require_complete(args.build)
+        except IncompleteBuildError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     try:
         _, key = credentials()
         install_redaction(key)

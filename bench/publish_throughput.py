@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from pipelines.cli import main as mmloom
 from pipelines.publish.release import PublishOptions, publish
 from pipelines.publish.shards import ROWS_PER_GROUP
-from schemas.buildio import read_records
+from schemas.buildio import read_records, write_manifest
 from schemas.parquet import RECORD_SCHEMA, to_row
 from schemas.store import ImageStore
 
@@ -80,6 +80,11 @@ def make_build(sample: Path, out: Path, copies: int, image_kb: int) -> int:
             table, out / "records" / f"records-{k:05d}-of-{copies:05d}.parquet", row_group_size=100
         )
         n += len(rows)
+    # the copies hold ``copies`` times the sample's records: say so, then mark it complete
+    stats = json.loads((out / "stats.json").read_text())
+    stats["totals"]["written"] = n
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    write_manifest(str(out))
     return n
 
 

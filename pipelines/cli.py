@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import logging
 import os
 import sys
@@ -78,7 +77,8 @@ def _build(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from schemas import buildio
-    from schemas.buildio import read_records, read_stats, require_records
+    from schemas.buildio import read_records, read_stats, require_complete
+    from schemas.jsonsafe import dumps_strict
     from schemas.store import ImageStore
 
     store = ImageStore(args.build_dir)
@@ -99,7 +99,7 @@ def _show(args: argparse.Namespace) -> int:
         if args.image_uris:
             raise MmloomError("a release embeds its images; use --image PATH to write one out")
     else:
-        require_records(args.build_dir)
+        require_complete(args.build_dir)
         records = read_records(args.build_dir)
     if args.record_id:
         records = (r for r in records if r["id"] == args.record_id)
@@ -139,9 +139,9 @@ def _show(args: argparse.Namespace) -> int:
             for im in r["images"]:
                 im["uri"] = store.uri(im["path"])
         if args.jsonl:
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+            out.write(dumps_strict(r, ensure_ascii=False) + "\n")
         else:
-            text = json.dumps(r, ensure_ascii=False, indent=2)
+            text = dumps_strict(r, ensure_ascii=False, indent=2)
             out.write(("[\n" if shown == 0 else ",\n") + textwrap.indent(text, "  "))
         shown += 1
     if args.record_id and shown == 0:

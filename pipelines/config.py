@@ -12,6 +12,7 @@ dataclasses (:class:`ImagesConfig`, :class:`DedupeConfig`, :class:`ClipConfig`),
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ from schemas import load_schema, with_defaults
 from schemas.errors import PipelineConfigError
 from schemas.validation import validate_against
 from sources import get_source
+
+# source options that name a folder (the rest name files or globs)
+FOLDER_OPTIONS = ("images", "root")
 
 NO_CLIP_REASON = "clip scoring turned off (--no-clip)"
 DISABLED_REASON = "clip scoring turned off (clip.enabled: false)"
@@ -206,6 +210,30 @@ def check_clip(clip: ClipConfig, path: str) -> None:
         )
 
 
+def _non_finite(value: Any, where: str = "") -> list[str]:
+    """Config keys whose value is NaN or Infinity (JSON Schema cannot say a number is finite:
+    ``.nan`` passes ``minimum`` because every comparison with NaN is false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [where or "(top level)"]
+    if isinstance(value, dict):
+        return [k for key, v in value.items() for k in _non_finite(v, f"{where}.{key}".lstrip("."))]
+    if isinstance(value, list):
+        return [k for i, v in enumerate(value) for k in _non_finite(v, f"{where}[{i}]")]
+    return []
+
+
+def check_folders(name: str, options: dict[str, Any], path: str) -> None:
+    """A source option that names a folder must not name a file (local paths; whether it
+    exists at all is the source's own check)."""
+    for key in FOLDER_OPTIONS:
+        value = options.get(key)
+        if isinstance(value, str) and not _is_uri(value) and os.path.isfile(value):
+            raise PipelineConfigError(
+                f"{path}: sources.{name}.{key} is {value}, a file; it must be a folder "
+                "(see the config reference in README.md)"
+            )
+
+
 def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
     """Validate config text; ``path`` locates relative paths and names the build.
 
@@ -216,6 +244,11 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PipelineConfigError(f"{path} is not valid YAML: {exc}") from exc
+    bad = _non_finite(data)
+    if bad:
+        raise PipelineConfigError(
+            f"{path}: {', '.join(bad)} must be a finite number, not NaN or Infinity"
+        )
     issues = validate_against("config", data)
     if issues:
         listed = "\n".join(f"  {i}" for i in issues[:20])
@@ -231,6 +264,7 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         filled = fill_block(name, options, base_dir)
         if not filled["enabled"]:
             continue
+        check_folders(name, filled, path)
         get_source(name).check_options(filled)
         sources[name] = filled
     if not sources:
@@ -280,6 +314,20 @@ def load_config(path: str, no_clip: bool = False) -> BuildConfig:
     """Read and validate the config file at ``path`` (local or a Beam filesystem URI)."""
     if not FileSystems.exists(path):
         raise PipelineConfigError(f"config file {path} does not exist; {_config_hint(path)}")
-    with FileSystems.open(path, compression_type="uncompressed") as f:
-        text = f.read().decode("utf-8")
+    if not _is_uri(path) and os.path.isdir(path):
+        raise PipelineConfigError(
+            f"config {path} is a folder; pass the YAML file, e.g. --config {path}/sample.yaml"
+        )
+    try:
+        with FileSystems.open(path, compression_type="uncompressed") as f:
+            data = f.read()
+    except OSError as exc:
+        raise PipelineConfigError(f"cannot read config {path}: {exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineConfigError(
+            f"config {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+            "UTF-8 YAML"
+        ) from exc
     return parse_config(text, path, no_clip=no_clip)

@@ -50,7 +50,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the build in --output (records, dead letters, stats, image store)",
+        help="replace an existing build (it stays in place until the new one is complete)",
     )
     parser.add_argument(
         "--no-clip",

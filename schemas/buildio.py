@@ -6,6 +6,12 @@ A build folder::
     images/<sha256>.<ext>                    the image store (schemas.store), written once
     dead_letters/dead_letters-*.jsonl        one line per rejected input
     stats.json                               counts per source and stage
+    _BUILD.json                              the completion manifest, written last
+
+A folder is a build only when ``_BUILD.json`` is there and the files match it: the manifest
+lists every record shard (rows from the Parquet footer, bytes, sha256), every dead-letter
+file and ``stats.json``, and is written after all of them. :func:`require_complete` checks a
+folder against it; ``mmloom show``, ``publish`` and ``annotate push`` refuse anything else.
 
 Readers stream: :func:`read_records` yields one record at a time, reading one row group
 at a time, so nothing holds a whole build in memory. This module is the bottom layer: it
@@ -15,7 +21,11 @@ Paths may be local or any Beam filesystem URI (``gs://...``).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import posixpath
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,22 +38,295 @@ from schemas.parquet import from_row
 RECORDS_DIR = "records"
 DEAD_LETTERS_DIR = "dead_letters"
 STATS_FILE = "stats.json"
+MANIFEST_FILE = "_BUILD.json"
+MANIFEST_FORMAT = "mmloom-build"
+MANIFEST_VERSION = 1
+# everything a build writes at the top of its folder; anything else is not ours
+BUILD_ENTRIES = (RECORDS_DIR, DEAD_LETTERS_DIR, STATS_FILE, "images", MANIFEST_FILE)
+_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.[a-z]+$")
 
 
-def record_files(build_dir: str) -> list[str]:
-    result = FileSystems.match([FileSystems.join(build_dir, RECORDS_DIR, "*.parquet")])[0]
+class IncompleteBuildError(MmloomError):
+    """A folder that is not a complete build (no valid manifest, or files that differ)."""
+
+
+def _glob(build_dir: str, *parts: str) -> list[str]:
+    try:
+        result = FileSystems.match([FileSystems.join(build_dir, *parts)])[0]
+    except Exception:  # a missing folder matches nothing
+        return []
     return sorted(m.path for m in result.metadata_list)
 
 
-def require_records(build_dir: str) -> list[str]:
-    """The build's record files; a clear error when there are none."""
-    files = record_files(build_dir)
-    if not files:
-        raise MmloomError(
-            f"{build_dir} holds no records/*.parquet; run `mmloom build --config ... "
+def _rel(build_dir: str, path: str) -> str:
+    root = build_dir.rstrip("/")
+    return path[len(root) :].lstrip("/\\").replace("\\", "/")
+
+
+def _sha256_size(path: str) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _size(path: str) -> int:
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
+def _parquet_rows(path: str) -> int:
+    if "://" not in path:
+        return pq.ParquetFile(path).metadata.num_rows
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def _count_lines(path: str) -> int:
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        return sum(1 for line in f.read().decode("utf-8").splitlines() if line.strip())
+
+
+def read_manifest(build_dir: str) -> dict[str, Any] | None:
+    """The build's ``_BUILD.json``, or None when the folder has none.
+
+    Raises:
+        IncompleteBuildError: the file is there but is not a manifest this version reads.
+    """
+    path = FileSystems.join(build_dir, MANIFEST_FILE)
+    if not FileSystems.exists(path):
+        return None
+    try:
+        with FileSystems.open(path, compression_type="uncompressed") as f:
+            manifest = json.loads(f.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IncompleteBuildError(
+            f"{path} is not valid JSON ({exc}); {_REBUILD.format(dir=build_dir)}"
+        ) from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise IncompleteBuildError(
+            f"{path} is not an mmloom build manifest; {_REBUILD.format(dir=build_dir)}"
+        )
+    if manifest.get("format_version") != MANIFEST_VERSION:
+        raise IncompleteBuildError(
+            f"{path} has manifest version {manifest.get('format_version')!r}; this mmloom reads "
+            f"version {MANIFEST_VERSION}. {_REBUILD.format(dir=build_dir)}"
+        )
+    return manifest
+
+
+_REBUILD = "rebuild it with `mmloom build --config CONFIG --output {dir} --overwrite`"
+
+
+def _files_entry(build_dir: str, paths: list[str], count) -> dict[str, Any]:
+    files = []
+    for path in paths:
+        digest, size = _sha256_size(path)
+        files.append({"path": _rel(build_dir, path), "rows": count(path), "bytes": size,
+                      "sha256": digest})  # fmt: skip
+    return {"files": files, "rows": sum(f["rows"] for f in files)}
+
+
+def _check_shard_set(paths: list[str], what: str) -> None:
+    """Sharded names ``-SSSSS-of-NNNNN``: every shard of the set must be there."""
+    numbered = [_SHARD.search(posixpath.basename(p)) for p in paths]
+    if not numbered or not all(numbered):
+        return
+    totals = {int(m.group(2)) for m in numbered}
+    seen = {int(m.group(1)) for m in numbered}
+    if len(totals) != 1 or seen != set(range(totals.pop())):
+        raise IncompleteBuildError(
+            f"the {what} shards are not one complete set: {[posixpath.basename(p) for p in paths]}"
+        )
+
+
+def write_manifest(
+    build_dir: str,
+    header: dict[str, Any] | None = None,
+    images_referenced: int | None = None,
+) -> dict[str, Any]:
+    """Write ``_BUILD.json`` for the files now in ``build_dir``; call it last.
+
+    The build's final stage calls it once records, dead letters and stats are written (so the
+    job writes its own marker, wherever ``--output`` points); tests and tools that write a
+    build by hand call it too. It refuses (raises) when a shard set is incomplete or the
+    records disagree with ``stats.json``'s ``written`` total, so no manifest is written then.
+
+    Args:
+        header: run facts copied in (``mmloom_version``, ``build``, ``config_sha256``); taken
+            from stats.json when not given.
+        images_referenced: distinct images the records use; counted from the records when
+            not given.
+    Returns:
+        the manifest written.
+    """
+    records = _glob(build_dir, RECORDS_DIR, "*.parquet")
+    dead = _glob(build_dir, DEAD_LETTERS_DIR, "*.jsonl")
+    if not records:
+        raise IncompleteBuildError(f"{build_dir} holds no records/*.parquet to list")
+    _check_shard_set(records, "records")
+    _check_shard_set(dead, "dead-letter")
+    stats_path = FileSystems.join(build_dir, STATS_FILE)
+    if not FileSystems.exists(stats_path):
+        raise IncompleteBuildError(f"{build_dir} holds no {STATS_FILE} to list")
+    stats = read_stats(build_dir)
+    stats_sha, stats_size = _sha256_size(stats_path)
+    records_entry = _files_entry(build_dir, records, _parquet_rows)
+    written = stats.get("totals", {}).get("written")
+    if written is not None and written != records_entry["rows"]:
+        raise IncompleteBuildError(
+            f"{build_dir}: the record shards hold {records_entry['rows']} rows but stats.json "
+            f"counts {written} written"
+        )
+    if images_referenced is None:
+        images_referenced = len(
+            {im["path"] for path in records for row in iter_parquet_rows(path, ["images"])
+             for im in row["images"] or []}
+        )  # fmt: skip
+    header = header or {}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "mmloom_version": header.get("mmloom_version", stats.get("mmloom_version")),
+        "build": header.get("build", stats.get("build")),
+        "config_sha256": header.get("config_sha256", stats.get("config_sha256")),
+        "records": records_entry,
+        "dead_letters": _files_entry(build_dir, dead, _count_lines),
+        "stats": {
+            "path": STATS_FILE,
+            "bytes": stats_size,
+            "sha256": stats_sha,
+            "written": written,
+            "reconciled": stats.get("reconciled"),
+        },
+        "images_referenced": images_referenced,
+    }
+    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    path = FileSystems.join(build_dir, MANIFEST_FILE)
+    if "://" in path:  # an object store shows an object only once it is complete
+        with FileSystems.create(path, compression_type="uncompressed") as f:
+            f.write(data)
+    else:
+        tmp = path + ".partial"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    return manifest
+
+
+def check_build(build_dir: str, verify_checksums: bool = False) -> tuple[dict | None, list[str]]:
+    """Compare a folder with its manifest: ``(manifest, problems)``; no problems: complete.
+
+    Checks are cheap by default (every listed file exists with its size, record shards have
+    their row counts in the Parquet footer, stats.json has its sha256, no unlisted shard);
+    ``verify_checksums`` also hashes every shard.
+    """
+    if not FileSystems.exists(build_dir) and "://" not in build_dir:
+        return None, [f"{build_dir} does not exist"]
+    manifest = read_manifest(build_dir)
+    if manifest is None:
+        present = entries_present(build_dir)
+        if present:
+            return None, [
+                f"no {MANIFEST_FILE}: the build that wrote {', '.join(present)} did not finish "
+                "(it was killed, failed, or is still running)"
+            ]
+        return None, [f"no {MANIFEST_FILE} and no build files"]
+    problems: list[str] = []
+    listed = set()
+    for section in ("records", "dead_letters"):
+        for entry in manifest[section]["files"]:
+            listed.add(entry["path"])
+            path = FileSystems.join(build_dir, *entry["path"].split("/"))
+            if not FileSystems.exists(path):
+                problems.append(f"{entry['path']} is missing")
+                continue
+            size = _size(path)
+            if size != entry["bytes"]:
+                problems.append(
+                    f"{entry['path']} has {size} bytes, the manifest says {entry['bytes']}"
+                )
+                continue
+            if section == "records" and _parquet_rows(path) != entry["rows"]:
+                problems.append(f"{entry['path']} does not hold the {entry['rows']} rows listed")
+            elif verify_checksums and _sha256_size(path)[0] != entry["sha256"]:
+                problems.append(f"{entry['path']} differs from its sha256 in the manifest")
+    for path in _glob(build_dir, RECORDS_DIR, "*.parquet"):
+        if _rel(build_dir, path) not in listed:
+            problems.append(f"{_rel(build_dir, path)} is not in the manifest")
+    stats_path = FileSystems.join(build_dir, STATS_FILE)
+    if not FileSystems.exists(stats_path):
+        problems.append(f"{STATS_FILE} is missing")
+    elif _sha256_size(stats_path)[0] != manifest["stats"]["sha256"]:
+        problems.append(f"{STATS_FILE} differs from its sha256 in the manifest")
+    return manifest, problems
+
+
+def _has_build_files(build_dir: str) -> bool:
+    return bool(entries_present(build_dir))
+
+
+def entries_present(build_dir: str) -> list[str]:
+    """Which of a build's top-level entries ``build_dir`` holds. On object stores a folder is
+    only a name prefix, so folders are found by listing one object under them."""
+    present = []
+    for entry in BUILD_ENTRIES:
+        path = FileSystems.join(build_dir, entry)
+        if FileSystems.exists(path):
+            present.append(entry)
+        elif "://" in build_dir and "." not in entry:
+            try:
+                found = FileSystems.match([FileSystems.join(path, "*")], limits=[1])[0]
+            except Exception:
+                continue
+            if found.metadata_list:
+                present.append(entry)
+    return present
+
+
+def require_complete(build_dir: str, verify_checksums: bool = False) -> dict[str, Any]:
+    """The manifest of a complete build; otherwise an error that says what is wrong and what
+    to do.
+
+    Raises:
+        IncompleteBuildError: no manifest, an unreadable one, or files that do not match it.
+    """
+    manifest, problems = check_build(build_dir, verify_checksums)
+    if manifest is None and problems and not _has_build_files(build_dir):
+        raise IncompleteBuildError(
+            f"{build_dir} holds no build ({problems[0]}); run `mmloom build --config CONFIG "
             f"--output {build_dir}` first"
         )
-    return files
+    if problems:
+        shown = "; ".join(problems[:5])
+        if len(problems) > 5:
+            shown += f"; and {len(problems) - 5} more"
+        raise IncompleteBuildError(
+            f"{build_dir} is not a complete build: {shown}. Nothing was read from it; "
+            + _REBUILD.format(dir=build_dir)
+        )
+    assert manifest is not None
+    return manifest
+
+
+def record_files(build_dir: str) -> list[str]:
+    """The build's record shards: those its manifest lists, else (no manifest) every
+    ``records/*.parquet`` found."""
+    manifest = read_manifest(build_dir)
+    if manifest is None:
+        return _glob(build_dir, RECORDS_DIR, "*.parquet")
+    return [
+        FileSystems.join(build_dir, *e["path"].split("/")) for e in manifest["records"]["files"]
+    ]
+
+
+def require_records(build_dir: str) -> list[str]:
+    """The record shards of a complete build (:func:`require_complete`)."""
+    require_complete(build_dir)
+    return record_files(build_dir)
 
 
 def read_stats(build_dir: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from schemas.errors import RecordError
+from schemas.jsonsafe import replace_non_finite
 from schemas.records import Record
 
 SEGMENT = pa.struct([("text", pa.string()), ("image", pa.string())])
@@ -67,8 +69,12 @@ RECORD_SCHEMA = pa.schema(
 _JSON_COLUMNS = ("answer_value", "instruction", "source_metadata", "scores")
 
 
+# source_metadata gains this key when non-finite numbers in it were replaced by null
+NON_FINITE_NOTE = "mmloom_non_finite_replaced"
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
 
 
 def to_row(record: Record) -> dict[str, Any]:
@@ -79,6 +85,61 @@ def to_row(record: Record) -> dict[str, Any]:
             None if record[name] is None and name == "answer_value" else _dumps(record[name])
         )
     return row
+
+
+def checked_row(record: Record) -> dict[str, Any]:
+    """A finished record as a row that is sure to write: every value within its column's type.
+
+    Non-finite numbers (NaN, Infinity) in ``source_metadata`` become null, and the metadata
+    gains ``mmloom_non_finite_replaced``: the JSON pointers of the values replaced (verbatim
+    source data, kept for traceability only). Anywhere else they reject the record.
+
+    Raises:
+        RecordError: ``non_finite_value`` (NaN/Infinity outside source_metadata),
+        ``value_out_of_range`` (a number its integer column cannot hold, e.g. precision 1e308),
+        ``invalid_utf8`` (a string that cannot be encoded, e.g. a lone surrogate), or
+        ``unwritable_value`` (any other value the Parquet schema does not take).
+    """
+    metadata, replaced = replace_non_finite(record.get("source_metadata"))
+    if replaced:
+        record = {**record, "source_metadata": {**metadata, NON_FINITE_NOTE: replaced}}
+    for name in RECORD_SCHEMA.names:
+        _, bad = replace_non_finite(record.get(name))
+        if bad:
+            where = ", ".join(f"/{name}{p}" for p in bad[:5])
+            raise RecordError("non_finite_value", f"NaN or Infinity at {where}")
+    try:
+        row = to_row(record)
+    except (TypeError, ValueError) as exc:
+        raise RecordError("unwritable_value", f"{type(exc).__name__}: {exc}") from exc
+    for field in RECORD_SCHEMA:
+        value = row[field.name]
+        try:
+            pa.array([value], type=field.type)
+        except UnicodeEncodeError as exc:
+            raise RecordError("invalid_utf8", f"/{field.name}: {exc}") from exc
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+            message = str(exc).lower()
+            integral = pa.types.is_integer(field.type) or "to int" in message
+            overflow = isinstance(exc, OverflowError) or "out of bounds" in message
+            numeric = _has_number(value) and (integral or overflow)
+            reason = "value_out_of_range" if numeric else "unwritable_value"
+            shown = repr(value)
+            shown = shown if len(shown) <= 200 else shown[:200] + "..."
+            raise RecordError(reason, f"/{field.name} = {shown}: {exc}") from exc
+    return row
+
+
+def _has_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_number(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_number(v) for v in value)
+    return False
 
 
 def from_row(row: dict[str, Any]) -> Record:

@@ -10,7 +10,7 @@ a temporary name beside it (``images/.<name>.<token>.partial``) that is then ren
 place; an image already present is not written again. Two workers writing the same picture
 at once each rename a complete copy of identical bytes, so the last rename wins harmlessly.
 A build killed mid-write can leave ``*.partial`` files, which :meth:`ImageStore.sweep_partials`
-removes (``mmloom build --overwrite`` does, before it writes).
+removes; a local build writes into a fresh staging folder, so its partial files go with it.
 
 Any Beam filesystem works: a local folder, or ``gs://bucket/build`` on Dataflow (where a
 rename is a copy then a delete, and an object only becomes visible once fully written).

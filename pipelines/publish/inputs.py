@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from schemas.buildio import read_records, read_stats, require_records
+from schemas.buildio import read_records, read_stats, require_complete
 from schemas.errors import MmloomError
 from schemas.records import CATEGORIES, FIELDS
 from schemas.store import ImageStore
@@ -56,10 +56,10 @@ def read_build(build_dir: str) -> Build:
     """Read every record of ``build_dir`` (no image bytes) and check its images are stored.
 
     Raises:
-        MmloomError: the folder holds no records, or an image a record uses is missing from
-        the store.
+        MmloomError: the folder is not a complete build (no valid ``_BUILD.json``, or files
+        that differ from it), or an image a record uses is missing from the store.
     """
-    require_records(build_dir)
+    require_complete(build_dir)
     stats = read_stats(build_dir)
     store = ImageStore(build_dir)
     records: list[dict[str, Any]] = []

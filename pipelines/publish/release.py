@@ -2,8 +2,12 @@
 
 Everything is written into a hidden temporary folder next to ``--output``
 (``.<name>.publish-<pid>-<random>``) and renamed into place only when complete, so an
-interrupted publish leaves either no release or the previous one. Leftover temporary folders of
-publishes that died are removed by the next publish to the same parent folder.
+interrupted publish leaves either no release or the previous one. ``--force`` swaps the new
+release with the previous one atomically (``schemas.swap``: ``renameat2(RENAME_EXCHANGE)`` on
+Linux), so there is no moment without a release; where the system cannot exchange folders, two
+renames are used and a publish killed between them leaves the previous release aside, where
+the next publish to the same place restores it. Leftover temporary folders of publishes that
+died are removed by the next publish to the same parent folder.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 import pipelines
 from pipelines.publish import card, inputs, mmie_export, report, shards, summary
 from schemas.errors import MmloomError
+from schemas.swap import replace_dir, restore_aside
 
 log = logging.getLogger("mmloom.publish")
 
@@ -254,18 +259,14 @@ def publish(opts: PublishOptions) -> dict[str, Any]:
             "--output"
         )
     os.makedirs(parent, exist_ok=True)
+    if restore_aside(output):
+        log.info("restored the previous release %s, left aside by an interrupted publish", output)
     _clean_stale(parent, name)
     tmp = tempfile.mkdtemp(prefix=f".{name}.publish-{os.getpid()}-", dir=parent)
     try:
         manifest = _write_release(opts, tmp)
         os.chmod(tmp, 0o755)
-        if os.path.exists(output):
-            old = tempfile.mkdtemp(prefix=f".{name}.publish-{os.getpid()}-old-", dir=parent)
-            os.rename(output, os.path.join(old, name))
-            os.rename(tmp, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, output)
+        replace_dir(tmp, output, os.path.basename(tmp).rsplit("-", 1)[-1])
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

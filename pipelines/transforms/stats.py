@@ -7,12 +7,13 @@ every runner and the file is written by the job itself, wherever ``--output`` po
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+
+from schemas.jsonsafe import dumps_strict
 
 # Event kinds
 READ = "read"
@@ -63,7 +64,7 @@ def build_stats(
 
 
 def write_json(obj: dict[str, Any], path: str) -> str:
-    data = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8")
+    data = dumps_strict(obj, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8")
     with FileSystems.create(path) as f:
         f.write(data + b"\n")
     return path

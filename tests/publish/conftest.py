@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.publish.cli import main as publish_main
+from schemas.buildio import write_manifest
 
 # Hostile text where inputs reach the card and the report (agreement figures are free-form).
 HOSTILE = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">|"
@@ -60,6 +61,7 @@ def rich_build(sample_build, tmp_path_factory) -> Path:
         "leakage": [{"kept": "a", "dropped": "b"}] * 20,
     }
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    write_manifest(str(out))  # the files changed: a new manifest, as a build would write
     return out
 
 
