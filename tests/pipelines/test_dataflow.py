@@ -32,9 +32,13 @@ def test_dataflow_dry_run_translates_the_sample_build(tmp_path, monkeypatch):
     transforms = result.job.proto_pipeline.components.transforms
     labels = {t.unique_name.split("/")[0] for t in transforms.values()}
     for label in ("ReadVIST", "ReadWikiHow", "ReadMathVista", "ReadReMI", "ReadCOCO",
-                  "RestructureRecords", "LoadImages", "ValidateRecords", "DropDuplicateIds",
+                  "LoadImages", "ValidateRecords", "DropDuplicateIds",
                   "WriteRecords", "WriteDeadLetters", "ComputeStats"):  # fmt: skip
         assert label in labels, label
+    # each source is restructured beside its reader; parquet drafts load their images there
+    for source in ("VIST", "WikiHow", "MathVista", "ReMI", "COCO"):
+        assert f"RestructureRecords{source}" in labels, source
+        assert f"LoadEmbeddedImages{source}" in labels, source
     # the package built from setup.py travels with the job as a staged dependency
     envs = result.job.proto_pipeline.components.environments.values()
     staged = [d.role_payload for env in envs for d in env.dependencies]
