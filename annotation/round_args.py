@@ -48,7 +48,13 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     p = sub.add_parser("push", help="send build records to Argilla for annotation")
     p.add_argument("--build", required=True, help="output folder of `mmloom build`")
     common(p)
-    p.add_argument("--sample", choices=SAMPLES, default="all")
+    p.add_argument(
+        "--sample",
+        choices=SAMPLES,
+        default="all",
+        help="which records: all, a stratified sample per category x field, or those whose "
+        "CLIP score lies near a threshold (default all)",
+    )
     p.add_argument(
         "--per-cell", type=int, default=None, help="stratified: records per category x field"
     )
@@ -83,7 +89,12 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
         default=None,
         help="submitted responses per record (default: the rubric's)",
     )
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"records per request to Argilla (default {DEFAULT_BATCH_SIZE}, at most 500)",
+    )
     p.add_argument(
         "--image-base",
         default=None,
@@ -95,18 +106,38 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
         default=None,
         help="local image folder (default $MMLOOM_ARGILLA_HOME/image-server)",
     )
-    p.add_argument("--image-port", type=int, default=image_store.DEFAULT_PORT)
+    p.add_argument(
+        "--image-port",
+        type=int,
+        default=image_store.DEFAULT_PORT,
+        help=f"port of the local image server on 127.0.0.1 (default {image_store.DEFAULT_PORT})",
+    )
 
     p = sub.add_parser("status", help="progress per category, field and annotator")
     common(p)
-    p.add_argument("--overlap", type=int, default=None)
+    p.add_argument(
+        "--overlap",
+        type=int,
+        default=None,
+        help="submitted responses a record needs to count as complete (default: the rubric's)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("pull", help="write decisions.jsonl and agreement.json")
     common(p)
-    p.add_argument("--output", required=True, type=Path)
+    p.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="folder for decisions.jsonl, needs_edit.jsonl and agreement.json",
+    )
     p.add_argument("--min-responses", type=int, default=None, help="default: the rubric's overlap")
-    p.add_argument("--rule", choices=("majority", "strictest"), default=None)
+    p.add_argument(
+        "--rule",
+        choices=("majority", "strictest"),
+        default=None,
+        help="how responses become a verdict (default: the rubric's decision rule)",
+    )
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument(

@@ -76,16 +76,30 @@ def test_help_imports_nothing_heavy(argv):
     assert "usage:" in run.stdout or "mmloom annotate" in run.stdout
 
 
-def test_every_option_is_documented():
-    from pipelines.cli import make_parser
+def _undocumented(parser: argparse.ArgumentParser, name: str) -> list[str]:
+    """Options (of ``parser`` and its subcommands, recursively) without help text."""
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                out += _undocumented(sub, f"{name} {sub_name}")
+        elif action.option_strings and action.dest != "help" and not action.help:
+            out.append(f"{name} {action.option_strings[0]}")
+    return out
 
-    parser = make_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    undocumented = []
-    for name, sub in commands.choices.items():
-        for action in sub._actions:
-            if action.option_strings and action.dest != "help" and not action.help:
-                undocumented.append(f"{name} {action.option_strings[0]}")
+
+def test_every_option_is_documented():
+    from annotation import round_args
+    from annotation.server import cli as server_cli
+    from pipelines.cli import make_parser
+    from pipelines.fetch import cli as fetch_cli
+
+    undocumented = (
+        _undocumented(make_parser(), "mmloom")
+        + _undocumented(fetch_cli.build_parser(), "mmloom fetch")
+        + _undocumented(round_args.build_parser(), "mmloom annotate")
+        + _undocumented(server_cli.build_parser(), "mmloom annotate")
+    )
     assert not undocumented, undocumented
 
 

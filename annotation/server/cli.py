@@ -35,7 +35,12 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     p_serve = sub.add_parser(
         "serve", help="start a local Argilla (SQLite + Redis, no Elasticsearch)"
     )
-    p_serve.add_argument("--port", type=int, default=runtime.DEFAULT_PORT)
+    p_serve.add_argument(
+        "--port",
+        type=int,
+        default=runtime.DEFAULT_PORT,
+        help=f"port on 127.0.0.1 (default {runtime.DEFAULT_PORT})",
+    )
     p_serve.add_argument(
         "--home", type=Path, default=None, help="state folder (default ~/.mmloom/argilla)"
     )
@@ -43,10 +48,16 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
         "--annotator", action="append", default=[], metavar="NAME",
         help="create an annotator account (repeatable); its password is printed once",
     )  # fmt: skip
-    p_serve.add_argument("--workspace", default=runtime.DEFAULT_WORKSPACE)
+    p_serve.add_argument(
+        "--workspace",
+        default=runtime.DEFAULT_WORKSPACE,
+        help=f"workspace the annotators join (default {runtime.DEFAULT_WORKSPACE})",
+    )
     p_serve.add_argument("--no-worker", action="store_true", help="do not start the job worker")
     p_stop = sub.add_parser("stop", help="stop what `serve` started")
-    p_stop.add_argument("--home", type=Path, default=None)
+    p_stop.add_argument(
+        "--home", type=Path, default=None, help="state folder of the server to stop (as serve)"
+    )
     return parser
 
 

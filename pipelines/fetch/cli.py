@@ -40,6 +40,11 @@ CONFIG_NAME = "mmloom.yaml"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``mmloom fetch``."""
     parser = argparse.ArgumentParser(
         prog="mmloom fetch",
         description="Download the real sources, verify them and lay them out for a build.",
@@ -100,7 +105,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--delete-archives", action="store_true", help="delete archives once unpacked"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    return parser
 
 
 def choose_splits(names: list[str], split_args: list[str]) -> dict[str, tuple[str, ...]]:
