@@ -13,7 +13,7 @@ from PIL import Image
 
 from pipelines.publish.cli import main as publish_main
 from pipelines.publish.report import MAX_PLOT_PX
-from schemas.buildio import read_records
+from schemas.buildio import read_records, write_manifest
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.publish.conftest import HOSTILE, pull_agreement, write_annotations
 
@@ -33,6 +33,7 @@ def report_release(rich_build, tmp_path_factory) -> tuple[Path, dict]:
     stats = json.loads((build / "stats.json").read_text())
     stats["clip"] = {"thresholds": THRESHOLDS}
     (build / "stats.json").write_text(json.dumps(stats, indent=2))
+    write_manifest(str(build))  # the stats changed: a new manifest, as a build would write
     ids = sorted(r["id"] for r in read_records(str(build)))[:12]
     lines = [json.dumps({"id": i, "verdict": "accept", "n_responses": 2}) for i in ids]
     agreement = pull_agreement(f"two annotators per item {HOSTILE}")
