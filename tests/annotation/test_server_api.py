@@ -38,8 +38,8 @@ def client(argilla_server) -> rg.Argilla:
     return rg.Argilla(api_url=argilla_server.url, api_key=argilla_server.api_key)
 
 
-@pytest.fixture(scope="module")
-def dataset(client, argilla_server):
+def _make_dataset(client, argilla_server) -> rg.Dataset:
+    """A dataset of N_RECORDS records (fields, metadata, vectors, suggestions)."""
     settings = rg.Settings(
         fields=[
             rg.TextField("text"),
@@ -80,7 +80,19 @@ def dataset(client, argilla_server):
         for i in range(N_RECORDS)
     ]
     ds.records.log(records)
-    yield ds
+    return ds
+
+
+@pytest.fixture(scope="module")
+def dataset(client, argilla_server):
+    """Shared, read-only: every test that responds to or deletes records makes its own."""
+    return _make_dataset(client, argilla_server)
+
+
+@pytest.fixture
+def own_dataset(client, argilla_server):
+    """A dataset of this test's own, which it may change."""
+    return _make_dataset(client, argilla_server)
 
 
 def _search(
@@ -300,7 +312,8 @@ def test_metadata_metrics(dataset, argilla_server):
     assert floats["min"] == 0.0 and floats["max"] == pytest.approx(99.9)
 
 
-def test_two_annotators_progress_and_delete(dataset, argilla_server):
+def test_two_annotators_progress_and_delete(own_dataset, argilla_server):
+    dataset = own_dataset
     alice = argilla_server.create_annotator(f"alice-{uuid.uuid4().hex[:6]}")
     bob = argilla_server.create_annotator(f"bob-{uuid.uuid4().hex[:6]}")
     pending = {
