@@ -323,12 +323,6 @@ def record_files(build_dir: str) -> list[str]:
     ]
 
 
-def require_records(build_dir: str) -> list[str]:
-    """The record shards of a complete build (:func:`require_complete`)."""
-    require_complete(build_dir)
-    return record_files(build_dir)
-
-
 def read_stats(build_dir: str) -> dict[str, Any]:
     """The build's stats.json, or ``{}`` when it has none."""
     path = FileSystems.join(build_dir, STATS_FILE)
