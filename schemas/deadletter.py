@@ -13,6 +13,7 @@ itself.
 
 from __future__ import annotations
 
+import re
 from typing import TypedDict
 
 import apache_beam as beam
@@ -43,6 +44,18 @@ STAGE_DEDUPE_IDS = "dedupe_ids"
 
 MAX_DETAIL = 2000
 
+# ``<_io.BytesIO object at 0x7f...>``: an address that differs run to run (Pillow's messages).
+_OBJECT_REPR = re.compile(r"<([A-Za-z_][\w.]*) object at 0x[0-9A-Fa-f]+>")
+
+
+def scrub_detail(detail: str) -> str:
+    """``detail`` without object reprs' addresses, so dead letters are the same every run.
+
+    ``<_io.BytesIO object at 0x7f3a...>`` becomes ``<_io.BytesIO>``. Machine paths are the
+    caller's job: name files with :func:`schemas.fs.display_path`.
+    """
+    return _OBJECT_REPR.sub(r"<\1>", detail)
+
 
 UNIT_RECORD = "record"
 UNIT_IMAGE = "image"
@@ -62,7 +75,7 @@ def dead_letter(
     so that read = written + dropped) or one ``image`` of a record that was kept without it
     (counted in ``images_dropped``).
     """
-    detail = str(detail)
+    detail = scrub_detail(str(detail))
     if len(detail) > MAX_DETAIL:
         detail = detail[:MAX_DETAIL] + f"... [{len(detail) - MAX_DETAIL} more characters]"
     return {

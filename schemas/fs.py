@@ -35,6 +35,26 @@ def resolve_under(root: str, relpath: str) -> str:
     return join(root, norm)
 
 
+def display_path(uri: str, root: str | None) -> str:
+    """How dead letters name ``uri``: relative to ``root`` (a source folder) when inside it.
+
+    Dead-letter details and ids must not carry machine paths (they differ between machines and
+    runs), so a path under ``root`` is written relative to it (``images/1.png``); a path
+    elsewhere keeps only its last component. ``root`` may be a file (a source's JSON file):
+    then its folder is the root.
+    """
+    if not uri:
+        return uri
+    if root:
+        base = root.rstrip("/")
+        for r in (base, posixpath.dirname(base)):
+            if r and (uri == r or uri.startswith(r + "/")):
+                rel = uri[len(r) :].lstrip("/")
+                if rel:
+                    return rel
+    return posixpath.basename(uri.rstrip("/")) or uri
+
+
 def safe_name(name: str, what: str) -> str:
     """Check an id used as a file name (``<step_id>.png``) cannot name another folder."""
     if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
