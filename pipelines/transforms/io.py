@@ -1,12 +1,21 @@
-"""Writing a build: records as Parquet, dead letters as JSON Lines (reading: schemas.buildio)."""
+"""Writing a build: records as Parquet, dead letters as JSON Lines (reading: schemas.buildio).
+
+Both writers are deterministic: the number of shards follows from the number of elements, an
+element's shard from a hash of its key, and the order inside a shard from the key. So two
+builds of the same inputs write byte-identical files whatever the runner, the number of
+workers or the order elements arrive in (Beam's own file sinks shard by bundle).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
@@ -22,6 +31,87 @@ STAGE_WRITE = "write_records"
 # Rows hold metadata only (a few KB): row groups of 1,000 rows keep reads streaming in
 # small steps without making the files fragmented.
 ROWS_PER_GROUP = 1000
+# A shard is sorted in the memory of one worker: 10,000 rows of a few KB each is tens of MB.
+RECORDS_PER_SHARD = 10_000
+DEAD_LETTERS_PER_SHARD = 100_000
+
+
+def shard_count(n: int, per_shard: int) -> int:
+    """Shards for ``n`` elements: at least one (an empty build still has its shard)."""
+    return max(1, -(-n // per_shard))
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The shard of an element with sort key ``key`` (stable across runs and machines)."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def shard_path(prefix: str, index: int, shards: int, suffix: str) -> str:
+    return f"{prefix}-{index:05d}-of-{shards:05d}{suffix}"
+
+
+class WriteSortedShards(beam.PTransform):
+    """Write ``(key, payload)`` pairs into ``<prefix>-SSSSS-of-NNNNN<suffix>`` deterministically.
+
+    ``shard_count(n, per_shard)`` shards, each element in ``shard_of(key)``, each shard's
+    payloads in key order (ties keep no particular order, so keys should be unique), every
+    shard written, empty ones included. ``write(path, payloads)`` writes one file.
+
+    Output: the paths written (one per shard).
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        suffix: str,
+        per_shard: int,
+        write: Callable[[str, list[Any]], None],
+    ) -> None:
+        super().__init__()
+        self._prefix, self._suffix, self._per_shard, self._write = prefix, suffix, per_shard, write
+
+    def expand(self, keyed: beam.PCollection[tuple[str, Any]]) -> beam.PCollection[str]:
+        per_shard = self._per_shard
+        shards = (
+            keyed
+            | "Count" >> beam.combiners.Count.Globally()
+            | "Shards" >> beam.Map(lambda n: shard_count(n, per_shard))
+        )
+        every_shard = shards | "EveryShard" >> beam.FlatMap(lambda n: [(i, None) for i in range(n)])
+        assigned = keyed | "AssignShard" >> beam.Map(
+            lambda kv, n: (shard_of(kv[0], n), kv), beam.pvalue.AsSingleton(shards)
+        )
+        prefix, suffix, write = self._prefix, self._suffix, self._write
+
+        def write_shard(group: tuple[int, Iterable[Any]], n: int) -> str:
+            index, values = group
+            pairs = sorted((kv for kv in values if kv is not None), key=lambda kv: kv[0])
+            path = shard_path(prefix, index, n, suffix)
+            write(path, [payload for _, payload in pairs])
+            return path
+
+        return (
+            (assigned, every_shard)
+            | "Flatten" >> beam.Flatten()
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.Map(write_shard, beam.pvalue.AsSingleton(shards))
+        )
+
+
+def write_parquet_shard(path: str, rows: list[dict[str, Any]]) -> None:
+    """One records shard: ``rows`` (already checked) in row groups of ROWS_PER_GROUP."""
+    with FileSystems.create(path) as handle, pq.ParquetWriter(handle, RECORD_SCHEMA) as writer:
+        for start in range(0, max(len(rows), 1), ROWS_PER_GROUP):
+            chunk = rows[start : start + ROWS_PER_GROUP]
+            writer.write_table(pa.Table.from_pylist(chunk, schema=RECORD_SCHEMA))
+
+
+def write_lines_shard(path: str, lines: list[str]) -> None:
+    """One JSON Lines shard."""
+    with FileSystems.create(path) as handle:
+        for line in lines:
+            handle.write(line.encode("utf-8") + b"\n")
 
 
 class ToRecordRow(beam.DoFn):
@@ -45,6 +135,9 @@ class ToRecordRow(beam.DoFn):
 class WriteRecords(beam.PTransform):
     """Write finished records to ``<output>/records/records-SSSSS-of-NNNNN.parquet``.
 
+    Deterministic (:class:`WriteSortedShards`): ``ceil(n / RECORDS_PER_SHARD)`` shards, rows
+    sorted by ``id`` (unique after ``DedupeById``), row groups of ``ROWS_PER_GROUP`` rows.
+
     Input: finished records.
     Output: a dict: ``rows`` (what was written, one Parquet row each), ``files`` (the shard
     names, once written) and ``DEAD`` (records whose values the schema cannot hold).
@@ -58,12 +151,11 @@ class WriteRecords(beam.PTransform):
 
     def expand(self, records: beam.PCollection[Record]):
         checked = records | "ToRow" >> beam.ParDo(ToRecordRow()).with_outputs(DEAD, main="rows")
-        files = checked.rows | "WriteToParquet" >> beam.io.WriteToParquet(
-            self._prefix,
-            RECORD_SCHEMA,
-            file_name_suffix=".parquet",
-            record_batch_size=ROWS_PER_GROUP,
-            row_group_buffer_size=8 * 1024 * 1024,
+        files = (
+            checked.rows
+            | "KeyById" >> beam.Map(lambda row: (row["id"], row))
+            | "WriteParquet"
+            >> WriteSortedShards(self._prefix, ".parquet", RECORDS_PER_SHARD, write_parquet_shard)
         )
         return {"rows": checked.rows, "files": files, DEAD: checked[DEAD]}
 
@@ -90,7 +182,9 @@ class WriteDeadLetters(beam.PTransform):
         return (
             dead
             | "ToJson" >> beam.Map(dead_letter_json)
-            | "WriteToText" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl")
+            | "KeyByLine" >> beam.Map(lambda line: (line, line))
+            | "WriteJsonl"
+            >> WriteSortedShards(self._prefix, ".jsonl", DEAD_LETTERS_PER_SHARD, write_lines_shard)
         )
 
 
