@@ -178,7 +178,7 @@ def _open_local(uri: str, root: str | None, name: str) -> tuple[Any, int]:
     """Open a local regular file without following a symlink out of ``root``; never blocks."""
     real = os.path.realpath(uri)
     if root is not None and not inside(real, os.path.realpath(root)):
-        raise RecordError("path_escapes_root", f"{name} is a link to a file outside its folder")
+        raise RecordError("path_escapes_root", f"{name} resolves to a file outside its folder")
     # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; O_NOFOLLOW:
     # ``real`` has no symlink left, so one swapped in since realpath is refused (ELOOP)
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
