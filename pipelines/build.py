@@ -250,7 +250,8 @@ def build_pipeline(
     items, dead, restructure_dead, byteless, loaded_here, load_dead = [], [], [], [], [], []
     for name, options in config.sources.items():
         label = get_source(name).reader.__name__
-        read = p | label >> get_source(name).reader(options)
+        reader = get_source(name).reader(options, max_file_bytes=config.limits.max_file_bytes)
+        read = p | label >> reader
         items.append(read.items)
         dead.append(read[DEAD])
         restructured = (
@@ -267,7 +268,7 @@ def build_pipeline(
         )
         byteless.append(parts[0])
         here = parts[1] | f"LoadEmbeddedImages{label[4:]}" >> LoadImages(
-            relative_to=config.base_dir, images=config.images, store=store
+            relative_to=config.base_dir, images=config.images, store=store, limits=config.limits
         )
         loaded_here.append(here.records)
         load_dead.append(here[DEAD])
@@ -280,7 +281,7 @@ def build_pipeline(
     # image loading spreads over workers instead of staying fused with the file's reader.
     drafts = byteless | "FlattenDrafts" >> beam.Flatten() | "ReshuffleDrafts" >> beam.Reshuffle()
     loaded = drafts | "LoadImages" >> LoadImages(
-        relative_to=config.base_dir, images=config.images, store=store
+        relative_to=config.base_dir, images=config.images, store=store, limits=config.limits
     )
     load_dead.append(loaded[DEAD])
     records = (

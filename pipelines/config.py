@@ -3,8 +3,9 @@
 ``load_config(path)`` parses the YAML, validates it against ``schemas/config.schema.json``,
 fills in the schema's defaults (here, once: no stage repeats a default), resolves relative
 paths against the config file's folder, drops disabled sources and asks each source to check
-its options (paths exist). The ``images``, ``dedupe`` and ``clip`` blocks become frozen
-dataclasses (:class:`ImagesConfig`, :class:`DedupeConfig`, :class:`ClipConfig`), and
+its options (paths exist). The ``limits``, ``images``, ``dedupe`` and ``clip`` blocks become
+frozen dataclasses (:class:`LimitsConfig`, :class:`ImagesConfig`, :class:`DedupeConfig`,
+:class:`ClipConfig`), and
 ``--no-clip`` is decided into ``ClipConfig.enabled``. Any problem is a
 :class:`PipelineConfigError` raised before a pipeline is built.
 """
@@ -21,12 +22,16 @@ import yaml
 from apache_beam.io.filesystems import FileSystems
 
 from schemas import load_schema, with_defaults
-from schemas.errors import PipelineConfigError
+from schemas.errors import PipelineConfigError, RecordError
+from schemas.fs import read_bytes
 from schemas.validation import validate_against
 from sources import get_source
 
 # source options that name a folder (the rest name files or globs)
 FOLDER_OPTIONS = ("images", "root")
+
+# a build config is a short YAML file; a larger one is not a config (and never read whole)
+MAX_CONFIG_BYTES = 1 << 20
 
 NO_CLIP_REASON = "clip scoring turned off (--no-clip)"
 DISABLED_REASON = "clip scoring turned off (clip.enabled: false)"
@@ -46,6 +51,25 @@ def fill_block(name: str, options: dict[str, Any] | None, base_dir: str) -> dict
         if key in out and prop.get("$ref") == "#/$defs/path":
             out[key] = resolve_path(out[key], base_dir)
     return out
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """The ``limits`` block: size caps on reads of source data (schema: ``$defs.limits``).
+
+    Attributes:
+        max_file_bytes: cap on a source file (JSON, JSON Lines, parquet), and on what a
+            compressed one expands to.
+        max_image_bytes: cap on an image file read by ``LoadImages``.
+    """
+
+    max_file_bytes: int
+    max_image_bytes: int
+
+    @classmethod
+    def from_block(cls, block: dict[str, Any] | None = None) -> LimitsConfig:
+        """From a validated ``limits`` mapping; keys it lacks take the schema's defaults."""
+        return cls(**fill_block("limits", block, ""))
 
 
 @dataclass(frozen=True)
@@ -176,6 +200,7 @@ class BuildConfig:
             local paths written into records are made relative to it again.
         images: the ``images`` block.
         dedupe: the ``dedupe`` block.
+        limits: the ``limits`` block (read caps), given to every reader and to ``LoadImages``.
         clip: the ``clip`` block, ``--no-clip`` applied.
     """
 
@@ -187,6 +212,7 @@ class BuildConfig:
     images: ImagesConfig
     dedupe: DedupeConfig
     clip: ClipConfig
+    limits: LimitsConfig
 
 
 def _is_uri(value: str) -> bool:
@@ -270,6 +296,7 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
     if not sources:
         raise PipelineConfigError(f"{path}: every source is disabled; enable at least one")
     clip = ClipConfig.from_block(data.get("clip"), base_dir, no_clip=no_clip)
+    limits = LimitsConfig.from_block(data.get("limits"))
     check_clip(clip, path)
     stem = os.path.splitext(os.path.basename(path))[0]
     return BuildConfig(
@@ -281,6 +308,7 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         images=ImagesConfig.from_block(data.get("images")),
         dedupe=DedupeConfig.from_block(data.get("dedupe")),
         clip=clip,
+        limits=limits,
     )
 
 
@@ -319,8 +347,9 @@ def load_config(path: str, no_clip: bool = False) -> BuildConfig:
             f"config {path} is a folder; pass the YAML file, e.g. --config {path}/sample.yaml"
         )
     try:
-        with FileSystems.open(path, compression_type="uncompressed") as f:
-            data = f.read()
+        data = read_bytes(path, max_bytes=MAX_CONFIG_BYTES)
+    except RecordError as exc:  # a FIFO, a device, a file over 1 MiB
+        raise PipelineConfigError(f"cannot read config {path}: {exc.detail}") from exc
     except OSError as exc:
         raise PipelineConfigError(f"cannot read config {path}: {exc}") from exc
     try:

@@ -1,13 +1,22 @@
 """File helpers over Beam's filesystems (local paths, ``gs://``...), used by readers and stages.
 
+Every read of a source's data goes through :func:`open_bounded` (or :func:`read_bytes` /
+:func:`read_text` on top of it), which reads only regular files, refuses a local path whose
+symlinks lead out of its source folder, and never reads more than a size cap. The build's own
+outputs (``schemas.buildio``, ``schemas.store``) are read directly.
+
 Bottom layer: imports nothing of the project but ``schemas.errors``.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import posixpath
-from typing import Any
+import stat
+from typing import Any, BinaryIO
 
+from apache_beam.io.filesystem import CompressedFile, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.errors import PipelineConfigError, RecordError
@@ -62,6 +71,17 @@ def safe_name(name: str, what: str) -> str:
     return name
 
 
+def glob_root(pattern: str | None) -> str | None:
+    """The folder a glob's matches must stay in (the part before its first wildcard); None
+    for a plain path: a file the config names itself is read wherever its symlinks lead."""
+    if not pattern:
+        return None
+    cut = min((pattern.find(ch) for ch in "*?[" if ch in pattern), default=-1)
+    if cut < 0:
+        return None
+    return posixpath.dirname(pattern[:cut]) or "."
+
+
 def exists(uri: str) -> bool:
     return FileSystems.exists(uri)
 
@@ -72,13 +92,164 @@ def match(pattern: str) -> list[str]:
     return sorted(m.path for m in result.metadata_list)
 
 
-def read_bytes(uri: str) -> bytes:
-    with FileSystems.open(uri, compression_type="uncompressed") as f:
+def is_local(uri: str) -> bool:
+    """A local path (Beam's local filesystem), not a ``scheme://`` URI."""
+    return "://" not in uri
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISDIR, "folder"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def inside(path: str, root: str) -> bool:
+    """Is local ``path`` (resolved) ``root`` (resolved) or below it?"""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def too_large(name: str, size: int | str, max_bytes: int) -> RecordError:
+    return RecordError("file_too_large", f"{name}: {size} bytes > the {max_bytes}-byte read cap")
+
+
+class _Capped(io.RawIOBase):
+    """A read-only view of ``f`` that refuses to go past ``max_bytes`` (``file_too_large``).
+
+    A read at or past the cap fetches one byte at most: data there means the file grew beyond
+    the cap after its size was checked. Seeks pass through (parquet readers seek to the footer).
+    """
+
+    mode = "rb"  # Beam's CompressedFile asks
+
+    def __init__(self, f: Any, max_bytes: int, name: str) -> None:
+        super().__init__()
+        self._f = f
+        self._max = max_bytes
+        self._name = name
+        self._pos = 0
+        seekable = getattr(f, "seekable", False)
+        self._seekable = bool(seekable() if callable(seekable) else seekable)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def readinto(self, buffer: Any) -> int:
+        room = self._max - self._pos
+        if room <= 0:
+            if self._f.read(1):
+                raise too_large(self._name, f"more than {self._max}", self._max)
+            return 0
+        data = self._f.read(min(len(buffer), room))
+        n = len(data)
+        buffer[:n] = data
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self._seekable:
+            raise io.UnsupportedOperation("seek")
+        self._pos = self._f.seek(offset, whence)
+        if self._pos is None:  # some Beam file objects return None
+            self._pos = self._f.tell()
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._f.close()
+            finally:
+                super().close()
+
+
+def _open_local(uri: str, root: str | None, name: str) -> tuple[Any, int]:
+    """Open a local regular file without following a symlink out of ``root``; never blocks."""
+    real = os.path.realpath(uri)
+    if root is not None and not inside(real, os.path.realpath(root)):
+        raise RecordError("path_escapes_root", f"{name} resolves to a file outside its folder")
+    # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; O_NOFOLLOW:
+    # ``real`` has no symlink left, so one swapped in since realpath is refused (ELOOP)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(real, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RecordError(
+                "not_a_regular_file", f"{name} is a {_kind(st.st_mode)}, not a regular file"
+            )
+        return os.fdopen(fd, "rb", buffering=0), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_bounded(
+    uri: str, *, max_bytes: int, root: str | None = None, decompress: bool = False
+) -> BinaryIO:
+    """Open ``uri`` for reading under the safe-read rules; a seekable binary file object.
+
+    Local paths: symlinks are resolved and, given ``root`` (the source folder the path was
+    taken from), a target outside ``realpath(root)`` is refused; the file is opened without
+    blocking (a FIFO cannot hang the build) and must be a regular file. Other URIs (``gs://``,
+    any Beam filesystem): the size comes from ``FileSystems.match``; such stores hold only
+    objects, and ``root`` is not checked (they have no symlinks). Either way a size over
+    ``max_bytes`` is refused, and reads stop at ``max_bytes`` (a file that grows after the
+    check is refused when read past the cap).
+
+    Args:
+        uri: a local path or a Beam filesystem URI.
+        max_bytes: the read cap (the ``limits`` block of the build config).
+        root: the source folder ``uri`` must stay in (local paths), or None.
+        decompress: decompress by extension (``.gz``, ``.bz2``...), as Beam's ``AUTO``;
+            the cap then applies to the compressed file and, again, to what it expands to.
+
+    Raises:
+        RecordError: ``path_escapes_root``, ``not_a_regular_file``, ``file_too_large``.
+        OSError: the file does not exist or cannot be opened (callers name the reason).
+    """
+    name = display_path(uri, root)
+    if is_local(uri):
+        f, size = _open_local(uri, root, name)
+    else:
+        found = FileSystems.match([uri])[0].metadata_list
+        if not found:
+            raise FileNotFoundError(f"{name} does not exist")
+        size = found[0].size_in_bytes
+        if size > max_bytes:
+            raise too_large(name, size, max_bytes)
+        f = FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+    if size > max_bytes:
+        f.close()
+        raise too_large(name, size, max_bytes)
+    raw: BinaryIO = io.BufferedReader(_Capped(f, max_bytes, name))
+    kind = CompressionTypes.detect_compression_type(uri) if decompress else None
+    if kind and kind != CompressionTypes.UNCOMPRESSED:
+        expanded = CompressedFile(raw, compression_type=kind)
+        raw = io.BufferedReader(_Capped(expanded, max_bytes, f"{name} (decompressed)"))
+    return raw
+
+
+def read_bytes(uri: str, *, max_bytes: int, root: str | None = None) -> bytes:
+    """All of ``uri`` under the rules of :func:`open_bounded`."""
+    with open_bounded(uri, max_bytes=max_bytes, root=root) as f:
         return f.read()
 
 
-def read_text(uri: str) -> str:
-    return read_bytes(uri).decode("utf-8")
+def read_text(uri: str, *, max_bytes: int, root: str | None = None) -> str:
+    """:func:`read_bytes` decoded as UTF-8."""
+    return read_bytes(uri, max_bytes=max_bytes, root=root).decode("utf-8")
 
 
 def require_path(options: dict[str, Any], key: str, source: str) -> str:

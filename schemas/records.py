@@ -20,7 +20,7 @@ name these shapes in the stages' signatures; at runtime they are plain dicts.
 from __future__ import annotations
 
 import re
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from schemas import SCHEMA_VERSION
 
@@ -42,6 +42,9 @@ class DraftImage(TypedDict):
     uri: str
     bytes: bytes | None
     license: str | None
+    # the source folder ``uri`` must stay in (symlinks included), also what dead letters name
+    # it relative to; None for embedded bytes and for URIs with no folder of their own
+    root: NotRequired[str | None]
 
 
 class RecordImage(TypedDict):
@@ -164,11 +167,20 @@ class ImageRefs:
         self._entries: list[dict[str, Any]] = []
         self._by_uri: dict[str, str] = {}
 
-    def add(self, uri: str, data: bytes | None = None, license: str | None = None) -> str:
+    def add(
+        self,
+        uri: str,
+        data: bytes | None = None,
+        license: str | None = None,
+        root: str | None = None,
+    ) -> str:
+        """The ref of image ``uri`` (embedded ``data``, or read from ``uri`` under ``root``,
+        the source folder it must not leave)."""
         if uri in self._by_uri:
             return self._by_uri[uri]
         ref = f"@{len(self._entries)}"
-        self._entries.append({"ref": ref, "uri": uri, "bytes": data, "license": license})
+        entry = {"ref": ref, "uri": uri, "bytes": data, "license": license, "root": root}
+        self._entries.append(entry)
         self._by_uri[uri] = ref
         return ref
 

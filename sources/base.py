@@ -28,6 +28,14 @@ read later, or bytes already embedded in the source (parquet).
 
 ``options`` is the source's block from the YAML config with paths already resolved to
 absolute paths or URIs (see ``pipelines.config``).
+
+Reads are bounded: a reader reads its files through :meth:`SourceReader.open_source` /
+:meth:`SourceReader.read_source` (``schemas.fs.open_bounded``), with the build's
+``limits.max_file_bytes`` and the folder a symlinked file must not leave. A FIFO, a device,
+a file over the cap or a link out of the folder is one dead letter for the file
+(``not_a_regular_file``, ``file_too_large``, ``path_escapes_root``). Images are read later,
+by ``LoadImages``: a reader gives each image URI its folder (``image_root`` in items,
+``root`` in ``DraftImage``).
 """
 
 from __future__ import annotations
@@ -38,10 +46,10 @@ from typing import Any, ClassVar
 
 import apache_beam as beam
 
-from schemas import source_options
+from schemas import load_schema, source_options, with_defaults
 from schemas.deadletter import DEAD, STAGE_READ, reject
 from schemas.errors import PipelineConfigError, RecordError
-from schemas.fs import match
+from schemas.fs import match, open_bounded, read_bytes
 from schemas.metrics import inc
 
 Item = dict[str, Any]
@@ -68,6 +76,8 @@ class SourceReader(beam.PTransform):
 
     Args:
         options: the source's config block (paths resolved).
+        max_file_bytes: the read cap on one input file (the build config's
+            ``limits.max_file_bytes``); None: the schema's default.
 
     Input: the pipeline root. The files are listed when the transform is built; none is a
     ``PipelineConfigError``.
@@ -81,9 +91,10 @@ class SourceReader(beam.PTransform):
     namespace: ClassVar[str]
     file_error_reason: ClassVar[str] = "malformed_file"
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], max_file_bytes: int | None = None) -> None:
         super().__init__()
         self.options = source_options(self.source, options)  # schema defaults, filled once
+        self.max_file_bytes = max_file_bytes or default_limits()["max_file_bytes"]
         self.files = self.list_files()
         if not self.files:
             raise PipelineConfigError(
@@ -116,6 +127,15 @@ class SourceReader(beam.PTransform):
         if not files:
             raise PipelineConfigError(f"sources.{self.source}.{key}: no file matches {pattern}")
         return files
+
+    def open_source(self, path: str, root: str | None, decompress: bool = False) -> Any:
+        """Open input file ``path`` under the read rules (``schemas.fs.open_bounded``):
+        ``root`` is the folder it was found in (None: the config names the file itself)."""
+        return open_bounded(path, max_bytes=self.max_file_bytes, root=root, decompress=decompress)
+
+    def read_source(self, path: str, root: str | None) -> bytes:
+        """All of input file ``path`` under the read rules (see :meth:`open_source`)."""
+        return read_bytes(path, max_bytes=self.max_file_bytes, root=root)
 
     # --- the plumbing ---------------------------------------------------------------------
 
@@ -154,6 +174,11 @@ class SourceReader(beam.PTransform):
         state.pop("pipeline", None)
         state["files"] = []
         return state
+
+
+def default_limits() -> dict[str, Any]:
+    """The ``limits`` block's schema defaults (for a reader built without a config)."""
+    return with_defaults(load_schema("config")["$defs"]["limits"]["properties"], None)
 
 
 class _ReadFileFn(beam.DoFn):

@@ -8,10 +8,16 @@ the bytes are written there once; the finished record carries only the reference
 metadata, never the bytes. A record whose image cannot be used is rejected whole, with the
 first failing image named in the detail.
 
+Reads are bounded (``schemas.fs.open_bounded``): an image URI is read only inside its
+source folder (``DraftImage.root``), only from a regular file, and only up to
+``limits.max_image_bytes``.
+
 Reasons: ``image_missing`` (no such file), ``image_unreadable`` (the file exists but
-cannot be read), ``image_empty`` (zero bytes), ``image_undecodable`` (not an image Pillow
-recognises), ``image_unsupported_format`` (an image, but not one of the schema's formats),
-``image_too_large`` (Pillow's decompression-bomb guard).
+cannot be read), ``image_not_regular_file`` (a FIFO, device, socket or folder),
+``image_file_too_large`` (over ``limits.max_image_bytes``), ``path_escapes_root`` (a symlink
+to a file outside the source folder), ``image_empty`` (zero bytes), ``image_undecodable``
+(not an image Pillow recognises), ``image_unsupported_format`` (an image, but not one of the
+schema's formats), ``image_too_large`` (Pillow's decompression-bomb guard).
 """
 
 from __future__ import annotations
@@ -31,10 +37,10 @@ import scipy.fft
 from apache_beam.pvalue import TaggedOutput
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from pipelines.config import ImagesConfig
+from pipelines.config import ImagesConfig, LimitsConfig
 from schemas.deadletter import DEAD, STAGE_IMAGES, UNIT_IMAGE, reject, reject_exception
 from schemas.errors import RecordError
-from schemas.fs import exists, read_bytes
+from schemas.fs import display_path, exists, read_bytes
 from schemas.metrics import inc
 from schemas.records import DraftImage, DraftRecord, Record, RecordImage
 from schemas.store import ImageStore, ref_for
@@ -51,24 +57,45 @@ FORMATS = {
 }
 
 
-def fetch_bytes(entry: DraftImage) -> bytes:
-    """The image's bytes: embedded in the draft, or read from its URI."""
+# the read-rule reasons of ``schemas.fs`` in this stage's vocabulary
+_READ_REASONS = {
+    "not_a_regular_file": "image_not_regular_file",
+    "file_too_large": "image_file_too_large",
+    "path_escapes_root": "path_escapes_root",
+}
+
+
+def fetch_bytes(entry: DraftImage, max_bytes: int | None = None) -> bytes:
+    """The image's bytes: embedded in the draft, or read from its URI.
+
+    A URI is read under ``schemas.fs``'s rules: inside ``entry["root"]`` when given, a regular
+    file, at most ``max_bytes`` (None: the schema's ``limits.max_image_bytes``). Dead-letter
+    details name the file relative to its root.
+    """
     data = entry.get("bytes")
+    uri = entry["uri"]
+    root = entry.get("root")
+    name = display_path(uri, root)
     if data is None:
-        uri = entry["uri"]
+        cap = max_bytes or _LIMITS.max_image_bytes
         try:
-            data = read_bytes(uri)
+            data = read_bytes(uri, max_bytes=cap, root=root)
+        except RecordError as exc:
+            reason = _READ_REASONS.get(exc.reason, "image_unreadable")
+            raise RecordError(reason, exc.detail) from exc
         except Exception as exc:
             if not exists(uri):
-                raise RecordError("image_missing", f"{uri} does not exist") from exc
-            raise RecordError("image_unreadable", f"{uri}: {type(exc).__name__}: {exc}") from exc
+                raise RecordError("image_missing", f"{name} does not exist") from exc
+            why = getattr(exc, "strerror", None) or type(exc).__name__  # no machine path
+            raise RecordError("image_unreadable", f"{name}: {why}") from exc
     if not data:
-        raise RecordError("image_empty", f"{entry['uri']} has zero bytes")
+        raise RecordError("image_empty", f"{name} has zero bytes")
     return bytes(data)
 
 
 # the schema's ``images`` defaults, which ImageLimits takes for the gates a caller leaves out
 _IMAGES = ImagesConfig.from_block()
+_LIMITS = LimitsConfig.from_block()
 
 
 @dataclass(frozen=True)
@@ -82,8 +109,9 @@ class ImageLimits:
             any pixel is decoded.
         check_size: apply ``min_side``/``max_aspect`` (off for exempt sources).
         draft: hash JPEGs from a DCT-scaled (draft) decode; see ``bench/phash_draft.py``.
+        max_bytes: read cap on an image file (``limits.max_image_bytes``).
 
-    Gates left out take ``schemas/config.schema.json``'s ``images`` defaults.
+    Gates left out take ``schemas/config.schema.json``'s ``images`` and ``limits`` defaults.
     """
 
     min_side: int = _IMAGES.min_side
@@ -91,16 +119,21 @@ class ImageLimits:
     max_pixels: int = _IMAGES.max_pixels
     check_size: bool = True
     draft: bool = _IMAGES.draft_decode
+    max_bytes: int = _LIMITS.max_image_bytes
 
     @classmethod
-    def from_config(cls, images: ImagesConfig, check_size: bool = True) -> ImageLimits:
-        """The gates of the ``images`` block; ``check_size=False`` for exempt sources."""
+    def from_config(
+        cls, images: ImagesConfig, check_size: bool = True, limits: LimitsConfig | None = None
+    ) -> ImageLimits:
+        """The gates of the ``images`` block (and the ``limits`` block's image read cap);
+        ``check_size=False`` for exempt sources."""
         return cls(
             min_side=images.min_side,
             max_aspect=images.max_aspect,
             max_pixels=images.max_pixels,
             check_size=check_size,
             draft=images.draft_decode,
+            max_bytes=(limits or _LIMITS).max_image_bytes,
         )
 
 
@@ -269,8 +302,8 @@ def load_images_checked(
     failed: dict[str, RecordError] = {}
     for entry in draft["images"]:
         try:
-            data = fetch_bytes(entry)
-            info = inspect_image(data, entry["uri"], limits)
+            data = fetch_bytes(entry, limits.max_bytes)
+            info = inspect_image(data, display_path(entry["uri"], entry.get("root")), limits)
         except RecordError as exc:
             if on_bad_image != DROP_SEGMENT:
                 raise
@@ -345,17 +378,26 @@ def localize_paths(record: Record, base_dir: str) -> Record:
 
 
 class LoadImagesFn(beam.DoFn):
-    def __init__(self, relative_to: str, images: ImagesConfig, store: ImageStore | None) -> None:
+    def __init__(
+        self,
+        relative_to: str,
+        images: ImagesConfig,
+        store: ImageStore | None,
+        limits: LimitsConfig | None = None,
+    ) -> None:
         self._base_dir = relative_to
         self._images = images
         self._store = store
+        self._read_limits = limits
 
     def setup(self) -> None:
         images = self._images
         self._policy = images.on_bad_image
         self._exempt = set(images.exempt_sources)
-        self._limits = ImageLimits.from_config(images)
-        self._exempt_limits = ImageLimits.from_config(images, check_size=False)
+        self._limits = ImageLimits.from_config(images, limits=self._read_limits)
+        self._exempt_limits = ImageLimits.from_config(
+            images, check_size=False, limits=self._read_limits
+        )
 
     def process(self, draft: DraftRecord) -> Iterator[Record | TaggedOutput]:
         prov = draft["provenance"]
@@ -398,6 +440,8 @@ class LoadImages(beam.PTransform):
             ``on_bad_image``, ``draft_decode``); None: the schema's defaults.
         store: the build's image store; every image that passes is written there once.
             Without one nothing is written (tests of the checks alone).
+        limits: the ``limits`` block of the build config (``max_image_bytes`` caps each
+            image read); None: the schema's defaults.
     """
 
     def __init__(
@@ -405,12 +449,14 @@ class LoadImages(beam.PTransform):
         relative_to: str = "",
         images: ImagesConfig | None = None,
         store: ImageStore | None = None,
+        limits: LimitsConfig | None = None,
     ) -> None:
         super().__init__()
         self._base_dir = relative_to
         self._images = images or ImagesConfig.from_block()
         self._store = store
+        self._limits = limits or LimitsConfig.from_block()
 
     def expand(self, drafts: beam.PCollection[DraftRecord]) -> beam.pvalue.DoOutputsTuple:
-        fn = LoadImagesFn(self._base_dir, self._images, self._store)
+        fn = LoadImagesFn(self._base_dir, self._images, self._store, self._limits)
         return drafts | "LoadImagesFn" >> beam.ParDo(fn).with_outputs(DEAD, main="records")

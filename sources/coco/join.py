@@ -10,7 +10,8 @@ and every image that cannot be used is a RecordError naming the unit instead.
 Read reasons, all stable snake_case:
 
 * file-level: ``bad_json`` (captions file unreadable or not JSON), ``missing_key`` (the
-  captions file has no ``images`` list);
+  captions file has no ``images`` list), ``not_a_regular_file``, ``file_too_large``,
+  ``path_escapes_root`` (the read rules of ``schemas.fs.open_bounded``);
 * per image: ``missing_key``, ``bad_value``, ``path_escapes_root``, ``duplicate_image_id``,
   ``unknown_license``, ``no_captions``, ``unknown_category``, ``bad_segmentation``,
   ``bad_instances_file``;
@@ -29,7 +30,7 @@ from typing import Any
 
 from schemas import source_options
 from schemas.errors import RecordError
-from schemas.fs import join, read_bytes, resolve_under, safe_name
+from schemas.fs import glob_root, join, read_bytes, resolve_under, safe_name
 from sources.base import Item
 
 SOURCE = "coco"
@@ -68,14 +69,25 @@ def relative_name(path: str, root: str | None) -> str:
     return posixpath.basename(path.rstrip("/"))
 
 
-def load_json(uri: str, what: str) -> Any:
-    """Read and parse one COCO JSON file (each is one object).
+def file_root(options: dict[str, Any], key: str) -> str | None:
+    """The folder the ``captions`` or ``instances`` file must stay in: the COCO root for the
+    default path under it, a glob's folder for an override (a plain override: None)."""
+    options = source_options("coco", options)
+    return glob_root(options[key]) if options.get(key) else options.get("root")
+
+
+def load_json(uri: str, what: str, *, max_bytes: int, root: str | None = None) -> Any:
+    """Read (under ``max_bytes`` and ``root``, see ``schemas.fs``) and parse one COCO JSON
+    file (each is one object).
 
     Raises:
-        RecordError(bad_json): the file cannot be read or is not JSON.
+        RecordError(bad_json): the file cannot be read or is not JSON;
+        RecordError(not_a_regular_file | file_too_large | path_escapes_root).
     """
     try:
-        return json.loads(read_bytes(uri))
+        return json.loads(read_bytes(uri, max_bytes=max_bytes, root=root))
+    except RecordError:
+        raise
     except Exception as exc:  # any read or decode failure is the same problem for the user
         raise RecordError("bad_json", f"{what} {uri}: {type(exc).__name__}: {exc}") from exc
 

@@ -94,7 +94,7 @@ def restructure(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     text = instruction_text(components)
     reference = reference_text(item, components)
     refs = ImageRefs()
-    ref = refs.add(image["uri"], license=image["license_name"])
+    ref = refs.add(image["uri"], license=image["license_name"], root=paths(options)["images"])
     stats = category_stats(item["instances"])
     return new_record(
         record_id=make_id("IF", SOURCE, split, item["source_id"]),

@@ -43,10 +43,13 @@ class ReadCOCO(SourceReader):
 
     def iter_units(self, path: str) -> Iterator[Unit]:
         instances_file = join.paths(self.options)["instances"]
-        captions = join.load_json(path, "captions file")
+        limit = self.max_file_bytes
+        root = join.file_root(self.options, "captions")
+        captions = join.load_json(path, "captions file", max_bytes=limit, root=root)
         instances, instances_error = None, None
         try:
-            instances = join.load_json(instances_file, "instances file")
+            root = join.file_root(self.options, "instances")
+            instances = join.load_json(instances_file, "instances file", max_bytes=limit, root=root)
         except RecordError as exc:
             instances_error = exc
         yield from join.iter_units(

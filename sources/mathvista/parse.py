@@ -425,7 +425,8 @@ def restructure(item: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
         image_name = p.get("image") or f"images/{pid}.jpg"
         ref = refs.add(f"{item['source_file']}#{image_name}", item["image_bytes"], image_license)
     else:
-        ref = refs.add(resolve_under(item["image_root"], p.get("image")), None, image_license)
+        root = item["image_root"]
+        ref = refs.add(resolve_under(root, p.get("image")), None, image_license, root=root)
 
     text = question_text(question, unit, choices, format_hint(qtype, atype, precision, labels))
     field, subfield, rule = classify(metadata)

@@ -7,11 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from schemas.errors import RecordError, as_record_error
-from schemas.fs import exists, join, match, read_text
+from schemas.fs import exists, glob_root, join, match
 from sources.base import SourceReader, Unit
 from sources.mathvista import parse
 
@@ -53,7 +51,9 @@ class ReadMathVista(SourceReader):
         ``image_root``, ``image_bytes``) and read-stage dead letters under ``DEAD``.
     Dead letters: ``malformed_file`` (a whole file that cannot be parsed, or an unreadable
         ``query.json``), ``malformed_record``, ``missing_key``, ``pid_mismatch``,
-        ``split_not_selected``, ``no_gold_label``, ``unexpected_error``.
+        ``split_not_selected``, ``no_gold_label``, ``unexpected_error``;
+        ``not_a_regular_file``, ``file_too_large``, ``path_escapes_root`` (a file itself,
+        ``query.json`` included; see ``sources.base``).
     Counters (namespace ``ReadMathVista``): ``files``, ``items``, ``dropped_<reason>``.
 
     Example::
@@ -82,11 +82,13 @@ class ReadMathVista(SourceReader):
     def _json_units(self, path: str) -> Iterator[Unit]:
         root = self.options["root"]
         try:
-            data = parse.parse_json_object(read_text(path), path)
+            text = self.read_source(path, root).decode("utf-8")
+            data = parse.parse_json_object(text, path)
             queries: dict[str, Any] = {}
             query_path = join(root, "query.json")
             if exists(query_path):
-                queries = parse.parse_json_object(read_text(query_path), query_path)
+                text = self.read_source(query_path, root).decode("utf-8")
+                queries = parse.parse_json_object(text, query_path)
         except Exception as exc:  # the file is the unit
             raise as_record_error(exc) from exc
         for position, (key, raw) in enumerate(data.items()):
@@ -107,7 +109,7 @@ class ReadMathVista(SourceReader):
     def _parquet_units(self, path: str) -> Iterator[Unit]:
         position = 0
         try:
-            handle = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+            handle = self.open_source(path, glob_root(self.options["parquet"]))
         except Exception as exc:  # the file is the unit
             raise as_record_error(exc) from exc
         with handle:

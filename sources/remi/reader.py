@@ -6,9 +6,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
-
 from schemas.errors import RecordError, as_record_error
+from schemas.fs import glob_root
 from schemas.metrics import inc
 from sources.base import SourceReader, Unit
 from sources.remi import parse
@@ -37,7 +36,9 @@ class ReadReMI(SourceReader):
         ``source``, ``source_id`` (``<split>/<row>``), ``split``, ``source_file``, ``row``,
         ``shard``, ``question``, ``label``, ``task`` and ``images`` {N: {bytes, path} | None}).
     Dead letters (``DEAD``, stage ``read``):
-        ``unreadable_file`` (cannot be opened; one per file), ``malformed_file`` (not parquet,
+        ``unreadable_file`` (cannot be opened; one per file), ``not_a_regular_file``,
+        ``file_too_large``, ``path_escapes_root`` (see ``sources.base``; one per file),
+        ``malformed_file`` (not parquet,
         or missing/mistyped required columns; one per file), ``undecodable_row`` (a row of a
         row group that cannot be decoded), ``missing_key`` (null question, label or task).
     Counters (namespace ``ReadReMI``): ``files``, ``items``, ``dropped_<reason>``,
@@ -56,7 +57,9 @@ class ReadReMI(SourceReader):
 
     def iter_units(self, path: str) -> Iterator[Unit]:
         try:
-            handle = FileSystems.open(path, compression_type="uncompressed")
+            handle = self.open_source(path, glob_root(self.options["parquet"]))
+        except RecordError:  # not_a_regular_file, file_too_large, path_escapes_root
+            raise
         except Exception as exc:
             detail = f"{path}: cannot open: {type(exc).__name__}: {exc}"
             raise RecordError("unreadable_file", detail) from exc

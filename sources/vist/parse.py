@@ -502,7 +502,9 @@ def restructure(item: Item, options: dict[str, Any]) -> Record:
                 f"(photo {s['photo_id']}) has an empty {text_field}",
             )
         image = s.get("image") or {}
-        ref = refs.add(s["image_uri"], license=license_name(image.get("license")))
+        ref = refs.add(
+            s["image_uri"], license=license_name(image.get("license")), root=options.get("images")
+        )
         segments.append(seg(text, ref))
 
     question = ([seg(prompt)] if prompt else []) + segments[:k]

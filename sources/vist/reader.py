@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from schemas.errors import RecordError
-from schemas.fs import join, list_dir_stems, match, read_bytes
+from schemas.fs import glob_root, join, list_dir_stems, match
 from schemas.metrics import inc
 from sources.base import SourceReader, Unit
 from sources.vist import parse
@@ -33,7 +33,8 @@ class ReadVIST(SourceReader):
     Dead letters (stage ``read``): ``malformed_file`` (unit = the SIS file),
     ``malformed_dii_file`` (unit = the SIS file whose split's DII file is broken),
     ``malformed_annotation``, ``missing_key``, ``malformed_story``, ``path_escapes_root``,
-    ``unexpected_error`` (a bug, per story).
+    ``unexpected_error`` (a bug, per story); ``not_a_regular_file``, ``file_too_large``,
+    ``path_escapes_root`` (the SIS file itself, see ``sources.base``).
 
     Counters (namespace ``ReadVIST``): ``files``, ``items``, ``dropped_<reason>``,
     ``stories_with_missing_photos``.
@@ -62,7 +63,7 @@ class ReadVIST(SourceReader):
 
     def iter_units(self, path: str) -> Iterator[Unit]:
         split = parse.split_of(path)
-        doc = parse.load_container(read_bytes(path), path)
+        doc = parse.load_container(self.read_source(path, glob_root(self.options["sis"])), path)
         units = parse.iter_sis_units(
             doc,
             split=split,
@@ -96,7 +97,8 @@ class ReadVIST(SourceReader):
             captions: dict[str, list[dict[str, Any]]] = {}
             for path in self._dii_files.get(split, []):
                 try:
-                    doc = parse.load_container(read_bytes(path), path, kind="DII")
+                    data = self.read_source(path, glob_root(self.options["dii"]))
+                    doc = parse.load_container(data, path, kind="DII")
                     by_photo = parse.parse_dii(doc, path)
                 except RecordError as exc:
                     raise RecordError("malformed_dii_file", exc.detail) from exc

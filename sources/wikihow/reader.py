@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from apache_beam.io.filesystems import FileSystems
-
+from schemas.fs import glob_root
 from sources.base import SourceReader, Unit
 from sources.wikihow import parse
-
-
-def _lines(path: str) -> Iterator[bytes]:
-    """Stream the raw lines of one file (any Beam filesystem; ``.gz`` is decompressed)."""
-    with FileSystems.open(path) as f:
-        while line := f.readline():
-            yield line
 
 
 class ReadWikiHow(SourceReader):
@@ -31,7 +23,9 @@ class ReadWikiHow(SourceReader):
         ``image_uri`` or ``None``) and ``DEAD`` (read-stage dead letters).
     Dead letters: ``malformed_json``, ``missing_key``, ``bad_value``, ``no_methods``,
         ``path_escapes_root``, ``unexpected_error`` (see sources/wikihow/README.md);
-        ``malformed_file`` (a file that cannot be read to its end; one per file).
+        ``malformed_file`` (a file that cannot be read to its end; one per file);
+        ``not_a_regular_file``, ``file_too_large``, ``path_escapes_root`` (the file itself,
+        see ``sources.base``).
     Counters (namespace ``ReadWikiHow``): ``files``, ``items``, ``dropped_<reason>``.
 
     Example:
@@ -51,9 +45,16 @@ class ReadWikiHow(SourceReader):
 
     def iter_units(self, path: str) -> Iterator[Unit]:
         yield from parse.read_lines(
-            _lines(path),
+            self._lines(path),
             path,
             self._lookup,
             split=self.options["split"],
             images_root=self.options["images"],
         )
+
+    def _lines(self, path: str) -> Iterator[bytes]:
+        """Stream the raw lines of one file (any Beam filesystem; ``.gz`` is decompressed)."""
+        root = glob_root(self.options["text"])
+        with self.open_source(path, root, decompress=True) as f:
+            while line := f.readline():
+                yield line

@@ -69,7 +69,7 @@ def test_bad_images_become_dead_letters_with_distinct_reasons(tmp_path):
                     ("load_images", "image_undecodable"),
                     ("load_images", "image_undecodable"),
                     ("load_images", "image_unsupported_format"),
-                    ("load_images", "image_unreadable"),
+                    ("load_images", "image_not_regular_file"),  # the folder
                 ]
             ),
             label="Reasons",

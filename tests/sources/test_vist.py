@@ -529,7 +529,7 @@ def test_read_vist_broken_dii_is_loud(tmp_path):
 
 def _sample_units() -> dict:
     path = str(SAMPLE_SIS)
-    doc = parse.load_container(read_bytes(path), path)
+    doc = parse.load_container(read_bytes(path, max_bytes=1 << 30), path)
     return by_unit(
         parse.iter_sis_units(
             doc,

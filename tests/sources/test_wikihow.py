@@ -92,8 +92,8 @@ def all_step_ids(article: dict[str, Any]) -> list[str]:
     return [s["step_id"] for m in article["methods"] for s in m["steps"]]
 
 
-def run_lines(lines: list[bytes], lookup: dict[str, str] | None = None):
-    units = list(parse.read_lines(lines, "data.json", lookup or {}, images_root="/imgs"))
+def run_lines(lines: list[bytes], lookup: dict[str, str] | None = None, images_root: str = "/imgs"):
+    units = list(parse.read_lines(lines, "data.json", lookup or {}, images_root=images_root))
     items = [u for u in units if not isinstance(u, RecordError)]
     dead = [as_dead_letter(u) for u in units if isinstance(u, RecordError)]
     return items, dead
@@ -483,7 +483,7 @@ def test_restructured_record_validates_after_load_images(tmp_path):
     write_images(tmp_path / "train", all_step_ids(article)[:2])
     write_images(tmp_path / "test", all_step_ids(article)[3:])
     lookup = parse.image_lookup(str(tmp_path))
-    items, dead = run_lines([line(article)], lookup)
+    items, dead = run_lines([line(article)], lookup, images_root=str(tmp_path))
     assert dead == []
     rec = load_images(parse.restructure(items[0], {"prompt": "Go on."}))
     assert validate_record(rec) == []
