@@ -340,3 +340,80 @@ def test_colliding_remi_split_names_are_distinct_records(tmp_path):
     ids = [remi.restructure(it, {})["id"] for it in items]
     assert len(set(ids)) == 4
     assert "MSR_remi_foo-bar_0" in ids
+
+
+# ----------------------------------------------------------------------------- whole builds
+
+
+def _corpus(base: Path) -> Path:
+    """A tiny corpus with broken files, case-only pids and colliding ReMI split names; returns
+    its config (relative paths, so the corpus can sit in any folder)."""
+    root = mathvista_root(base, query='{"A1": ')  # broken side file
+    problems = {
+        "A1": _mv_problem("A1", "1"),
+        "a1": _mv_problem("a1", "2"),
+        "3": _mv_problem("3", "3"),
+        "4": {**_mv_problem("4", "4"), "answer": None},  # read: no_gold_label
+        "8": {**_mv_problem("8", "8"), "answer_type": "complex"},  # restructure dead letter
+    }
+    (root / "testmini.json").write_text(json.dumps(problems), "utf-8")
+    (root / "test.json").write_text('{"1": {', "utf-8")  # read: malformed_file
+    remi = base / "remi"
+    remi.mkdir()
+    table = pq.read_table(SAMPLE / "remi" / "test.parquet")
+    pq.write_table(table.slice(0, 2), remi / "Foo Bar.parquet")
+    pq.write_table(table.slice(2, 2), remi / "foo-bar.parquet")
+    (remi / "junk.parquet").write_bytes(b"not parquet")  # read: malformed_file
+    config = base / "tiny.yaml"
+    config.write_text(
+        "version: 1\nname: tiny\nsources:\n"
+        "  mathvista:\n    root: mathvista\n    splits: [testmini, test]\n"
+        "  remi:\n    parquet: remi/*.parquet\n",
+        "utf-8",
+    )
+    return config
+
+
+@pytest.mark.slow
+def test_two_builds_in_two_folders_write_identical_dead_letters(tmp_path, capsys):
+    from pipelines.cli import main
+
+    outputs = []
+    for where in ("first", "second/elsewhere"):
+        base = tmp_path / where
+        base.mkdir(parents=True)
+        config = _corpus(base)
+        out = base / "out"
+        assert main(["build", "--config", str(config), "--output", str(out), "--no-clip"]) == 0
+        outputs.append((base, out))
+    capsys.readouterr()
+
+    dumps = []
+    for base, out in outputs:
+        stats = json.loads((out / "stats.json").read_text("utf-8"))
+        # stats.json's "config" is where the build's config lies: publish opens it (the
+        # config's clip/dedupe blocks, the source checksums), so it stays a real path
+        assert stats.pop("config") == str(base / "tiny.yaml")
+        letters = {p.name: p.read_bytes() for p in sorted((out / "dead_letters").glob("*"))}
+        assert letters
+        for text in [json.dumps(stats), *(b.decode("utf-8") for b in letters.values())]:
+            assert str(tmp_path) not in text and str(base) not in text
+        assert stats["reconciled"] is True
+        for name, src in stats["sources"].items():
+            assert src["reconciled"] is True, name
+            assert src["read"] == src["written"] + sum(src["dropped"].values()), name
+        mv, remi = stats["sources"]["mathvista"], stats["sources"]["remi"]
+        # 5 problems + query.json + test.json; A1 and a1 both written, nothing is duplicate_id
+        assert mv["read"] == 7 and mv["written"] == 3
+        assert "duplicate_id" not in mv["dropped"] and "duplicate_id" not in remi["dropped"]
+        assert remi["written"] + remi["dropped"].get("image_tag_without_image", 0) <= 4
+        assert remi["read"] == 5  # 4 rows of two colliding split names + the junk file
+        dead = [
+            json.loads(line) for blob in letters.values() for line in blob.decode().splitlines()
+        ]
+        pairs = {(d["source"], d["reason"], d["source_id"]) for d in dead}
+        assert ("mathvista", "malformed_file", "query.json") in pairs
+        assert ("mathvista", "malformed_file", "test.json") in pairs
+        assert ("remi", "malformed_file", "junk.parquet") in pairs
+        dumps.append(letters)
+    assert dumps[0] == dumps[1]
