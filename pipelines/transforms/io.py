@@ -80,7 +80,11 @@ def dead_letter_json(dead: dict[str, Any]) -> str:
 
 
 class WriteDeadLetters(beam.PTransform):
-    """Write dead letters to ``<output>/dead_letters/dead_letters-*.jsonl``, one JSON per line."""
+    """Write dead letters to ``<output>/dead_letters/dead_letters-*.jsonl``, one JSON per line.
+
+    The lines are sorted (gathered on one worker: dead letters are few and small, details
+    are capped), so two builds of the same inputs write byte-identical dead-letter files.
+    """
 
     def __init__(self, output: str) -> None:
         super().__init__()
@@ -90,6 +94,8 @@ class WriteDeadLetters(beam.PTransform):
         return (
             dead
             | "ToJson" >> beam.Map(dead_letter_json)
+            | "Gather" >> beam.combiners.ToList()
+            | "Sorted" >> beam.FlatMap(sorted)
             | "WriteToText" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl")
         )
 
