@@ -19,6 +19,8 @@ name these shapes in the stages' signatures; at runtime they are plain dicts.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any, NotRequired, TypedDict
 
@@ -135,6 +137,14 @@ IF_COMPONENT_TYPES = (
 NULL_GT_ANSWER: list[dict[str, None]] = [{"text": None, "image": None}]
 
 _ID_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
+ID_HASH_CHARS = 10  # hex digits of the raw parts' sha256 appended to an id sanitising changed
+
+
+def _clean_part(part: str, several: bool) -> bool:
+    """True when ``part`` goes into an id unchanged and cannot be confused with another."""
+    if not part or "--" in part or (several and "_" in part):
+        return False
+    return _ID_UNSAFE.sub("-", part.lower()).strip("-_.") == part
 
 
 def make_id(category: str, source: str, *parts: object) -> str:
@@ -142,11 +152,22 @@ def make_id(category: str, source: str, *parts: object) -> str:
 
     Everything after the category token is lower-cased and reduced to ``[a-z0-9_.-]``, so
     the upper-case tokens SA, PBL, MSR and IF can occur only once, at the start.
+
+    Ids are injective: distinct parts never share an id. Parts already in that form (every
+    real id: ``MSR_mathvista_1``, ``SA_vist_test_45530``, ``PBL_wikihow_10000798_0``) are
+    used as they are. When sanitising would change a part (``"A1"`` and ``"a1"``, split
+    ``"Foo Bar"`` and ``"foo-bar"``), or a part holds the ``_`` separator next to other parts,
+    or ``--``, the id gets ``--`` and 10 hex digits of the sha256 of the raw parts appended
+    (``MSR_mathvista_a1--3b1c...``). Only such ids contain ``--``, so they cannot meet a clean
+    one, and the suffix is lower-case hex, safe for the router.
     """
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
-    rest = "_".join(str(p) for p in (source, *parts)).lower()
-    rest = _ID_UNSAFE.sub("-", rest).strip("-_.")
+    raw = [str(p) for p in (source, *parts)]
+    rest = _ID_UNSAFE.sub("-", "_".join(raw).lower()).strip("-_.")
+    if not all(_clean_part(p, len(parts) > 1) for p in raw[1:]):
+        digest = hashlib.sha256(json.dumps(raw, ensure_ascii=False).encode()).hexdigest()
+        rest = f"{rest}--{digest[:ID_HASH_CHARS]}"
     return f"{category}_{rest}"
 
 

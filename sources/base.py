@@ -11,7 +11,9 @@ A source is a folder ``sources/<name>/`` with:
   the files → ParDo → ``DEAD`` plumbing, the counters and the dead letters. Its output is a
   ``DoOutputsTuple`` with a main output ``items`` and a ``DEAD`` output of read-stage dead
   letters. Every unit the reader sees ends up in exactly one of the two; the build counts
-  both as ``read``.
+  both as ``read``. Optional *side files* that decorate the units of other files
+  (MathVista's ``query.json``, VIST's DII files) come from a third hook, ``side_files()``:
+  see :meth:`SourceReader.side_files`.
 * ``fields.yaml`` (mapping table into ``schemas/taxonomy.yaml``), ``README.md`` (provenance,
   licence, citation, the tables), ``CITATION.bib``.
 
@@ -20,7 +22,14 @@ unit's *item* or a ``RecordError`` whose ``source_id`` names the unit
 (``as_record_error(exc, source_id)`` turns any exception on a unit into one). An exception
 escaping ``iter_units`` ends the file and is one dead letter for the file: a RecordError keeps
 its reason, anything else is ``file_error_reason`` (``malformed_file`` unless the reader says
-otherwise). Parse-level generators in ``parse.py`` follow the same protocol.
+otherwise). Parse-level generators in ``parse.py`` follow the same protocol. An item nested
+deeper than :data:`MAX_ITEM_DEPTH` is a ``too_deeply_nested`` dead letter (later stages pickle,
+validate and serialise items recursively).
+
+Dead letters name no machine path: their ``detail`` has every configured source path
+(:func:`option_roots`) cut off (:func:`scrub_paths`), and a whole-file ``source_id`` is the
+file relative to its source path (:meth:`SourceReader.display`), so two builds of the same
+inputs in different folders write the same dead letters.
 
 An *item* is a plain picklable dict with at least ``source``, ``source_id``, ``split`` and
 ``source_file``; the rest is source-specific. Images inside items are references: a URI to
@@ -40,7 +49,8 @@ by ``LoadImages``: a reader gives each image URI its folder (``image_root`` in i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import posixpath
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -49,11 +59,64 @@ import apache_beam as beam
 from schemas import load_schema, source_options, with_defaults
 from schemas.deadletter import DEAD, STAGE_READ, reject
 from schemas.errors import PipelineConfigError, RecordError
-from schemas.fs import match, open_bounded, read_bytes
+from schemas.fs import display_path, match, open_bounded, read_bytes
 from schemas.metrics import inc
 
 Item = dict[str, Any]
 Unit = Item | RecordError  # what ``iter_units`` yields
+
+# Items nested deeper than this are dead letters: pickling (between Beam stages), schema
+# validation and ``json.dumps`` all recurse, and fail at a few hundred levels. Real items are
+# under 10 levels deep.
+MAX_ITEM_DEPTH = 100
+TOO_DEEP = "too_deeply_nested"
+
+
+def nesting_depth(value: Any, limit: int = MAX_ITEM_DEPTH) -> int:
+    """How deeply ``value``'s dicts, lists and tuples nest (a scalar is 0), counted without
+    recursion; counting stops once ``limit`` is exceeded (the result is then ``limit + 1``)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[Any] = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        depth += 1
+        if depth > limit:
+            return limit + 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def option_roots(options: dict[str, Any]) -> list[str]:
+    """The configured paths of a source (option values that are absolute paths or URIs)."""
+    return sorted(
+        v for v in options.values() if isinstance(v, str) and (v.startswith("/") or "://" in v)
+    )
+
+
+def scrub_paths(text: str, roots: Iterable[str]) -> str:
+    """``text`` with each configured path ``root`` (and the folder holding it) cut off, so
+    ``/home/me/data/mathvista/testmini.json`` reads ``testmini.json`` for the root
+    ``/home/me/data/mathvista``: dead letters must not depend on where a build's inputs lie.
+    A glob or file root counts by its folder."""
+    bases = {r.rstrip("/") for r in roots} - {""}
+    prefixes = {
+        r
+        for base in bases
+        for r in (base, posixpath.dirname(base))
+        if r.strip("/") and not any(ch in r for ch in "*?[")
+    }
+    for prefix in sorted(prefixes, key=len, reverse=True):
+        text = text.replace(prefix + "/", "")
+    for base in sorted(bases, key=len, reverse=True):  # a root named alone: its own name
+        text = text.replace(base, posixpath.basename(base))
+    return text
 
 
 @dataclass(frozen=True)
@@ -72,7 +135,8 @@ class SourceReader(beam.PTransform):
     Subclasses set ``source`` (the registry name) and ``namespace`` (the counter namespace,
     the class name), and implement :meth:`list_files` and :meth:`iter_units`; optionally
     :meth:`setup` (per-worker state, e.g. a listed images folder), :meth:`file_unit` (the
-    dead-letter id of a whole file) and ``file_error_reason``.
+    dead-letter id of a whole file), ``file_error_reason``, and :meth:`side_files` with
+    :meth:`load_side_file` (optional side files, one dead letter each when broken).
 
     Args:
         options: the source's config block (paths resolved).
@@ -84,7 +148,8 @@ class SourceReader(beam.PTransform):
 
     Output: a ``DoOutputsTuple``: main ``items``; ``DEAD``: read-stage dead letters.
 
-    Counters (namespace ``namespace``): ``files``, ``items``, ``dropped_<reason>``.
+    Counters (namespace ``namespace``): ``files``, ``items``, ``dropped_<reason>``,
+    ``side_files``.
     """
 
     source: ClassVar[str]
@@ -100,6 +165,8 @@ class SourceReader(beam.PTransform):
             raise PipelineConfigError(
                 f"sources.{self.source}: no input file found; check its paths in the config"
             )
+        self.side = sorted(set(self.side_files()) - set(self.files))
+        self._side_cache: dict[str, Any] = {}
 
     # --- hooks ---------------------------------------------------------------------------
 
@@ -116,9 +183,44 @@ class SourceReader(beam.PTransform):
 
     def file_unit(self, path: str) -> str:
         """The ``source_id`` of a dead letter for the whole file ``path``."""
-        return path
+        return self.display(path)
+
+    def side_files(self) -> list[str]:
+        """Optional side files that decorate the units of the input files (called once, when
+        the transform is built; default none).
+
+        Each side file is its own ParDo element, after the input files: it holds no unit, so
+        a good one yields nothing, and a broken one (:meth:`load_side_file` raises) is exactly
+        one dead letter, named by :meth:`display`, however many files and workers use it. The
+        input files get its content through :meth:`side_file`, loaded once per worker; a
+        broken one is ``None`` there, and their units go on without it.
+        """
+        return []
+
+    def load_side_file(self, path: str) -> Any:
+        """Load and check side file ``path``; raise (ideally a RecordError) when broken."""
+        raise NotImplementedError
 
     # --- helpers for the hooks ------------------------------------------------------------
+
+    def side_file(self, path: str) -> Any:
+        """Side file ``path`` as :meth:`load_side_file` gives it, loaded once per worker;
+        ``None`` when it is broken (its own dead letter reports it)."""
+        cache = self.__dict__.setdefault("_side_cache", {})
+        if path not in cache:
+            try:
+                cache[path] = self.load_side_file(path)
+            except Exception:  # reported once, by the side file's own element
+                cache[path] = None
+        return cache[path]
+
+    def display(self, path: str) -> str:
+        """``path`` as dead letters name it: relative to a configured source path, else its
+        base name (never a machine path)."""
+        shown = scrub_paths(path, option_roots(self.options))
+        if shown.startswith("/") or "://" in shown:
+            return display_path(path, None)
+        return shown
 
     def match_option(self, key: str) -> list[str]:
         """Files matching the path or glob ``options[key]``; none is a PipelineConfigError."""
@@ -141,12 +243,19 @@ class SourceReader(beam.PTransform):
 
     def read_file(self, path: str) -> Iterator[Item | beam.pvalue.TaggedOutput]:
         """Items and counted dead letters of one file (what the ParDo yields)."""
+        if path in self.side:
+            yield from self._check_side_file(path)
+            return
         inc(self.namespace, "files")
         try:
             for unit in self.iter_units(path):
                 if isinstance(unit, RecordError):
                     sid = unit.source_id if unit.source_id is not None else self.file_unit(path)
                     yield self._reject(unit.reason, sid, unit.detail)
+                elif nesting_depth(unit) > MAX_ITEM_DEPTH:
+                    sid = unit.get("source_id") or self.file_unit(path)
+                    detail = f"nested more than {MAX_ITEM_DEPTH} levels deep"
+                    yield self._reject(TOO_DEEP, str(sid), detail)
                 else:
                     inc(self.namespace, "items")
                     yield unit
@@ -154,17 +263,32 @@ class SourceReader(beam.PTransform):
             sid = exc.source_id if exc.source_id is not None else self.file_unit(path)
             yield self._reject(exc.reason, sid, exc.detail)
         except Exception as exc:  # never a crash: one dead letter for the file
-            detail = f"{path}: {type(exc).__name__}: {exc}"
+            detail = f"{self.display(path)}: {type(exc).__name__}: {exc}"
             yield self._reject(self.file_error_reason, self.file_unit(path), detail)
 
+    def _check_side_file(self, path: str) -> Iterator[beam.pvalue.TaggedOutput]:
+        """A side file's element: nothing when it loads, one dead letter when it does not."""
+        inc(self.namespace, "side_files")
+        try:
+            self._side_cache[path] = self.load_side_file(path)
+        except Exception as exc:
+            err = exc if isinstance(exc, RecordError) else None
+            reason = err.reason if err else self.file_error_reason
+            detail = err.detail if err else f"{self.display(path)}: {type(exc).__name__}: {exc}"
+            self._side_cache[path] = None
+            yield self._reject(reason, self.display(path), detail)
+
     def _reject(self, reason: str, source_id: str, detail: str) -> beam.pvalue.TaggedOutput:
+        roots = option_roots(self.options)
+        detail = scrub_paths(str(detail), roots)
+        source_id = scrub_paths(str(source_id), roots)
         return reject(self.namespace, STAGE_READ, reason, self.source, source_id, detail)
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
         name = self.namespace.removeprefix("Read")
         return (
             pbegin
-            | f"Create{name}Files" >> beam.Create(self.files)
+            | f"Create{name}Files" >> beam.Create([*self.files, *self.side])
             | f"Parse{name}Files" >> beam.ParDo(_ReadFileFn(self)).with_outputs(DEAD, main="items")
         )
 
@@ -173,6 +297,7 @@ class SourceReader(beam.PTransform):
         state = dict(self.__dict__)
         state.pop("pipeline", None)
         state["files"] = []
+        state["_side_cache"] = {}
         return state
 
 

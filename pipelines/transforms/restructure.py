@@ -8,10 +8,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from schemas.deadletter import DEAD, STAGE_RESTRUCTURE, reject_exception
+from schemas.deadletter import DEAD, STAGE_RESTRUCTURE, from_exception, reject_letter
 from schemas.metrics import inc
 from schemas.records import DraftRecord
 from sources import get_source
+from sources.base import option_roots, scrub_paths
 
 
 class RestructureFn(beam.DoFn):
@@ -27,7 +28,10 @@ class RestructureFn(beam.DoFn):
             draft = self._sources[source].restructure(item, self._options[source])
         except Exception as exc:  # a bad item is a dead letter, never a crash
             sid = item.get("source_id", "?")
-            yield reject_exception("RestructureRecords", STAGE_RESTRUCTURE, source, sid, exc)
+            letter = from_exception(STAGE_RESTRUCTURE, source, sid, exc)
+            # details name files relative to the source's configured paths, not the machine's
+            letter["detail"] = scrub_paths(letter["detail"], option_roots(self._options[source]))
+            yield reject_letter("RestructureRecords", letter)
             return
         inc("RestructureRecords", "out")
         yield draft

@@ -117,7 +117,7 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
     """
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise RecordError("malformed_file", f"{what}: invalid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise RecordError(

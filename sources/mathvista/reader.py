@@ -50,7 +50,8 @@ class ReadMathVista(SourceReader):
         = pid, ``split``, ``source_file``, ``position``, ``layout``, ``problem``, ``query``,
         ``image_root``, ``image_bytes``) and read-stage dead letters under ``DEAD``.
     Dead letters: ``malformed_file`` (a whole file that cannot be parsed, or an unreadable
-        ``query.json``), ``malformed_record``, ``missing_key``, ``pid_mismatch``,
+        ``query.json``: one dead letter for it, and every problem is still read, without its
+        query), ``malformed_record``, ``missing_key``, ``pid_mismatch``,
         ``split_not_selected``, ``no_gold_label``, ``unexpected_error``;
         ``not_a_regular_file``, ``file_too_large``, ``path_escapes_root`` (a file itself,
         ``query.json`` included; see ``sources.base``).
@@ -79,18 +80,28 @@ class ReadMathVista(SourceReader):
             return self._parquet_units(path)
         return self._json_units(path)
 
+    def side_files(self) -> list[str]:
+        """``<root>/query.json`` when it exists (GitHub layout): optional prompts by pid."""
+        if parse.layout(self.options) == "parquet":
+            return []
+        query_path = join(self.options["root"], "query.json")
+        return [query_path] if exists(query_path) else []
+
+    def load_side_file(self, path: str) -> dict[str, Any]:
+        text = self.read_source(path, self.options["root"]).decode("utf-8")
+        return parse.parse_json_object(text, self.display(path))
+
     def _json_units(self, path: str) -> Iterator[Unit]:
         root = self.options["root"]
         try:
             text = self.read_source(path, root).decode("utf-8")
-            data = parse.parse_json_object(text, path)
-            queries: dict[str, Any] = {}
-            query_path = join(root, "query.json")
-            if exists(query_path):
-                text = self.read_source(query_path, root).decode("utf-8")
-                queries = parse.parse_json_object(text, query_path)
+            data = parse.parse_json_object(text, self.display(path))
         except Exception as exc:  # the file is the unit
             raise as_record_error(exc) from exc
+        # A broken query.json is its own dead letter (side_files); the problems go on without.
+        queries: dict[str, Any] = {}
+        for query_path in self.side:
+            queries = self.side_file(query_path) or {}
         for position, (key, raw) in enumerate(data.items()):
             try:
                 yield parse.problem_to_item(

@@ -105,7 +105,7 @@ def load_container(data: bytes, source_file: str, *, kind: str = "SIS") -> dict[
     """
     try:
         doc = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # Recursion: too deep
         raise RecordError("malformed_file", f"{source_file}: not valid {kind} JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise RecordError(

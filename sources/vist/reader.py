@@ -24,14 +24,16 @@ class ReadVIST(SourceReader):
 
     Input: the pipeline root. The SIS (and DII) files are listed when the transform is built.
     The images folder of each split is listed once per worker (cached), and the DII captions
-    of a split are loaded once per worker when DII files are configured.
+    of a split are loaded once per worker when DII files are configured. Each DII file is also
+    its own input element (``side_files``): a broken one is one ``malformed_dii_file`` dead
+    letter, and the stories go on without its captions.
 
     Output: a ``DoOutputsTuple``: main ``"items"`` (story dicts: ``source``, ``source_id`` =
     story_id, ``split``, ``source_file``, ``album_id``, ``album``, ``storylets`` sorted by
     ``worker_arranged_photo_order`` with ``image_uri``/``image_found``, ``dii``) and ``DEAD``.
 
     Dead letters (stage ``read``): ``malformed_file`` (unit = the SIS file),
-    ``malformed_dii_file`` (unit = the SIS file whose split's DII file is broken),
+    ``malformed_dii_file`` (unit = the broken DII file, named relative to its folder),
     ``malformed_annotation``, ``missing_key``, ``malformed_story``, ``path_escapes_root``,
     ``unexpected_error`` (a bug, per story); ``not_a_regular_file``, ``file_too_large``,
     ``path_escapes_root`` (the SIS file itself, see ``sources.base``).
@@ -96,20 +98,31 @@ class ReadVIST(SourceReader):
         if split not in self._dii:
             captions: dict[str, list[dict[str, Any]]] = {}
             for path in self._dii_files.get(split, []):
-                try:
-                    data = self.read_source(path, glob_root(self.options["dii"]))
-                    doc = parse.load_container(data, path, kind="DII")
-                    by_photo = parse.parse_dii(doc, path)
-                except RecordError as exc:
-                    raise RecordError("malformed_dii_file", exc.detail) from exc
-                except Exception as exc:
-                    raise RecordError(
-                        "malformed_dii_file", f"{path}: {type(exc).__name__}: {exc}"
-                    ) from exc
-                for photo, caps in by_photo.items():
+                # a broken DII file is its own dead letter (side_files): go on without it
+                for photo, caps in (self.side_file(path) or {}).items():
                     captions.setdefault(photo, []).extend(caps)
             self._dii[split] = captions
         return self._dii[split]
+
+    def side_files(self) -> list[str]:
+        """The DII files (optional captions): each its own unit, one dead letter if broken."""
+        return sorted(p for paths in self._dii_files.values() for p in paths)
+
+    def load_side_file(self, path: str) -> dict[str, list[dict[str, Any]]]:
+        """One DII file's captions by photo id.
+
+        Raises:
+            RecordError(malformed_dii_file): the file cannot be read or parsed.
+        """
+        name = self.display(path)
+        try:
+            data = self.read_source(path, glob_root(self.options["dii"]))
+            doc = parse.load_container(data, name, kind="DII")
+            return parse.parse_dii(doc, name)
+        except RecordError as exc:
+            raise RecordError("malformed_dii_file", exc.detail) from exc
+        except Exception as exc:
+            raise RecordError("malformed_dii_file", f"{name}: {type(exc).__name__}: {exc}") from exc
 
 
 def _files(pattern: str | None) -> list[str]:

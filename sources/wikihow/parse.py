@@ -123,7 +123,7 @@ def decode_line(raw: bytes | str, source_file: str, line_no: int) -> Any:
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         return json.loads(text.lstrip("\ufeff"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # Recursion: too deep
         where = _where(source_file, line_no)
         raise RecordError("malformed_json", f"{where}: {type(exc).__name__}: {exc}") from exc
 

@@ -60,7 +60,7 @@ def read_direct(options: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     reader = ReadMathVista(options)
     reader.setup()
     items, dead = [], []
-    for path in reader.files:
+    for path in [*reader.files, *reader.side]:  # side files (query.json) are units too
         for out in reader.read_file(path):
             if isinstance(out, beam.pvalue.TaggedOutput):
                 assert out.tag == DEAD
@@ -363,7 +363,7 @@ def test_parquet_bad_rows_and_file(tmp_path):
     (tmp_path / "b.parquet").write_bytes(b"not a parquet file")
     items, dead = read_direct({"parquet": str(tmp_path / "*.parquet")})
     assert sorted((d["reason"], d["source_id"]) for d in dead) == [
-        ("malformed_file", str(tmp_path / "b.parquet")),
+        ("malformed_file", "b.parquet"),  # relative to the configured glob: no machine path
         ("missing_key", "2"),
         ("missing_key", "4"),
     ]
@@ -469,9 +469,11 @@ def test_malformed_files(tmp_path):
     (a_list / "testmini.json").write_text("[1, 2]", "utf-8")
     assert [d["reason"] for d in read_direct(root_options(a_list))[1]] == ["malformed_file"]
 
+    # a broken optional query.json is one dead letter; the problems go on without it
     bad_query = write_root(tmp_path / "c", {"1": real("1")}, query__json="{oops")
     items, dead = read_direct(root_options(bad_query))
-    assert items == [] and [d["reason"] for d in dead] == ["malformed_file"]
+    assert [it["source_id"] for it in items] == ["1"] and items[0]["query"] is None
+    assert [(d["reason"], d["source_id"]) for d in dead] == [("malformed_file", "query.json")]
     assert "query.json" in dead[0]["detail"]
 
 

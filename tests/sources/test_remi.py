@@ -425,8 +425,9 @@ def test_reader_bad_inputs_reconcile(tmp_path: Path) -> None:
                 (STAGE_READ, "missing_key", "test/1"),
                 (STAGE_READ, "missing_key", "test/2"),
                 (STAGE_READ, "missing_key", "test/3"),
-                (STAGE_READ, "malformed_file", str(tmp_path / "in" / "train.parquet")),
-                (STAGE_READ, "malformed_file", str(tmp_path / "in" / "junk.parquet")),
+                # whole files are named relative to the configured glob, never by machine path
+                (STAGE_READ, "malformed_file", "train.parquet"),
+                (STAGE_READ, "malformed_file", "junk.parquet"),
             ]
         ),
         label="Dead",

@@ -507,17 +507,25 @@ def test_read_vist_bad_inputs_reconcile(tmp_path):
     assert 1 + len(expected_dead) == 7
 
 
-def test_read_vist_broken_dii_is_loud(tmp_path):
+def test_read_vist_broken_dii_is_one_dead_letter_and_stories_go_on(tmp_path):
+    """DII is optional: a broken DII file is one dead letter (named relative to its folder),
+    and the stories of its split are still read, without its captions."""
     (tmp_path / "dii").mkdir()
     (tmp_path / "dii" / "test.description-in-isolation.json").write_text("nope", encoding="utf-8")
     options = {**SAMPLE_OPTIONS, "dii": str(tmp_path / "dii" / "*.json")}
     with TestPipeline() as p:
         outputs = p | "ReadVIST" >> ReadVIST(options)
         dead = outputs[DEAD] | beam.Map(lambda d: (d["reason"], d["source_id"]))
-        assert_that(outputs["items"], equal_to([]), label="NoItems")
+        n_items = outputs["items"] | beam.combiners.Count.Globally()
+        assert_that(n_items, equal_to([EXPECTED_SPLITS["test"]]), label="Items")
         assert_that(
             dead,
-            equal_to([("malformed_dii_file", "test.story-in-sequence.json")]),
+            equal_to(
+                [
+                    *EXPECTED_READ_DEAD,
+                    ("malformed_dii_file", "test.description-in-isolation.json"),
+                ]
+            ),
             label="DeadLetters",
         )
 
