@@ -52,6 +52,8 @@ EXTRAS = {
         "playwright>=1.45,<2",
         # CI runs the suite once in random order (make test)
         "pytest-randomly>=3.15,<5",
+        # tests/test_fuzz.py: property-based fuzzing of every reader and stage
+        "hypothesis>=6.100,<7",
         *ANNOTATE,
         *REPORT,
     ],

@@ -17,7 +17,8 @@ from schemas.validation import validate_record
 
 class ValidateRecordsFn(beam.DoFn):
     def process(self, record: Record) -> Iterator[Record | TaggedOutput]:
-        prov = record.get("provenance") or {}
+        prov = record.get("provenance")
+        prov = prov if isinstance(prov, dict) else {}
         try:
             issues = validate_record(record)
         except Exception as exc:  # a record too broken to validate is still only a dead letter
@@ -28,8 +29,8 @@ class ValidateRecordsFn(beam.DoFn):
                 "ValidateRecords",
                 STAGE_VALIDATE,
                 "schema_invalid",
-                prov.get("source", "unknown"),
-                prov.get("source_id", "?"),
+                str(prov.get("source", "unknown")),
+                str(prov.get("source_id", "?")),
                 detail,
             )
             return
@@ -55,7 +56,10 @@ class ValidateRecords(beam.PTransform):
 def _tiebreak(record: Record) -> tuple[str, str, str]:
     prov = record["provenance"]
     content = json.dumps(json_view(record), sort_keys=True, ensure_ascii=False)
-    return prov["source_file"], prov["source_id"], hashlib.sha256(content.encode()).hexdigest()
+    # surrogatepass: a lone surrogate from a source's JSON (e.g. "\ud800") is valid here; the
+    # Parquet row check later turns it into an ``invalid_utf8`` dead letter
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    return prov["source_file"], prov["source_id"], digest
 
 
 class PickOneFn(beam.DoFn):
