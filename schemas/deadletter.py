@@ -88,6 +88,19 @@ def dead_letter(
     }
 
 
+def origin(element: object) -> tuple[str, str]:
+    """``(source, source_id)`` of a draft or record for its dead letter, whatever its shape.
+
+    Stages before validation get what a restructure function returned, so a missing or
+    malformed ``provenance`` must still give a dead letter, not a crash: ``("unknown", id)``.
+    """
+    prov = element.get("provenance") if isinstance(element, dict) else None
+    if not isinstance(prov, dict):
+        prov = {}
+    fallback = element.get("id", "?") if isinstance(element, dict) else "?"
+    return str(prov.get("source", "unknown")), str(prov.get("source_id", fallback))
+
+
 def from_exception(stage: str, source: str, source_id: str, exc: BaseException) -> DeadLetter:
     """Dead letter for an exception: a RecordError keeps its reason, anything else is
     ``unexpected_error`` with the exception type, so a bug shows up in stats instead of

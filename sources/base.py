@@ -239,6 +239,16 @@ class SourceReader(beam.PTransform):
         """All of input file ``path`` under the read rules (see :meth:`open_source`)."""
         return read_bytes(path, max_bytes=self.max_file_bytes, root=root)
 
+    def read_source_text(self, path: str, root: str | None) -> str:
+        """:meth:`read_source` decoded as UTF-8; bytes that are not UTF-8 are the file's
+        ``file_error_reason`` (a broken file, not a bug)."""
+        data = self.read_source(path, root)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            detail = f"{self.display(path)}: not UTF-8 (byte {exc.start}: {exc.reason})"
+            raise RecordError(self.file_error_reason, detail) from exc
+
     # --- the plumbing ---------------------------------------------------------------------
 
     def read_file(self, path: str) -> Iterator[Item | beam.pvalue.TaggedOutput]:

@@ -54,6 +54,7 @@ from schemas.deadletter import DEAD, UNIT_IMAGE, UNIT_RECORD
 from schemas.errors import RecordError
 from schemas.store import ImageStore
 from sources import get_source
+from sources.mathvista.reader import ReadMathVista
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample"
 SOURCES = ["coco", "mathvista", "remi", "vist", "wikihow"]
@@ -627,8 +628,6 @@ def run_stages(
 def run_from_drafts(drafts: list[dict], load: LoadImagesFn, dead: list[dict]) -> list[dict]:
     records = []
     for draft in drafts:
-        if DISCOVER and not isinstance(draft.get("provenance"), dict):
-            continue  # LoadImagesFn reads the provenance outside its try (reported)
         main, letters = split_outputs(list(load.process(draft)))
         assert len(main) + sum(d["unit"] == UNIT_RECORD for d in letters) == 1, letters
         records += main
@@ -911,3 +910,28 @@ def test_validate_takes_a_record_whose_provenance_is_not_a_mapping():
     (out,) = ValidateRecordsFn().process(record)
     assert out.tag == DEAD and out.value["reason"] == "schema_invalid"
     assert out.value["source"] == "unknown"
+
+
+def test_load_images_takes_a_draft_without_provenance(tmp_path):
+    """A restructure bug that returns a draft without a provenance mapping is a dead letter of
+    LoadImages (source ``unknown``), not a crash of the job."""
+    fn = LoadImagesFn("", ImagesConfig.from_block(), None)
+    fn.setup()
+    draft = {"images": [], "question": [], "answer": [], "gt_answer": []}
+    (out,) = fn.process(draft)
+    assert out.tag == DEAD and out.value["source"] == "unknown"
+
+
+def test_mathvista_json_that_is_not_utf8_is_a_malformed_file(tmp_path):
+    """Found by the fuzzer: a ``testmini.json`` with a byte that is not UTF-8 was an
+    ``unexpected_error`` (the reason for a bug) instead of ``malformed_file``."""
+    root = tmp_path / "mathvista"
+    shutil.copytree(SAMPLE / "mathvista", root)
+    path = root / "testmini.json"
+    path.write_bytes(b"\xff" + path.read_bytes())
+    reader = ReadMathVista({"root": str(root)})
+    reader.setup()
+    (out,) = [o for f in reader.files for o in reader.read_file(f)]
+    assert out.tag == DEAD and out.value["reason"] == "malformed_file", out.value
+    assert out.value["source_id"] == "testmini.json"
+    assert str(tmp_path) not in out.value["detail"]

@@ -17,7 +17,8 @@ cannot be read), ``image_not_regular_file`` (a FIFO, device, socket or folder),
 ``image_file_too_large`` (over ``limits.max_image_bytes``), ``path_escapes_root`` (a symlink
 to a file outside the source folder), ``image_empty`` (zero bytes), ``image_undecodable``
 (not an image Pillow recognises), ``image_unsupported_format`` (an image, but not one of the
-schema's formats), ``image_too_large`` (Pillow's decompression-bomb guard).
+schema's formats), ``image_too_large`` (Pillow's decompression-bomb guard),
+``malformed_draft`` (a restructure function returned a draft this stage cannot read).
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from apache_beam.pvalue import TaggedOutput
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from pipelines.config import ImagesConfig, LimitsConfig
-from schemas.deadletter import DEAD, STAGE_IMAGES, UNIT_IMAGE, reject, reject_exception
+from schemas.deadletter import (
+    DEAD,
+    STAGE_IMAGES,
+    UNIT_IMAGE,
+    origin,
+    reject,
+    reject_exception,
+)
 from schemas.errors import RecordError
 from schemas.fs import display_path, exists, read_bytes
 from schemas.metrics import inc
@@ -280,6 +288,44 @@ def load_images(
     return record
 
 
+def check_draft_shape(draft: object) -> None:
+    """Check the parts of a draft this stage reads, so a restructure function that returned
+    something else is a ``malformed_draft`` dead letter (the schema checks the rest later).
+
+    Raises:
+        RecordError(malformed_draft): ``images`` is not a list of ``{ref, uri, bytes?}``;
+        ``question``/``answer``/``gt_answer`` are not lists of ``{text, image}``; or
+        ``provenance`` is not a mapping with a string ``source_file``.
+    """
+
+    def bad(what: str) -> RecordError:
+        return RecordError("malformed_draft", f"the draft's {what}")
+
+    if not isinstance(draft, dict):
+        raise bad(f"type is {type(draft).__name__}, not a mapping")
+    entries = draft.get("images")
+    if not isinstance(entries, list):
+        raise bad("images is not a list")
+    for entry in entries:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("ref"), str)
+            and isinstance(entry.get("uri"), str)
+            and isinstance(entry.get("bytes"), bytes | bytearray | memoryview | None)
+            and isinstance(entry.get("root"), str | None)
+        ):
+            raise bad("images hold an entry that is not {ref, uri, bytes, root}")
+    for key in ("question", "answer", "gt_answer"):
+        segments = draft.get(key)
+        if not isinstance(segments, list) or not all(
+            isinstance(s, dict) and "text" in s and "image" in s for s in segments
+        ):
+            raise bad(f"{key} is not a list of {{text, image}} segments")
+    prov = draft.get("provenance")
+    if not isinstance(prov, dict) or not isinstance(prov.get("source_file"), str):
+        raise bad("provenance is not a mapping with a source_file")
+
+
 def load_images_checked(
     draft: DraftRecord,
     limits: ImageLimits | None = None,
@@ -296,6 +342,7 @@ def load_images_checked(
         question lost all its images (the first question image's reason) or the answer lost
         all its segments (``answer_empty``).
     """
+    check_draft_shape(draft)
     limits = limits or ImageLimits(check_size=False)
     images: list[RecordImage] = []
     path_of: dict[str, str] = {}
@@ -400,14 +447,13 @@ class LoadImagesFn(beam.DoFn):
         )
 
     def process(self, draft: DraftRecord) -> Iterator[Record | TaggedOutput]:
-        prov = draft["provenance"]
-        source = prov["source"]
+        source, source_id = origin(draft)
         limits = self._exempt_limits if source in self._exempt else self._limits
         try:
             record, dropped = load_images_checked(draft, limits, self._policy, self._store)
             record = localize_paths(record, self._base_dir)
         except Exception as exc:  # every failure becomes a dead letter, never a crash
-            yield reject_exception("LoadImages", STAGE_IMAGES, source, prov["source_id"], exc)
+            yield reject_exception("LoadImages", STAGE_IMAGES, source, source_id, exc)
             return
         for exc in dropped:
             yield reject(
@@ -415,7 +461,7 @@ class LoadImagesFn(beam.DoFn):
                 STAGE_IMAGES,
                 exc.reason,
                 source,
-                prov["source_id"],
+                source_id,
                 exc.detail,
                 unit=UNIT_IMAGE,
             )

@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
 from schemas.buildio import DEAD_LETTERS_DIR, RECORDS_DIR, write_manifest
-from schemas.deadletter import DEAD, DeadLetter, dead_letter, from_exception
+from schemas.deadletter import DEAD, DeadLetter, dead_letter, from_exception, origin
 from schemas.errors import RecordError
 from schemas.jsonsafe import replace_non_finite
 from schemas.parquet import RECORD_SCHEMA, checked_row
@@ -119,8 +119,7 @@ class ToRecordRow(beam.DoFn):
     bad value (an out-of-range integer, NaN, a lone surrogate) cannot fail the writer."""
 
     def process(self, record: Record) -> Iterator[dict[str, Any] | TaggedOutput]:
-        prov = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
-        source, source_id = str(prov.get("source", "unknown")), str(prov.get("source_id", "?"))
+        source, source_id = origin(record)
         try:
             yield checked_row(record)
         except RecordError as exc:

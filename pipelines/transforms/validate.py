@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from schemas.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, reject
+from schemas.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, origin, reject
 from schemas.metrics import inc
 from schemas.records import Record, json_view
 from schemas.validation import validate_record
@@ -17,8 +17,7 @@ from schemas.validation import validate_record
 
 class ValidateRecordsFn(beam.DoFn):
     def process(self, record: Record) -> Iterator[Record | TaggedOutput]:
-        prov = record.get("provenance")
-        prov = prov if isinstance(prov, dict) else {}
+        source, source_id = origin(record)
         try:
             issues = validate_record(record)
         except Exception as exc:  # a record too broken to validate is still only a dead letter
@@ -29,8 +28,8 @@ class ValidateRecordsFn(beam.DoFn):
                 "ValidateRecords",
                 STAGE_VALIDATE,
                 "schema_invalid",
-                str(prov.get("source", "unknown")),
-                str(prov.get("source_id", "?")),
+                source,
+                source_id,
                 detail,
             )
             return

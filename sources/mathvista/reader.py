@@ -88,13 +88,13 @@ class ReadMathVista(SourceReader):
         return [query_path] if exists(query_path) else []
 
     def load_side_file(self, path: str) -> dict[str, Any]:
-        text = self.read_source(path, self.options["root"]).decode("utf-8")
+        text = self.read_source_text(path, self.options["root"])
         return parse.parse_json_object(text, self.display(path))
 
     def _json_units(self, path: str) -> Iterator[Unit]:
         root = self.options["root"]
         try:
-            text = self.read_source(path, root).decode("utf-8")
+            text = self.read_source_text(path, root)
             data = parse.parse_json_object(text, self.display(path))
         except Exception as exc:  # the file is the unit
             raise as_record_error(exc) from exc
