@@ -24,7 +24,7 @@ from schemas.buildio import (
     require_complete,
     write_manifest,
 )
-from schemas.deadletter import DEAD
+from schemas.deadletter import DEAD, dead_letter
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.parquet import NON_FINITE_NOTE, checked_row, from_row
 from schemas.store import ImageStore
@@ -90,6 +90,26 @@ def test_dead_letters_are_strict_json_whatever_they_hold():
     line = dead_letter_json({"detail": math.nan, "source_id": "x\ud800", "n": object()})
     assert _strict(line)["detail"] is None
     line.encode("utf-8")
+
+
+def test_dead_letter_details_hold_no_object_address(tmp_path):
+    """Pillow says ``cannot identify image file <_io.BytesIO object at 0x7f...>``: an address
+    that differs every run. The dead letter keeps the message without it (issue 14, 7)."""
+    from pipelines.transforms.images import load_images_checked
+
+    junk = tmp_path / "src" / "junk.png"
+    junk.parent.mkdir()
+    junk.write_bytes(b"not an image at all")
+    draft = json.loads(json.dumps(_record(tmp_path)))  # a finished record's shape
+    draft["images"] = [{"ref": "@0", "uri": str(junk), "bytes": None, "license": None,
+                        "root": str(junk.parent)}]  # fmt: skip
+    draft["question"] = [{"text": "q", "image": "@0"}]
+    with pytest.raises(RecordError) as err:
+        load_images_checked(draft)
+    letter = dead_letter("load_images", err.value.reason, "vist", "1", err.value.detail)
+    assert letter["reason"] == "image_undecodable"
+    assert "object at 0x" not in letter["detail"] and "<_io.BytesIO>" in letter["detail"]
+    assert str(tmp_path) not in letter["detail"] and "junk.png" in letter["detail"]
 
 
 # --------------------------------------------------------------- 2. complete or nothing
