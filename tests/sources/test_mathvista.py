@@ -22,6 +22,7 @@ from schemas.errors import PipelineConfigError, RecordError
 from schemas.taxonomy import is_known, iter_targets, source_table
 from schemas.validation import validate_record
 from sources.mathvista import ReadMathVista, parse
+from tests.sources.reading import read_units
 from tools.sample_images import make_image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,17 +58,7 @@ def root_options(root: Path | str, **extra: Any) -> dict[str, Any]:
 
 def read_direct(options: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     """Run the reader's per-file step without Beam: (items, dead letters)."""
-    reader = ReadMathVista(options)
-    reader.setup()
-    items, dead = [], []
-    for path in [*reader.files, *reader.side]:  # side files (query.json) are units too
-        for out in reader.read_file(path):
-            if isinstance(out, beam.pvalue.TaggedOutput):
-                assert out.tag == DEAD
-                dead.append(out.value)
-            else:
-                items.append(out)
-    return items, dead
+    return read_units(ReadMathVista(options))
 
 
 def finish(item: dict[str, Any]) -> dict[str, Any]:

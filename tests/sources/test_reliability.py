@@ -27,6 +27,7 @@ from sources.mathvista import ReadMathVista
 from sources.mathvista import parse as mathvista
 from sources.vist import ReadVIST
 from sources.wikihow import ReadWikiHow
+from tests.sources.reading import read_units
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample"
@@ -46,14 +47,9 @@ def run_direct(readers: list, paths_per_reader: list[list[str]] | None = None):
     if paths_per_reader is None:
         paths_per_reader = [[*readers[0].files, *readers[0].side]]
     for worker, paths in zip(workers, paths_per_reader, strict=True):
-        worker.setup()
-        for path in paths:
-            for out in worker.read_file(path):
-                if isinstance(out, beam.pvalue.TaggedOutput):
-                    assert out.tag == DEAD
-                    dead.append(out.value)
-                else:
-                    items.append(out)
+        more_items, more_dead = read_units(worker, paths)
+        items += more_items
+        dead += more_dead
     return items, dead
 
 

@@ -26,6 +26,7 @@ from schemas.errors import PipelineConfigError, RecordError
 from schemas.taxonomy import is_known, source_table
 from schemas.validation import validate_record
 from sources.remi import ReadReMI, parse
+from tests.sources.reading import read_units
 from tools import make_sample_remi
 from tools.sample_images import make_image
 
@@ -377,16 +378,7 @@ def test_check_options(tmp_path: Path) -> None:
 
 def run_reader(pattern: str) -> tuple[list[dict], list[dict]]:
     """Call the reader's per-file step on every matching file (no pipeline); (items, dead)."""
-    items: list[dict] = []
-    dead: list[dict] = []
-    reader = ReadReMI({"parquet": pattern})
-    for path in reader.files:
-        for out in reader.read_file(path):
-            if isinstance(out, beam.pvalue.TaggedOutput):
-                dead.append(out.value)
-            else:
-                items.append(out)
-    return items, dead
+    return read_units(ReadReMI({"parquet": pattern}))
 
 
 def test_reader_bad_inputs_reconcile(tmp_path: Path) -> None:
