@@ -635,14 +635,21 @@ def run_from_drafts(drafts: list[dict], load: LoadImagesFn, dead: list[dict]) ->
     return run_from_records(records, dead)
 
 
+def one_out_each(process, elements: list[dict], dead: list[dict]) -> list[dict]:
+    """Run a stage's ``process`` on each element: exactly one output or one dead letter each;
+    returns the outputs and adds the dead letters to ``dead``."""
+    out = []
+    for element in elements:
+        main, letters = split_outputs(list(process(element)))
+        assert len(main) + len(letters) == 1, (main, letters)
+        out += main
+        dead += letters
+    return out
+
+
 def run_from_records(records: list[dict], dead: list[dict]) -> list[dict]:
     """ValidateRecords -> DropDuplicateIds -> dedupe decisions -> the Parquet row check."""
-    valid = []
-    for record in records:
-        main, letters = split_outputs(list(ValidateRecordsFn().process(record)))
-        assert len(main) + len(letters) == 1
-        valid += main
-        dead += letters
+    valid = one_out_each(ValidateRecordsFn().process, records, dead)
     by_id: dict[str, list[dict]] = defaultdict(list)
     for record in valid:
         by_id[record["id"]].append(record)
@@ -653,12 +660,7 @@ def run_from_records(records: list[dict], dead: list[dict]) -> list[dict]:
         unique += main
         dead += letters
     run_dedupe(unique)
-    rows = []
-    for record in unique:
-        main, letters = split_outputs(list(ToRecordRow().process(record)))
-        assert len(main) + len(letters) == 1
-        rows += main
-        dead += letters
+    rows = one_out_each(ToRecordRow().process, unique, dead)
     for letter in dead:
         check_dead_letter(letter)
     pa.Table.from_pylist(rows, schema=_record_schema())  # every checked row writes
@@ -764,8 +766,7 @@ def test_readers_and_stages_on_mutated_sources(name: str, data: st.DataObject):
             assert total >= 1
         if whole_file:
             assert len(whole_file) <= len(file_units), whole_file
-        bugs = [d for d in dead if d["reason"] == "unexpected_error"]
-        assert not bugs or DISCOVER, f"the reader hit a bug on a unit: {bugs[0]}"
+        assert_no_bug(dead, "the reader")
         # restructure: a draft or a RecordError, nothing else
         restructure = get_source(name).restructure
         for item in items:
@@ -773,8 +774,7 @@ def test_readers_and_stages_on_mutated_sources(name: str, data: st.DataObject):
                 restructure(copy.deepcopy(item), dict(options))
         policy = data.draw(st.sampled_from([DROP_RECORD, DROP_SEGMENT]))
         out = run_stages(name, items, options, Path(tmp) / "build", policy)
-        bugs = [d for d in out["dead"] if d["reason"] == "unexpected_error"]
-        assert not bugs or DISCOVER, f"a stage hit a bug: {bugs[0]}"
+        assert_no_bug(out["dead"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -812,24 +812,34 @@ def sample_records() -> tuple[dict[str, Any], ...]:
     return tuple(records)
 
 
-@settings(FUZZ, max_examples=STAGE_EXAMPLES)
-@given(data=st.data())
-def test_stages_on_mutated_drafts(data: st.DataObject):
-    """Mutated drafts (and duplicates) through LoadImages, validation, ids, dedupe, writer."""
-    drafts = sample_drafts()
-    chosen = [copy.deepcopy(d) for d in subset(data, list(drafts), 4)]
+def mutated_batch(data: st.DataObject, elements: tuple[dict, ...]) -> list[dict]:
+    """Up to 4 of ``elements``, copied and mutated (4 mutations); the mappings among them."""
+    chosen = [copy.deepcopy(e) for e in subset(data, list(elements), 4)]
     mutated, log = mutate_json(data, chosen, 4)
     note(f"mutations: {log}")
     if not isinstance(mutated, list):
         mutated = [mutated]
+    return [m for m in mutated if isinstance(m, dict)]
+
+
+def assert_no_bug(dead: list[dict], where: str = "a stage") -> None:
+    """No ``unexpected_error`` (the reason for a bug) among ``dead`` (unless FUZZ_DISCOVER)."""
+    bugs = [d for d in dead if d["reason"] == "unexpected_error"]
+    assert not bugs or DISCOVER, f"{where} hit a bug: {bugs[0]}"
+
+
+@settings(FUZZ, max_examples=STAGE_EXAMPLES)
+@given(data=st.data())
+def test_stages_on_mutated_drafts(data: st.DataObject):
+    """Mutated drafts (and duplicates) through LoadImages, validation, ids, dedupe, writer."""
+    mutated = mutated_batch(data, sample_drafts())
     policy = data.draw(st.sampled_from([DROP_RECORD, DROP_SEGMENT]))
     with tempfile.TemporaryDirectory(prefix="fuzz-drafts-") as tmp, time_limit(EXAMPLE_SECONDS):
         load = LoadImagesFn("", ImagesConfig.from_block({"on_bad_image": policy}), ImageStore(tmp))
         load.setup()
         dead: list[dict] = []
-        run_from_drafts([d for d in mutated if isinstance(d, dict)], load, dead)
-        bugs = [d for d in dead if d["reason"] == "unexpected_error"]
-        assert not bugs or DISCOVER, f"a stage hit a bug: {bugs[0]}"
+        run_from_drafts(mutated, load, dead)
+        assert_no_bug(dead)
 
 
 @settings(FUZZ, max_examples=STAGE_EXAMPLES)
@@ -837,17 +847,11 @@ def test_stages_on_mutated_drafts(data: st.DataObject):
 def test_stages_on_mutated_records(data: st.DataObject):
     """Mutated finished records (values no reader makes) through validation, DropDuplicateIds,
     dedupe and the Parquet row check."""
-    records = sample_records()
-    chosen = [copy.deepcopy(r) for r in subset(data, list(records), 4)]
-    mutated, log = mutate_json(data, chosen, 4)
-    note(f"mutations: {log}")
-    if not isinstance(mutated, list):
-        mutated = [mutated]
+    mutated = mutated_batch(data, sample_records())
     with time_limit(EXAMPLE_SECONDS):
         dead: list[dict] = []
-        run_from_records([r for r in mutated if isinstance(r, dict)], dead)
-        bugs = [d for d in dead if d["reason"] == "unexpected_error"]
-        assert not bugs or DISCOVER, f"a stage hit a bug: {bugs[0]}"
+        run_from_records(mutated, dead)
+        assert_no_bug(dead)
 
 
 # ---------------------------------------------------------------------------------------------
