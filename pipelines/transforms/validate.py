@@ -10,6 +10,7 @@ import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
 from schemas.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, origin, reject
+from schemas.fs import display_path
 from schemas.metrics import inc
 from schemas.records import Record, json_view
 from schemas.validation import validate_record
@@ -67,6 +68,7 @@ class PickOneFn(beam.DoFn):
         ordered = sorted(records, key=_tiebreak)
         inc("DropDuplicateIds", "out")
         yield ordered[0]
+        kept = ordered[0]["provenance"]
         for dup in ordered[1:]:
             prov = dup["provenance"]
             yield reject(
@@ -75,7 +77,9 @@ class PickOneFn(beam.DoFn):
                 "duplicate_id",
                 prov["source"],
                 prov["source_id"],
-                f"id {record_id} already taken by {ordered[0]['provenance']['source_file']}",
+                # the kept unit's file by name only: no machine path in a dead letter
+                f"id {record_id} already taken by {kept['source']} {kept['source_id']} "
+                f"from {display_path(kept['source_file'], None)}",
             )
 
 

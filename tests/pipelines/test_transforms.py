@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.transforms.images import LoadImages, load_images
 from pipelines.transforms.stats import build_stats
-from pipelines.transforms.validate import DropDuplicateIds, ValidateRecords
+from pipelines.transforms.validate import DropDuplicateIds, PickOneFn, ValidateRecords
 from schemas.deadletter import DEAD
 from tests.conftest import make_draft
 from tools.sample_images import make_image
@@ -109,6 +109,17 @@ def test_duplicate_ids_keep_one_deterministically():
             assert_that(
                 out[DEAD] | beam.Map(lambda d: d["reason"]), equal_to(["duplicate_id"]), label="D"
             )
+
+
+def test_duplicate_id_names_the_kept_file_without_its_folder():
+    a = load_images(make_draft())
+    b = load_images(make_draft())
+    a["provenance"] = dict(a["provenance"], source_file="/home/someone/data/a.json")
+    b["provenance"] = dict(b["provenance"], source_file="/home/someone/data/b.json")
+    outputs = list(PickOneFn().process((a["id"], [b, a])))
+    kept, dead = outputs[0], outputs[1].value
+    assert kept["provenance"]["source_file"].endswith("a.json")
+    assert dead["detail"].endswith("from a.json") and "/home/someone" not in dead["detail"]
 
 
 def test_build_stats_reconciles_and_lists_idle_sources():
