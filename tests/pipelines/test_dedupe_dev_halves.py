@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.cli import main
@@ -31,6 +32,10 @@ def build(tmp: Path, name: str, sources: str) -> tuple[dict, list[dict]]:
         for line in path.read_text("utf-8").splitlines()
     ]
     assert stats["reconciled"] is True
+    # real ids never need make_id's hash suffix (issue 14): they read as in MMIE
+    shards = sorted((out / "records").glob("*.parquet"))
+    ids = [i for s in shards for i in pq.read_table(s, columns=["id"]).column("id").to_pylist()]
+    assert ids and not [i for i in ids if "--" in i]
     return stats, dead
 
 
