@@ -222,17 +222,17 @@ def open_bounded(
     name = display_path(uri, root)
     if is_local(uri):
         f, size = _open_local(uri, root, name)
+        if size > max_bytes:
+            f.close()
+            raise too_large(name, size, max_bytes)
     else:
         found = FileSystems.match([uri])[0].metadata_list
         if not found:
             raise FileNotFoundError(f"{name} does not exist")
         size = found[0].size_in_bytes
-        if size > max_bytes:
+        if size > max_bytes:  # before opening: nothing is fetched
             raise too_large(name, size, max_bytes)
         f = FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
-    if size > max_bytes:
-        f.close()
-        raise too_large(name, size, max_bytes)
     raw: BinaryIO = io.BufferedReader(_Capped(f, max_bytes, name))
     kind = CompressionTypes.detect_compression_type(uri) if decompress else None
     if kind and kind != CompressionTypes.UNCOMPRESSED:

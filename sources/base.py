@@ -59,7 +59,7 @@ import apache_beam as beam
 from schemas import load_schema, source_options, with_defaults
 from schemas.deadletter import DEAD, STAGE_READ, reject
 from schemas.errors import PipelineConfigError, RecordError
-from schemas.fs import display_path, match, open_bounded, read_bytes
+from schemas.fs import display_path, match, open_bounded, read_bytes, read_text
 from schemas.metrics import inc
 
 Item = dict[str, Any]
@@ -206,13 +206,12 @@ class SourceReader(beam.PTransform):
     def side_file(self, path: str) -> Any:
         """Side file ``path`` as :meth:`load_side_file` gives it, loaded once per worker;
         ``None`` when it is broken (its own dead letter reports it)."""
-        cache = self.__dict__.setdefault("_side_cache", {})
-        if path not in cache:
+        if path not in self._side_cache:
             try:
-                cache[path] = self.load_side_file(path)
+                self._side_cache[path] = self.load_side_file(path)
             except Exception:  # reported once, by the side file's own element
-                cache[path] = None
-        return cache[path]
+                self._side_cache[path] = None
+        return self._side_cache[path]
 
     def display(self, path: str) -> str:
         """``path`` as dead letters name it: relative to a configured source path, else its
@@ -242,9 +241,8 @@ class SourceReader(beam.PTransform):
     def read_source_text(self, path: str, root: str | None) -> str:
         """:meth:`read_source` decoded as UTF-8; bytes that are not UTF-8 are the file's
         ``file_error_reason`` (a broken file, not a bug)."""
-        data = self.read_source(path, root)
         try:
-            return data.decode("utf-8")
+            return read_text(path, max_bytes=self.max_file_bytes, root=root)
         except UnicodeDecodeError as exc:
             detail = f"{self.display(path)}: not UTF-8 (byte {exc.start}: {exc.reason})"
             raise RecordError(self.file_error_reason, detail) from exc
@@ -269,12 +267,8 @@ class SourceReader(beam.PTransform):
                 else:
                     inc(self.namespace, "items")
                     yield unit
-        except RecordError as exc:  # the file itself is the unit
-            sid = exc.source_id if exc.source_id is not None else self.file_unit(path)
-            yield self._reject(exc.reason, sid, exc.detail)
-        except Exception as exc:  # never a crash: one dead letter for the file
-            detail = f"{self.display(path)}: {type(exc).__name__}: {exc}"
-            yield self._reject(self.file_error_reason, self.file_unit(path), detail)
+        except Exception as exc:  # the file itself is the unit; never a crash
+            yield self._reject_file(path, exc, self.file_unit(path))
 
     def _check_side_file(self, path: str) -> Iterator[beam.pvalue.TaggedOutput]:
         """A side file's element: nothing when it loads, one dead letter when it does not."""
@@ -282,11 +276,18 @@ class SourceReader(beam.PTransform):
         try:
             self._side_cache[path] = self.load_side_file(path)
         except Exception as exc:
-            err = exc if isinstance(exc, RecordError) else None
-            reason = err.reason if err else self.file_error_reason
-            detail = err.detail if err else f"{self.display(path)}: {type(exc).__name__}: {exc}"
             self._side_cache[path] = None
-            yield self._reject(reason, self.display(path), detail)
+            yield self._reject_file(path, exc, self.display(path))
+
+    def _reject_file(self, path: str, exc: Exception, source_id: str) -> beam.pvalue.TaggedOutput:
+        """One dead letter for file ``path`` that failed with ``exc``: a RecordError keeps its
+        reason (and its ``source_id``, when it names one); anything else is
+        ``file_error_reason``."""
+        if isinstance(exc, RecordError):
+            sid = exc.source_id if exc.source_id is not None else source_id
+            return self._reject(exc.reason, sid, exc.detail)
+        detail = f"{self.display(path)}: {type(exc).__name__}: {exc}"
+        return self._reject(self.file_error_reason, source_id, detail)
 
     def _reject(self, reason: str, source_id: str, detail: str) -> beam.pvalue.TaggedOutput:
         roots = option_roots(self.options)
