@@ -73,21 +73,20 @@ _READ_REASONS = {
 }
 
 
-def fetch_bytes(entry: DraftImage, max_bytes: int | None = None) -> bytes:
+def fetch_bytes(entry: DraftImage, max_bytes: int) -> bytes:
     """The image's bytes: embedded in the draft, or read from its URI.
 
     A URI is read under ``schemas.fs``'s rules: inside ``entry["root"]`` when given, a regular
-    file, at most ``max_bytes`` (None: the schema's ``limits.max_image_bytes``). Dead-letter
-    details name the file relative to its root.
+    file, at most ``max_bytes`` (``ImageLimits.max_bytes``). Dead-letter details name the file
+    relative to its root.
     """
     data = entry.get("bytes")
     uri = entry["uri"]
     root = entry.get("root")
     name = display_path(uri, root)
     if data is None:
-        cap = max_bytes or _LIMITS.max_image_bytes
         try:
-            data = read_bytes(uri, max_bytes=cap, root=root)
+            data = read_bytes(uri, max_bytes=max_bytes, root=root)
         except RecordError as exc:
             reason = _READ_REASONS.get(exc.reason, "image_unreadable")
             raise RecordError(reason, exc.detail) from exc
