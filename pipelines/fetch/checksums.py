@@ -7,8 +7,10 @@ Two files take part for a source ``<name>``:
   sha256 is ``-`` is not known yet.
 * the **recorded** file ``<to>/<name>/checksums.tsv`` written by ``mmloom fetch`` next to the
   fetched data. A file whose sha256 the committed file does not know is hashed on its first
-  fetch and recorded there (with the hub commit a moving revision resolved to); every later
-  fetch verifies against that record. ``--register-checksums`` copies recorded rows into the
+  fetch and recorded there (with the hub commit a moving revision resolved to) once it has
+  been laid out: an archive only after it unpacked safely and within the caps, so a corrupt
+  or hostile download never becomes the reference. Every later fetch verifies against that
+  record. ``--register-checksums`` copies recorded rows into the
   committed file, which is how a row becomes known for everyone (TFDS
   ``--register_checksums``).
 
@@ -145,11 +147,21 @@ class ChecksumBook:
         return default
 
     def size_hint(self, filename: str) -> int | None:
+        """The size a row gives for ``filename`` (committed first), sha256 known or not."""
         for rows in (self.committed, self.recorded):
             row = rows.get(filename)
             if row is not None and row.size is not None:
                 return row.size
         return None
+
+    def where_size(self, filename: str) -> Path:
+        """The file whose row gives :meth:`size_hint`."""
+        row = self.committed.get(filename)
+        return (
+            self.committed_file
+            if row is not None and row.size is not None
+            else (self.recorded_file)
+        )
 
     def record(self, row: Checksum) -> None:
         """Keep ``row`` in the recorded file next to the data (written at once)."""

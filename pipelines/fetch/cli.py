@@ -18,6 +18,12 @@ verifies, unpacks and lays them out. Hub datasets (MathVista, ReMI) come through
 ``huggingface_hub`` pinned to a commit; set ``HF_TOKEN`` for gated ones and ``HF_ENDPOINT``
 for a hub mirror. ``--mirror URL`` (or ``MMLOOM_FETCH_MIRROR``) fetches every HTTP file from
 ``URL/<host>/<path>`` instead, e.g. an internal mirror.
+
+Caps (see :mod:`pipelines.fetch.limits`): a download never gets more bytes than its
+checksums row gives, or ``--max-download`` when no row gives a size; an archive unpacks at
+most ``--max-unpacked`` bytes and ``--max-members`` members, all or nothing. Ctrl-C or
+SIGTERM stop the fetch with one message; what was unpacked half is removed, and downloads
+resume on the next run.
 """
 
 from __future__ import annotations
@@ -25,13 +31,24 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
 from pipelines.fetch.core import FetchSettings, fetch_plan, missing_manual
 from pipelines.fetch.http import RetryPolicy
+from pipelines.fetch.limits import (
+    DEFAULT_MAX_DOWNLOAD,
+    DEFAULT_MAX_MEMBERS,
+    DEFAULT_MAX_UNPACKED,
+    FetchLimits,
+    parse_size,
+)
 from pipelines.fetch.sources import SPECS, Plan
 from schemas.errors import MmloomError
 
@@ -100,6 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds without data before a retry"
+    )
+    parser.add_argument(
+        "--max-download",
+        default=os.environ.get("MMLOOM_FETCH_MAX_DOWNLOAD", DEFAULT_MAX_DOWNLOAD),
+        metavar="SIZE",
+        help="the most a download may get when no checksums row gives its size (a file "
+        "whose size is known is cut one byte past it); e.g. 500MB, 32GB (default "
+        f"{DEFAULT_MAX_DOWNLOAD}; env MMLOOM_FETCH_MAX_DOWNLOAD)",
+    )
+    parser.add_argument(
+        "--max-unpacked",
+        default=os.environ.get("MMLOOM_FETCH_MAX_UNPACKED", DEFAULT_MAX_UNPACKED),
+        metavar="SIZE",
+        help="the most one archive may write when unpacked; a larger one is refused with "
+        f"nothing kept (default {DEFAULT_MAX_UNPACKED}; env MMLOOM_FETCH_MAX_UNPACKED)",
+    )
+    parser.add_argument(
+        "--max-members",
+        default=os.environ.get("MMLOOM_FETCH_MAX_MEMBERS", str(DEFAULT_MAX_MEMBERS)),
+        metavar="N",
+        help="the most members (files and folders) one archive may hold (default "
+        f"{DEFAULT_MAX_MEMBERS}; env MMLOOM_FETCH_MAX_MEMBERS)",
     )
     parser.add_argument(
         "--delete-archives", action="store_true", help="delete archives once unpacked"
@@ -188,7 +227,51 @@ def write_config(to: Path, plans: list[Plan], command: str) -> Path:
     return path
 
 
+def limits_of(args: argparse.Namespace) -> FetchLimits:
+    members = str(args.max_members).strip()
+    if not members.isdigit() or int(members) <= 0:
+        raise MmloomError(f"--max-members {args.max_members!r} is not a positive whole number")
+    return FetchLimits(
+        max_download=parse_size(args.max_download, "--max-download"),
+        max_unpacked=parse_size(args.max_unpacked, "--max-unpacked"),
+        max_members=int(members),
+    )
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the fetch is, so that its cleanup runs as for Ctrl-C."""
+
+
+@contextmanager
+def _stoppable() -> Iterator[None]:
+    """Ctrl-C and SIGTERM become one message (exit 2) after the cleanup of what was cut:
+    half-unpacked archives are removed (:mod:`pipelines.fetch.extract`); partial downloads
+    stay as ``.part`` files, resumed by the next run."""
+
+    def on_term(signum, frame) -> None:
+        raise _Terminated()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+        raise MmloomError(
+            f"{what}; nothing half-unpacked was kept. Run the same command again: downloads "
+            "resume where they stopped and files already laid out are skipped"
+        ) from None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def run(argv: list[str]) -> int:
+    with _stoppable():
+        return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
     args = parse_args(argv)
     names = source_names(args.sources)
     splits = choose_splits(names, args.split)
@@ -203,6 +286,7 @@ def run(argv: list[str]) -> int:
         progress=not args.no_progress,
         delete_archives=args.delete_archives,
         register=args.register_checksums,
+        limits=limits_of(args),
     )
     options = {"mathvista_layout": args.mathvista_layout}
     plans = [SPECS[n].plan(splits[n], options) for n in names]

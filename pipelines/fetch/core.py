@@ -7,10 +7,17 @@ For every :class:`~pipelines.fetch.sources.FileJob` of a plan, in order:
 2. Get the file: a hand-downloaded one from ``<manual>/<source>/``, a hub file with
    ``huggingface_hub`` (pinned to a commit), or an HTTP download with resume and retries
    into ``<to>/downloads/<source>/``.
+   Never more bytes are written than the file's known size, or the cap for an unknown one
+   (:mod:`pipelines.fetch.limits`).
 3. Verify size and sha256 against ``checksums.tsv``; a mismatch moves the file into
-   ``.bad/`` beside it and stops with :class:`ChecksumError`. A file the checksums do not
-   know is recorded (``<to>/<source>/checksums.tsv``) and verified on every later fetch.
-4. Install it (extract the needed members, or link it into place), then write the stamp.
+   ``.bad/`` beside it and stops with :class:`ChecksumError`.
+4. Install it (extract the needed members, or link it into place). An archive is unpacked
+   all or nothing, within the caps (:mod:`pipelines.fetch.extract`).
+5. Only then is a file the checksums did not know **trusted**: its url, size and sha256 are
+   recorded (``<to>/<source>/checksums.tsv``) and verified on every later fetch. A file that
+   cannot be installed (unsafe, unreadable, not the published file) is never recorded; a
+   download of it is moved to ``.bad/`` so that the next fetch downloads afresh and a genuine
+   file is never measured against it. Then the stamp is written.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from pathlib import Path
 
 from pipelines.fetch import hub as hubmod
 from pipelines.fetch.checksums import Checksum, ChecksumBook, sha256_of
-from pipelines.fetch.http import RetryPolicy, check_disk, download, human, mirror_url
+from pipelines.fetch.extract import ArchiveTooLargeError, RefusedFileError
+from pipelines.fetch.http import RetryPolicy, SizeBound, download, mirror_url
+from pipelines.fetch.limits import FetchLimits, check_disk, human
 from pipelines.fetch.sources import FileJob, Plan
 from schemas.errors import MmloomError
 
@@ -44,6 +53,7 @@ class FetchSettings:
     progress: bool = True
     delete_archives: bool = False
     register: bool = False
+    limits: FetchLimits = field(default_factory=FetchLimits)
 
 
 def manual_path(settings: FetchSettings, source: str, job: FileJob) -> Path:
@@ -91,10 +101,26 @@ def fetch_plan(plan: Plan, settings: FetchSettings) -> dict[str, str]:
             LOG.info("%s/%s: already fetched and verified", plan.source, job.filename)
             report[job.filename] = "up to date"
             continue
-        local, url = _obtain(plan.source, job, book, settings)
-        row = _verify(plan.source, job, local, url, book, settings)
-        job.install(local, root)
         stamp = _stamp(settings, plan.source, job)
+        stamp.unlink(missing_ok=True)  # a stale stamp: this file is laid out again
+        local, url = _obtain(plan.source, job, book, settings)
+        row, trusted = _verify(plan.source, job, local, url, book)
+        try:
+            job.install(local, root, settings.limits)
+        except RefusedFileError as exc:
+            raise _refused(plan.source, job, local, row, trusted, book, exc) from None
+        if not trusted:
+            LOG.warning(
+                "%s: %s has no known checksum; recorded sha256 %s (%d bytes) on this first "
+                "fetch in %s, now that it was laid out; later fetches verify against it",
+                plan.source,
+                job.filename,
+                row.sha256,
+                row.size,
+                book.recorded_file,
+            )
+        if book.recorded.get(job.filename) != row:
+            book.record(row)
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(row.sha256 + "\n", encoding="utf-8")
         if (
@@ -111,6 +137,42 @@ def fetch_plan(plan: Plan, settings: FetchSettings) -> dict[str, str]:
     return report
 
 
+def _refused(
+    source: str,
+    job: FileJob,
+    local: Path,
+    row: Checksum,
+    trusted: bool,
+    book: ChecksumBook,
+    exc: RefusedFileError,
+) -> MmloomError:
+    """The error for a file that could not be laid out; an untrusted download of it that
+    is not merely over a cap is moved aside, so that the next fetch starts afresh."""
+    if trusted:
+        return MmloomError(
+            f"{source}: {exc} (the file matches the sha256 in {book.where(job.filename)}: if "
+            "that row was recorded from a bad download, delete the row and the file, then "
+            "fetch again)"
+            if not isinstance(exc, ArchiveTooLargeError)
+            else f"{source}: {exc}"
+        )
+    if isinstance(exc, ArchiveTooLargeError) or job.manual:
+        # kept where it is: a larger cap, or the person who put it there, decides
+        return MmloomError(f"{source}: {exc}. Its checksum was not recorded")
+    bad = _set_aside(local, row.sha256)
+    return MmloomError(
+        f"{source}: {exc}. Its checksum was not recorded, and the download was moved aside to "
+        f"{bad}; the next fetch downloads it afresh"
+    )
+
+
+def _set_aside(local: Path, sha: str) -> Path:
+    bad = local.parent / ".bad" / f"{local.name}.{sha[:12]}"
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(local, bad)
+    return bad
+
+
 def _obtain(source: str, job: FileJob, book: ChecksumBook, settings: FetchSettings):
     """The local path of the file (downloaded if needed) and its canonical URL."""
     if job.manual:
@@ -123,27 +185,31 @@ def _obtain(source: str, job: FileJob, book: ChecksumBook, settings: FetchSettin
         return path, book.url(job.filename, job.url) or f"manual:{job.filename}"
     url = book.url(job.filename, job.url)
     size = book.size_hint(job.filename)
+    size_from = str(book.where_size(job.filename))
     downloads = settings.to / "downloads" / source
+    label = f"{source}/{job.filename}"
     if url.startswith("hf://"):
         hub = hubmod.parse_hf_url(url)
         if not hub.pinned():
             hub, hub_size = hubmod.resolve(hub)
-            size = size or hub_size
+            if size is None and hub_size is not None:
+                size, size_from = hub_size, "the hub's metadata"
             LOG.info("%s: %s resolved to commit %s", source, job.filename, hub.revision)
         if size:
             local = downloads / "hub" / hub.path
             have = local.stat().st_size if local.is_file() else 0
             check_disk(downloads, max(size - have, 0), f"{job.filename} ({human(size)})")
-        return hubmod.download(hub, downloads / "hub"), hub.url
+        bound = SizeBound.of(size, size_from, settings.limits)
+        return hubmod.download(hub, downloads / "hub", bound, label), hub.url
     local = downloads / job.filename
     if not local.is_file():
         download(
             mirror_url(url, settings.mirror),
             local,
-            expected_size=size,
+            bound=SizeBound.of(size, size_from, settings.limits),
             policy=settings.policy,
             progress=settings.progress,
-            label=f"{source}/{job.filename}",
+            label=label,
         )
     return local, url
 
@@ -154,17 +220,16 @@ def _verify(
     local: Path,
     url: str,
     book: ChecksumBook,
-    settings: FetchSettings,
-) -> Checksum:
+) -> tuple[Checksum, bool]:
+    """The file's row, and whether a known checksum vouches for it (False: not known yet;
+    it is recorded only once the file is laid out)."""
     size = local.stat().st_size
     sha = sha256_of(local)
     expected = book.expected(job.filename)
     if expected is not None and (
         sha != expected.sha256 or (expected.size is not None and size != expected.size)
     ):
-        bad = local.parent / ".bad" / f"{local.name}.{sha[:12]}"
-        bad.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(local, bad)
+        bad = _set_aside(local, sha)
         again = (
             f"put a good copy at {local}"
             if job.manual
@@ -178,16 +243,4 @@ def _verify(
             "checksums row (delete it to record the new file on the next fetch)"
         )
     row = Checksum(url=url, size=size, sha256=sha, filename=job.filename)
-    if expected is None:
-        LOG.warning(
-            "%s: %s has no known checksum; recorded sha256 %s (%d bytes) on this first fetch "
-            "in %s; later fetches verify against it",
-            source,
-            job.filename,
-            sha,
-            size,
-            book.recorded_file,
-        )
-    if book.recorded.get(job.filename) != row:
-        book.record(row)
-    return row
+    return row, expected is not None

@@ -1,10 +1,15 @@
 """Plain HTTP(S) downloads: resume with ``Range``, bounded retries with backoff, a progress
-bar per file, and a disk-space check before the bytes arrive.
+bar per file, a disk-space check before the bytes arrive, and a cap on what is written.
 
 Only the standard library is used (``urllib``). The partial file ``<dest>.part`` survives an
 interruption (a killed process, a dropped connection); the next attempt, in this run or a
 later one, asks for ``Range: bytes=<size of .part>-`` and appends. A server that ignores the
 range (200 instead of 206) is answered by starting over.
+
+No download writes more than it may: a file of known size (its checksums row, or the hub's
+metadata) is cut when the server sends one byte more than that size, a file of unknown size
+at :attr:`~pipelines.fetch.limits.FetchLimits.max_download`; either way the partial file is
+deleted and the download refused (:class:`DownloadTooLargeError`), without retrying.
 """
 
 from __future__ import annotations
@@ -12,21 +17,26 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import shutil
 import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
+from pipelines.fetch.limits import (
+    DiskWatch,
+    FetchLimits,
+    check_disk,
+    human,
+    write_failed,
+)
 from schemas.errors import MmloomError
 
 LOG = logging.getLogger("mmloom.fetch")
 CHUNK = 1 << 20
-# room kept free beyond the file itself (metadata, the extraction's first files)
-DISK_MARGIN = 64 << 20
 USER_AGENT = "mmloom-fetch (+https://github.com/; python urllib)"
 
 
@@ -34,8 +44,8 @@ class DownloadError(MmloomError):
     """A download that failed for good (after the retries, or a status that will not change)."""
 
 
-class DiskSpaceError(MmloomError):
-    """Not enough free space for a download or an extraction."""
+class DownloadTooLargeError(DownloadError):
+    """The server sent more than the file's known size, or than the cap for unknown sizes."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,41 @@ class RetryPolicy:
     timeout: float = 60.0
 
 
+@dataclass(frozen=True)
+class SizeBound:
+    """The most bytes a download may have, and where that number comes from.
+
+    ``known``: the file's size from its checksums row or the hub (one byte more is refused);
+    otherwise ``limit`` is the cap for files of unknown size.
+    """
+
+    limit: int
+    known: bool
+    source: str = ""  # "sources/coco/checksums.tsv", "the hub's metadata"
+
+    @classmethod
+    def of(cls, size: int | None, source: str, limits: FetchLimits) -> SizeBound:
+        if size is not None:
+            return cls(size, True, source)
+        return cls(limits.max_download, False)
+
+    def refusal(self, label: str, url: str) -> DownloadTooLargeError:
+        if self.known:
+            return DownloadTooLargeError(
+                f"{label}: {url} sent more than the {self.limit} bytes that {self.source} "
+                "gives for it; the download was stopped at that size and deleted. The file "
+                "at that URL is not the one the row describes: check the URL and, if the "
+                "publisher changed the file, update the row (or delete it: the file is then "
+                "recorded afresh on the next fetch); then run the same command again"
+            )
+        return DownloadTooLargeError(
+            f"{label}: {url} sent more than {human(self.limit)}, the cap for a file whose size "
+            "no checksums row gives; the download was stopped there and deleted. Check the "
+            "URL; if the file really is that large, raise the cap with --max-download SIZE "
+            "(or MMLOOM_FETCH_MAX_DOWNLOAD) and run the same command again"
+        )
+
+
 def mirror_url(url: str, mirror: str | None) -> str:
     """``https://host/path?q`` -> ``<mirror>/host/path?q`` (a local copy of every host)."""
     if not mirror or not url.startswith(("http://", "https://")):
@@ -58,30 +103,6 @@ def mirror_url(url: str, mirror: str | None) -> str:
     parts = urlsplit(url)
     rest = parts.path + (f"?{parts.query}" if parts.query else "")
     return f"{mirror.rstrip('/')}/{parts.netloc}{rest}"
-
-
-def human(n: int | None) -> str:
-    if n is None:
-        return "unknown size"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
-
-def check_disk(folder: Path, needed: int, what: str) -> None:
-    """Raise :class:`DiskSpaceError` when ``folder``'s filesystem has less than ``needed``
-    bytes (plus a margin) free."""
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    if needed + DISK_MARGIN > free:
-        raise DiskSpaceError(
-            f"not enough disk space for {what}: it needs {human(needed)} (+{human(DISK_MARGIN)} "
-            f"margin) in {folder}, but only {human(free)} is free. Free some space, or pass "
-            "--to a folder on a larger disk, and run the same command again"
-        )
 
 
 def _progress(total: int | None, initial: int, desc: str, enabled: bool):
@@ -109,7 +130,7 @@ def download(
     url: str,
     dest: Path,
     *,
-    expected_size: int | None = None,
+    bound: SizeBound,
     policy: RetryPolicy | None = None,
     progress: bool = True,
     label: str = "",
@@ -119,33 +140,38 @@ def download(
     Args:
         url: the URL actually requested (already mirrored).
         dest: final path; its folder is created.
-        expected_size: bytes, from the checksums file; checked against free space first.
+        bound: the file's known size (checked against free space first) or the cap for a
+            file of unknown size; never more bytes than that are written.
         policy: retries, backoff and timeout.
         progress: draw a progress bar on stderr.
         label: what to call the file in messages (defaults to its name).
 
     Raises:
         DownloadError: after the retries, or at once on a 4xx other than 416.
-        DiskSpaceError: before downloading, when the rest of the file would not fit.
+        DownloadTooLargeError: the server sent more than ``bound`` (the partial is deleted).
+        DiskSpaceError: before downloading, when the rest of the file would not fit, or while
+            downloading a file of unknown size, when the disk gets full (the partial is kept).
     """
     policy = policy or RetryPolicy()
     label = label or dest.name
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    if expected_size is not None:
+    if bound.known:
         have = part.stat().st_size if part.exists() else 0
-        check_disk(dest.parent, max(expected_size - have, 0), f"{label} ({human(expected_size)})")
+        check_disk(dest.parent, max(bound.limit - have, 0), f"{label} ({human(bound.limit)})")
+    else:
+        check_disk(dest.parent, 0, label)
     failures = 0
     last_error: BaseException | None = None
     while True:
         offset = part.stat().st_size if part.exists() else 0
-        if expected_size is not None and offset > expected_size:
+        if offset > bound.limit:  # left by an earlier run with another row or cap
             part.unlink()
             offset = 0
-        if expected_size is not None and offset == expected_size and offset > 0:
+        if bound.known and offset == bound.limit and offset > 0:
             break  # a previous run got every byte but was stopped before the rename
         try:
-            got = _attempt(url, part, offset, expected_size, policy.timeout, progress, label)
+            got = _attempt(url, part, offset, bound, policy.timeout, progress, label)
             if got:
                 break
         except _Retryable as exc:
@@ -179,7 +205,7 @@ def _attempt(
     url: str,
     part: Path,
     offset: int,
-    expected_size: int | None,
+    bound: SizeBound,
     timeout: float,
     progress: bool,
     label: str,
@@ -194,7 +220,7 @@ def _attempt(
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             # the range starts at or past the end: the .part is complete, or not this file
-            if expected_size is None or offset == expected_size:
+            if not bound.known or offset == bound.limit:
                 return True
             part.unlink()
             raise _Retryable(f"HTTP 416 for a range at {offset}") from exc
@@ -219,30 +245,68 @@ def _attempt(
             mode = "ab"
         else:
             offset, mode = 0, "wb"  # fresh download, or the server ignored the range
-        total = offset + length if length is not None else expected_size
-        if expected_size is None and length is not None:
+        if length is not None and offset + length > bound.limit:
+            part.unlink(missing_ok=True)
+            raise bound.refusal(label, url)  # announced too large: nothing is written
+        total = offset + length if length is not None else (bound.limit if bound.known else None)
+        if not bound.known and length is not None:
             check_disk(part.parent, length, f"{label} ({human(total)})")
-        written = 0
-        bar = _progress(total, offset, label, progress)
-        try:
-            with part.open(mode, buffering=0) as f:
-                while True:
-                    try:
-                        block = resp.read1(CHUNK)
-                    except (OSError, http.client.HTTPException) as exc:
-                        raise _Retryable(f"connection lost after {offset + written} bytes") from exc
-                    if not block:
-                        break
-                    f.write(block)
-                    written += len(block)
-                    bar.update(len(block))
-        finally:
-            bar.close()
+        _receive(resp, part, mode, offset, total, bound, progress, label, url)
+        written = part.stat().st_size - offset
         if length is not None and written < length:
             raise _Retryable(
                 f"connection closed after {offset + written} of {offset + length} bytes"
             )
     return True
+
+
+def _receive(
+    resp: http.client.HTTPResponse,
+    part: Path,
+    mode: str,
+    offset: int,
+    total: int | None,
+    bound: SizeBound,
+    progress: bool,
+    label: str,
+    url: str,
+) -> None:
+    """Append the body to ``part``, reading at most one byte beyond ``bound``: that byte
+    refuses the download (the partial file is deleted) and is never written."""
+    watch = None if bound.known else DiskWatch(part.parent, label)
+    have = offset
+    bar = _progress(total, offset, label, progress)
+    try:
+        with part.open(mode, buffering=0) as f:
+            while True:
+                room = bound.limit - have
+                try:
+                    block = resp.read1(min(CHUNK, room + 1))
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _Retryable(f"connection lost after {have} bytes") from exc
+                if not block:
+                    break
+                if len(block) > room:
+                    f.close()
+                    part.unlink()
+                    raise bound.refusal(label, url)
+                _write_all(f, block, part, label)
+                have += len(block)
+                bar.update(len(block))
+                if watch is not None:
+                    watch.wrote(len(block))
+    finally:
+        bar.close()
+
+
+def _write_all(f: BinaryIO, block: bytes, part: Path, label: str) -> None:
+    view = memoryview(block)
+    try:
+        while view:
+            n = f.write(view)
+            view = view[n:]
+    except OSError as exc:
+        raise write_failed(part, exc, label) from None
 
 
 def _range_start(content_range: str | None) -> int | None:

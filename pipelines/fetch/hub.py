@@ -6,6 +6,13 @@ download is pinned to that commit; the commit is recorded with the checksum so e
 fetch downloads exactly the same revision. ``HF_ENDPOINT`` is honoured (huggingface_hub
 reads it when imported), and the token comes only from ``HF_TOKEN`` in the environment; it
 is never logged.
+
+The bytes are bounded as for plain HTTP (:class:`~pipelines.fetch.http.SizeBound`): the
+download's progress callback, which ``huggingface_hub`` calls with each chunk before writing
+it, counts what arrives and stops the download when it would pass the bound (and checks free
+space as it goes when the size is unknown); ``huggingface_hub`` then deletes its temporary
+file. Should a later ``huggingface_hub`` write a chunk before reporting it, at most that one
+chunk (10 MB) more is written, and the size is verified after the download in any case.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.fetch.http import SizeBound
+from pipelines.fetch.limits import DiskWatch
 from schemas.errors import MmloomError
 
 _HF_URL = re.compile(r"^hf://(datasets|models|spaces)/([^@]+?/[^@/]+)@([^/]+)/(.+)$")
@@ -84,8 +93,29 @@ def resolve(hub: HubFile) -> tuple[HubFile, int | None]:
     return HubFile(hub.repo_type, hub.repo_id, meta.commit_hash, hub.path), meta.size
 
 
-def download(hub: HubFile, local_dir: Path) -> Path:
-    """``hf_hub_download`` of a pinned file into ``local_dir``/<path> (resumable)."""
+def _bounded_bar(bound: SizeBound, label: str, url: str, folder: Path) -> type:
+    """A ``huggingface_hub`` progress bar class that stops the download past ``bound``."""
+    from huggingface_hub.utils import tqdm as hf_tqdm
+
+    class BoundedBar(hf_tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.received = int(kwargs.get("initial") or 0)
+            self.watch = None if bound.known else DiskWatch(folder, label)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self.received += int(n or 0)
+            if self.received > bound.limit:
+                raise bound.refusal(label, url)
+            if self.watch is not None:
+                self.watch.wrote(int(n or 0))
+            return super().update(n)
+
+    return BoundedBar
+
+
+def download(hub: HubFile, local_dir: Path, bound: SizeBound, label: str) -> Path:
+    """``hf_hub_download`` of a pinned file into ``local_dir``/<path> (never past ``bound``)."""
     from huggingface_hub import hf_hub_download
 
     try:
@@ -96,7 +126,10 @@ def download(hub: HubFile, local_dir: Path) -> Path:
             revision=hub.revision,
             local_dir=str(local_dir),
             token=_token(),
+            tqdm_class=_bounded_bar(bound, label, hub.url, local_dir),
         )
+    except MmloomError:
+        raise
     except Exception as exc:
         raise _explain(exc, hub) from None
     return Path(path)

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.fetch import extract as ex
-from pipelines.fetch.http import check_disk
+from pipelines.fetch.limits import FetchLimits, check_disk, write_failed
 from schemas.errors import MmloomError
 
-Install = Callable[[Path, Path], None]  # (the verified download, <to>/<source>) -> None
+# (the verified download, <to>/<source>, the caps) -> None; raises
+# extract.RefusedFileError when the file is not one that can be laid out
+Install = Callable[[Path, Path, FetchLimits], None]
 
 COCO_BASE = "http://images.cocodataset.org"
 VIST_BASE = "https://visionandlanguage.net/VIST/json_files"
@@ -102,34 +104,61 @@ class SourceSpec:
 # ---------------------------------------------------------------- install helpers
 
 
-def place(rel: str) -> Install:
-    """Link (or copy, across filesystems) the download to ``<source dir>/<rel>``."""
+def looks_whole(src: Path) -> None:
+    """Refuse a file that is plainly not a whole one of its kind: a ``.json`` must start with
+    ``{`` or ``[`` and end with ``}`` or ``]``, a ``.parquet`` must begin and end with its
+    magic ``PAR1``. Catches truncated downloads and web pages saved in a file's place."""
+    size = src.stat().st_size
+    with src.open("rb") as f:
+        head = f.read(4096)
+        f.seek(max(size - 4096, 0))
+        tail = f.read()
+    whole = True
+    if src.name.endswith(".json"):
+        whole = head.lstrip()[:1] in (b"{", b"[") and tail.rstrip()[-1:] in (b"}", b"]")
+    elif src.name.endswith(".parquet"):
+        whole = size >= 12 and head[:4] == b"PAR1" and tail[-4:] == b"PAR1"
+    if not whole:
+        kind = src.name.rsplit(".", 1)[-1]
+        raise ex.RefusedFileError(
+            f"{src.name} is not a whole {kind} file ({size} bytes): it is truncated or not "
+            "the published file (a web page saved in its place, say). Delete it and fetch again"
+        )
 
-    def install(src: Path, root: Path) -> None:
+
+def place(rel: str) -> Install:
+    """Link (or copy, across filesystems) the download to ``<source dir>/<rel>``, once
+    :func:`looks_whole` accepts it."""
+
+    def install(src: Path, root: Path, limits: FetchLimits) -> None:
+        looks_whole(src)
         out = root / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists() or out.is_symlink():
-            out.unlink()
+        tmp = out.with_name(f".{out.name}.mmloom-placing")
         try:
-            os.link(src, out)
-        except OSError:
-            check_disk(out.parent, src.stat().st_size, f"a copy of {src.name}")
-            shutil.copyfile(src, out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(src, tmp)
+            except OSError:
+                check_disk(out.parent, src.stat().st_size, f"a copy of {src.name}")
+                shutil.copyfile(src, tmp)
+            os.replace(tmp, out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise write_failed(out, exc, f"placing {src.name}") from None
 
     return install
 
 
 def unpack(select: ex.Select) -> Install:
-    """Extract the members ``select`` maps to a path, checking disk space for zips first."""
+    """Extract the members ``select`` maps to a path (see :func:`extract.extract`)."""
 
-    def install(src: Path, root: Path) -> None:
-        if src.name.endswith(".zip"):
-            check_disk(root, ex.zip_uncompressed_size(src, select), f"unpacking {src.name}")
-        written = ex.extract(src, root, select)
+    def install(src: Path, root: Path, limits: FetchLimits) -> None:
+        written = ex.extract(src, root, select, limits)
         if not written:
-            raise MmloomError(
-                f"{src.name} holds none of the files the build needs; is it the published "
-                "archive? Delete it and fetch again"
+            raise ex.RefusedFileError(
+                f"{src.name} holds none of the files the build needs; it is not the published "
+                "archive. Delete it and fetch again"
             )
 
     return install
@@ -244,10 +273,19 @@ def plan_mathvista(splits: tuple[str, ...], options: dict[str, Any]) -> Plan:
         config = {"parquet": "mathvista/data/testmini-*.parquet", "splits": list(splits)}
         return Plan("mathvista", splits, jobs, config)
 
-    def images_of_testmini(src: Path, root: Path) -> None:
-        problems = json.loads((root / "data" / "testmini.json").read_text(encoding="utf-8"))
+    def images_of_testmini(src: Path, root: Path, limits: FetchLimits) -> None:
+        listing = root / "data" / "testmini.json"
+        try:
+            problems = json.loads(listing.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise MmloomError(
+                f"cannot read {listing} ({exc}), which says which images to unpack; delete "
+                "it and its stamp (.mmloom-fetch/testmini.json.done) and fetch again"
+            ) from None
+        if not isinstance(problems, dict):
+            raise MmloomError(f"{listing} is not the MathVista problem listing; delete it")
         wanted = {p["image"] for p in problems.values() if isinstance(p, dict) and p.get("image")}
-        unpack(lambda name: f"data/{name}" if name in wanted else None)(src, root)
+        unpack(lambda name: f"data/{name}" if name in wanted else None)(src, root, limits)
 
     jobs = [
         FileJob(
