@@ -156,9 +156,14 @@ def _refused(
             if not isinstance(exc, ArchiveTooLargeError)
             else f"{source}: {exc}"
         )
-    if isinstance(exc, ArchiveTooLargeError) or job.manual:
-        # kept where it is: a larger cap, or the person who put it there, decides
+    if isinstance(exc, ArchiveTooLargeError):
+        # kept where it is: a larger cap may take it
         return MmloomError(f"{source}: {exc}. Its checksum was not recorded")
+    if job.manual:  # the person who put it there replaces it
+        return MmloomError(
+            f"{source}: {exc}. Its checksum was not recorded; put a good copy of "
+            f"{job.filename} from {job.manual} at {local}"
+        )
     bad = _set_aside(local, row.sha256)
     return MmloomError(
         f"{source}: {exc}. Its checksum was not recorded, and the download was moved aside to "

@@ -15,7 +15,9 @@
   archive has been read. A refused, unreadable (:class:`CorruptArchiveError`) or interrupted
   extraction (an error, KeyboardInterrupt, SIGTERM by way of ``mmloom fetch``) removes the
   staging folder and leaves the target as it was; the staging folder of a killed process
-  is removed by the next extraction of the same archive.
+  is removed by the next extraction of the same archive. (Only an interruption during the
+  final renames, which are quick, can leave some files moved in and others not; ``mmloom
+  fetch`` writes its stamp after them, so the next fetch lays the archive out again.)
 
 A ``select`` function maps each member name to the relative path it is written to, or
 ``None`` to skip it, so only what the build needs is unpacked.

@@ -177,6 +177,23 @@ def put_manual(manual: Path, published: Published, *sources: str) -> None:
             (manual / source / name).write_bytes(data)
 
 
+def fetch_in_process(files: FileServer, source: str, to: Path, sums: Path, *extra: str) -> int:
+    """``mmloom fetch SOURCE`` in this process (HTTP and hand-downloaded files only: the hub
+    needs a fresh interpreter)."""
+    from pipelines.cli import main
+
+    argv = ["fetch", source, "--to", str(to), "--checksums-dir", str(sums)]
+    return main([*argv, "--mirror", files.url, "--no-progress", "--backoff", "0.01", *extra])
+
+
+def fetch_coco(files: FileServer, to: Path, sums: Path, *extra: str) -> int:
+    return fetch_in_process(files, "coco", to, sums, *extra)
+
+
+def gets(files: FileServer, url: str) -> list:
+    return files.requests("GET", contains=files.path_of(url))
+
+
 @dataclass
 class Result:
     returncode: int

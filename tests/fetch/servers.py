@@ -2,9 +2,10 @@
 
 * :class:`FileServer` serves bytes by path with ``Range`` support, HEAD, a request log,
   and per-path faults: ``hang`` (send N bytes, then stall until released), ``cut`` (send
-  N bytes, then close; ``cut_once`` only the first time) and ``drop`` (close without
-  answering). It is both the ``--mirror`` of every official host (``/<host>/<path>``)
-  and the hub's "CDN" (``/cdn/<sha256>``).
+  N bytes, then close; ``cut_once`` only the first time), ``drop`` (close without
+  answering) and ``endless`` (200 without a length, then zeros until the client leaves).
+  It is both the ``--mirror`` of every official host (``/<host>/<path>``) and the hub's
+  "CDN" (``/cdn/<sha256>``).
 * :class:`HubServer` answers what ``huggingface_hub`` calls for a dataset file:
   ``HEAD``/``GET /datasets/<owner>/<name>/resolve/<revision>/<path>``. Like the real hub for
   LFS files it answers 302 to the CDN (another origin) with ``X-Repo-Commit``,
@@ -84,6 +85,9 @@ class _FileHandler(_Handler):
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
             return
+        if fault and fault[0] == "endless" and not head:
+            self._endless()
+            return
         start = 0
         m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
         if m and int(m.group(1)) >= len(data):
@@ -116,6 +120,19 @@ class _FileHandler(_Handler):
             self.close_connection = True
             return
         self.wfile.write(body)
+
+    def _endless(self) -> None:
+        """A body that never ends (no Content-Length; the end would be the close)."""
+        self.send_response(200)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        block = bytes(64 << 10)
+        try:
+            while not self.state.release.is_set():
+                self.wfile.write(block)
+        except OSError:  # the client stopped reading and closed: what the test wants
+            pass
 
 
 class _HubHandler(_Handler):
@@ -199,6 +216,12 @@ class HubServer(_Server):
         self.cdn = cdn
         self.state.cdn = cdn.url
 
-    def put(self, repo: str, path: str, data: bytes) -> None:
+    def put(self, repo: str, path: str, data: bytes, fault: tuple[str, int] | None = None) -> None:
+        """Serve ``data`` as ``path`` of dataset ``repo``; a ``fault`` applies to its CDN URL."""
         self.state.hub[(repo, path)] = data
-        self.cdn.state.files[f"/cdn/{hashlib.sha256(data).hexdigest()}"] = data
+        cdn = f"/cdn/{hashlib.sha256(data).hexdigest()}"
+        self.cdn.state.files[cdn] = data
+        if fault:
+            self.cdn.state.faults[cdn] = fault
+        else:
+            self.cdn.state.faults.pop(cdn, None)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,20 +16,12 @@ from tests.fetch.conftest import (
     REPO,
     checksums_dir,
     fetch_cmd,
+    fetch_coco,
     fetch_env,
+    gets,
     put_manual,
     zip_bytes,
 )
-
-
-def fetch_coco(files, to: Path, sums: Path, *extra: str) -> int:
-    """``mmloom fetch coco`` in this process (HTTP only, so no hub import is involved)."""
-    argv = ["fetch", "coco", "--to", str(to), "--checksums-dir", str(sums)]
-    return main([*argv, "--mirror", files.url, "--no-progress", "--backoff", "0.01", *extra])
-
-
-def gets(files, url: str) -> list:
-    return files.requests("GET", contains=files.path_of(url))
 
 
 def test_killed_download_resumes_with_range(tmp_path, serve, published):
