@@ -48,6 +48,7 @@ from pipelines.fetch.limits import (
     DEFAULT_MAX_UNPACKED,
     FetchLimits,
     parse_size,
+    write_failed,
 )
 from pipelines.fetch.sources import SPECS, Plan
 from schemas.errors import MmloomError
@@ -246,7 +247,8 @@ class _Terminated(KeyboardInterrupt):
 def _stoppable() -> Iterator[None]:
     """Ctrl-C and SIGTERM become one message (exit 2) after the cleanup of what was cut:
     half-unpacked archives are removed (:mod:`pipelines.fetch.extract`); partial downloads
-    stay as ``.part`` files, resumed by the next run."""
+    stay as ``.part`` files, resumed by the next run. An OSError that no step turned into a
+    message (a folder that cannot be created, a file that cannot be renamed) becomes one."""
 
     def on_term(signum, frame) -> None:
         raise _Terminated()
@@ -261,6 +263,9 @@ def _stoppable() -> Iterator[None]:
             f"{what}; nothing half-unpacked was kept. Run the same command again: downloads "
             "resume where they stopped and files already laid out are skipped"
         ) from None
+    except OSError as exc:  # a fault of the disk or of permissions, not of a source
+        path = Path(exc.filename) if exc.filename else Path(".")
+        raise write_failed(path, exc, "the fetched files") from None
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -148,13 +148,13 @@ def _refused(
 ) -> MmloomError:
     """The error for a file that could not be laid out; an untrusted download of it that
     is not merely over a cap is moved aside, so that the next fetch starts afresh."""
+    if trusted and isinstance(exc, ArchiveTooLargeError):
+        return MmloomError(f"{source}: {exc}")
     if trusted:
         return MmloomError(
             f"{source}: {exc} (the file matches the sha256 in {book.where(job.filename)}: if "
             "that row was recorded from a bad download, delete the row and the file, then "
             "fetch again)"
-            if not isinstance(exc, ArchiveTooLargeError)
-            else f"{source}: {exc}"
         )
     if isinstance(exc, ArchiveTooLargeError):
         # kept where it is: a larger cap may take it

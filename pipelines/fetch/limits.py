@@ -127,6 +127,6 @@ def write_failed(path: Path, exc: OSError, what: str) -> MmloomError:
             "space, or pass --to a folder on a larger disk, and run the same command again"
         )
     return MmloomError(
-        f"could not write {what} ({path}): {exc.strerror or exc}. Check the folder's disk and "
-        "permissions, and run the same command again"
+        f"could not write {what} ({path}): {exc.strerror or exc}. Check that folder's disk "
+        "and permissions, and run the same command again"
     )

@@ -448,3 +448,14 @@ def test_refused_hand_downloaded_file_stays_and_is_not_trusted(tmp_path, serve, 
     assert "test_images.tar.gz" not in recorded(to, "vist")
     assert not (to / "vist/images").exists()
     assert leftovers(tmp_path) == []
+
+
+def test_a_folder_that_cannot_be_made_is_one_message(tmp_path, serve, published, capsys):
+    files, _ = serve
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where --to needs a folder")
+    sums = checksums_dir(tmp_path, published)
+    assert fetch_coco(files, blocker / "data", sums) == 2
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "could not write the fetched files" in err and "Not a directory" in err
