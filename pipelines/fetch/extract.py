@@ -139,7 +139,9 @@ def safe_relpath(archive: Path, name: str) -> str:
 def _target(dest: Path, rel: str, archive: Path, member: str) -> Path:
     out = (dest / rel).resolve()
     root = dest.resolve()
-    if out != root and root not in out.parents:
+    if out == root:
+        raise _refuse(archive, member, "has no file name")
+    if root not in out.parents:
         raise _refuse(archive, member, f"would be written outside {dest}")
     return out
 
@@ -182,6 +184,11 @@ class _Writer:
             out.parent.mkdir(parents=True, exist_ok=True)
             f = out.open("wb")
         except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+                # the staging folder is fresh: only the archive's own members can clash
+                raise _refuse(
+                    self.archive, member, "is both a file and a folder in this archive"
+                ) from None
             raise write_failed(out, exc, f"unpacking {self.archive.name}") from None
         left = size
         with f:

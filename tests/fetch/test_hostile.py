@@ -23,6 +23,7 @@ from pipelines.cli import main
 from pipelines.fetch.extract import (
     ArchiveTooLargeError,
     CorruptArchiveError,
+    UnsafeArchiveError,
     extract,
     staging_dir,
 )
@@ -459,3 +460,14 @@ def test_a_folder_that_cannot_be_made_is_one_message(tmp_path, serve, published,
     err = capsys.readouterr().err
     no_traceback(err)
     assert "could not write the fetched files" in err and "Not a directory" in err
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_members_that_clash_are_refused_not_blamed_on_the_disk(tmp_path, kind):
+    members = {"x/a": b"a file", "x/a/b.txt": b"a file inside that file"}
+    archive = tmp_path / f"clash.{kind}"
+    archive.write_bytes(zip_bytes(members) if kind == "zip" else tar_gz_bytes(members))
+    with pytest.raises(UnsafeArchiveError, match="is both a file and a folder"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert leftovers(tmp_path) == []
