@@ -33,6 +33,7 @@ import yaml
 from pipelines.fetch.core import FetchSettings, fetch_plan, missing_manual
 from pipelines.fetch.http import RetryPolicy
 from pipelines.fetch.sources import SPECS, Plan
+from schemas import yamlsafe
 from schemas.errors import MmloomError
 
 LOG = logging.getLogger("mmloom.fetch")
@@ -168,7 +169,7 @@ def write_config(to: Path, plans: list[Plan], command: str) -> Path:
     sources: dict = {}
     if path.is_file():
         try:
-            old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            old = yamlsafe.load(path.read_text(encoding="utf-8")) or {}
             sources.update(old.get("sources") or {})
         except yaml.YAMLError:
             LOG.warning("%s is not valid YAML; writing a new one", path)

@@ -27,6 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 
 import pipelines
 from pipelines.publish import card, inputs, mmie_export, report, shards, summary
+from schemas import yamlsafe
 from schemas.errors import MmloomError
 from schemas.swap import replace_dir, restore_aside
 
@@ -67,7 +68,7 @@ def _source_roots(config_path: str, base: str) -> dict[str, list[str]]:
     that a reader wrote relative to its own root rather than to the config's folder)."""
     try:
         with open(config_path, encoding="utf-8") as f:
-            config = yaml.safe_load(f) or {}
+            config = yamlsafe.load(f) or {}
     except (OSError, yaml.YAMLError):
         return {}
     roots: dict[str, list[str]] = {}
