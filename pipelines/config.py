@@ -205,7 +205,8 @@ class BuildConfig:
     """A validated build config, every default filled in once.
 
     Attributes:
-        path: the config file as given.
+        path: the config file as given (messages name it so; stats.json records
+            :attr:`location`, with :meth:`source_paths`).
         name: the build's name (``name:`` in the YAML, else the file stem).
         sources: enabled source name -> its options (defaults filled, paths resolved). These
             stay validated mappings: each reader in ``sources/`` takes its options as one.
@@ -227,6 +228,47 @@ class BuildConfig:
     dedupe: DedupeConfig
     clip: ClipConfig
     limits: LimitsConfig
+
+    @property
+    def location(self) -> str:
+        """The config file's absolute path (a URI as is), recorded in stats.json: its folder
+        is where the records' relative ``provenance.source_file`` paths start, whatever
+        folder a later command runs in."""
+        return self.path if _is_uri(self.path) else os.path.abspath(self.path)
+
+    def source_paths(self) -> dict[str, dict[str, str]]:
+        """Per enabled source, its path options as this build resolved them (absolute paths
+        or URIs), recorded in stats.json so that ``publish`` finds the files the build read
+        without reading the config again from wherever it runs."""
+        return {
+            name: {
+                key: value
+                for key, value in options.items()
+                if block_properties(name).get(key, {}).get("$ref") == "#/$defs/path"
+            }
+            for name, options in sorted(self.sources.items())
+        }
+
+
+def check_utf8_paths(config: BuildConfig) -> None:
+    """Every path the build records (the config's location, the sources' paths) must be
+    UTF-8: stats.json, dead letters and Beam's string coders cannot hold the undecodable
+    bytes of a file name (Python keeps them as lone surrogates)."""
+    named = [("the config's path", config.location)] + [
+        (f"sources.{name}.{key}", value)
+        for name, paths in config.source_paths().items()
+        for key, value in paths.items()
+    ]
+    for what, value in named:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise PipelineConfigError(
+                f"{what} {shown} is not UTF-8 (a folder or file name holds bytes that are not "
+                "UTF-8 text); rename it, or move the config and its data to a folder whose "
+                "name is UTF-8"
+            ) from None
 
 
 def _is_uri(value: str) -> bool:
@@ -318,7 +360,7 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
     limits = LimitsConfig.from_block(data.get("limits"))
     check_clip(clip, path)
     stem = os.path.splitext(os.path.basename(path))[0]
-    return BuildConfig(
+    config = BuildConfig(
         path=path,
         name=data.get("name", stem),  # not a schema default: the file stem
         sources=sources,
@@ -329,6 +371,8 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         clip=clip,
         limits=limits,
     )
+    check_utf8_paths(config)
+    return config
 
 
 def _config_hint(path: str) -> str:
