@@ -43,6 +43,7 @@ from annotation.push import (
 )
 from annotation.round_args import build_parser, default_image_root
 from annotation.rubric import RubricError, load_rubric
+from schemas import yamlsafe
 
 log = logging.getLogger("mmloom.annotate")
 
@@ -62,7 +63,7 @@ def _sizes(path: Path | None) -> dict[str, dict[str, int]] | None:
     if path is None:
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise PushError(f"cannot read --sizes {path}: {exc}") from None
     if not isinstance(data, dict) or not all(

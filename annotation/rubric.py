@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from schemas import load_schema, with_defaults
+from schemas import load_schema, with_defaults, yamlsafe
 from schemas.taxonomy import taxonomy
 
 VERDICTS = ("accept", "fix", "reject")
@@ -198,7 +198,7 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     """
     path = Path(path) if path else DEFAULT_RUBRIC
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RubricError(f"cannot read the rubric {path}: {exc.strerror}; check --rubric") from exc
     except yaml.YAMLError as exc:

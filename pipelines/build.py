@@ -349,7 +349,8 @@ def build_pipeline(
     header = {
         "mmloom_version": pipelines.__version__,
         "build": config.name,
-        "config": config.path,
+        "config": config.location,
+        "source_paths": config.source_paths(),
         "config_sha256": config.sha256,
         "sources": sorted(config.sources),
     }

@@ -1,9 +1,13 @@
 """The build config: one typed place for what ``mmloom build`` reads from YAML.
 
-``load_config(path)`` parses the YAML, validates it against ``schemas/config.schema.json``,
+``load_config(path)`` parses the YAML (``schemas.yamlsafe``: alias bombs and duplicate keys
+are refused before anything is built from the text), validates it against
+``schemas/config.schema.json`` (bounds on every number),
 fills in the schema's defaults (here, once: no stage repeats a default), resolves relative
 paths against the config file's folder, drops disabled sources and asks each source to check
-its options (paths exist). The ``limits``, ``images``, ``dedupe`` and ``clip`` blocks become
+its options (paths exist). Rules between keys that the schema cannot state (such as
+``clip.min_batch_size`` <= ``clip.max_batch_size``) are checked where the typed blocks are
+built. The ``limits``, ``images``, ``dedupe`` and ``clip`` blocks become
 frozen dataclasses (:class:`LimitsConfig`, :class:`ImagesConfig`, :class:`DedupeConfig`,
 :class:`ClipConfig`), and
 ``--no-clip`` is decided into ``ClipConfig.enabled``. Any problem is a
@@ -21,7 +25,7 @@ from typing import Any
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
-from schemas import load_schema, with_defaults
+from schemas import load_schema, with_defaults, yamlsafe
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.fs import read_bytes
 from schemas.validation import validate_against
@@ -156,6 +160,16 @@ class ClipConfig:
     keep_top_fraction: dict[str, float]
     embedding_duplicate_threshold: float | None
 
+    def __post_init__(self) -> None:
+        """Rules between keys that the schema cannot state (checked whether or not scoring
+        is on: a config is valid or not whatever the command line says)."""
+        if self.min_batch_size > self.max_batch_size:
+            raise PipelineConfigError(
+                f"clip.min_batch_size ({self.min_batch_size}) is larger than "
+                f"clip.max_batch_size ({self.max_batch_size}); lower min_batch_size or raise "
+                "max_batch_size"
+            )
+
     @classmethod
     def from_block(
         cls, block: dict[str, Any] | None = None, base_dir: str = "", no_clip: bool = False
@@ -191,7 +205,8 @@ class BuildConfig:
     """A validated build config, every default filled in once.
 
     Attributes:
-        path: the config file as given.
+        path: the config file as given (messages name it so; stats.json records
+            :attr:`location`, with :meth:`source_paths`).
         name: the build's name (``name:`` in the YAML, else the file stem).
         sources: enabled source name -> its options (defaults filled, paths resolved). These
             stay validated mappings: each reader in ``sources/`` takes its options as one.
@@ -213,6 +228,47 @@ class BuildConfig:
     dedupe: DedupeConfig
     clip: ClipConfig
     limits: LimitsConfig
+
+    @property
+    def location(self) -> str:
+        """The config file's absolute path (a URI as is), recorded in stats.json: its folder
+        is where the records' relative ``provenance.source_file`` paths start, whatever
+        folder a later command runs in."""
+        return self.path if _is_uri(self.path) else os.path.abspath(self.path)
+
+    def source_paths(self) -> dict[str, dict[str, str]]:
+        """Per enabled source, its path options as this build resolved them (absolute paths
+        or URIs), recorded in stats.json so that ``publish`` finds the files the build read
+        without reading the config again from wherever it runs."""
+        return {
+            name: {
+                key: value
+                for key, value in options.items()
+                if block_properties(name).get(key, {}).get("$ref") == "#/$defs/path"
+            }
+            for name, options in sorted(self.sources.items())
+        }
+
+
+def check_utf8_paths(config: BuildConfig) -> None:
+    """Every path the build records (the config's location, the sources' paths) must be
+    UTF-8: stats.json, dead letters and Beam's string coders cannot hold the undecodable
+    bytes of a file name (Python keeps them as lone surrogates)."""
+    named = [("the config's path", config.location)] + [
+        (f"sources.{name}.{key}", value)
+        for name, paths in config.source_paths().items()
+        for key, value in paths.items()
+    ]
+    for what, value in named:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise PipelineConfigError(
+                f"{what} {shown} is not UTF-8 (a folder or file name holds bytes that are not "
+                "UTF-8 text); rename it, or move the config and its data to a folder whose "
+                "name is UTF-8"
+            ) from None
 
 
 def _is_uri(value: str) -> bool:
@@ -267,7 +323,9 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
     (so the CLIP checkpoint is not checked either).
     """
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text)
+    except yamlsafe.YamlRefused as exc:
+        raise PipelineConfigError(f"{path} is refused: {exc}") from exc
     except yaml.YAMLError as exc:
         raise PipelineConfigError(f"{path} is not valid YAML: {exc}") from exc
     bad = _non_finite(data)
@@ -295,11 +353,14 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         sources[name] = filled
     if not sources:
         raise PipelineConfigError(f"{path}: every source is disabled; enable at least one")
-    clip = ClipConfig.from_block(data.get("clip"), base_dir, no_clip=no_clip)
+    try:
+        clip = ClipConfig.from_block(data.get("clip"), base_dir, no_clip=no_clip)
+    except PipelineConfigError as exc:  # a rule between keys (ClipConfig.__post_init__)
+        raise PipelineConfigError(f"{path}: {exc}") from exc
     limits = LimitsConfig.from_block(data.get("limits"))
     check_clip(clip, path)
     stem = os.path.splitext(os.path.basename(path))[0]
-    return BuildConfig(
+    config = BuildConfig(
         path=path,
         name=data.get("name", stem),  # not a schema default: the file stem
         sources=sources,
@@ -310,6 +371,8 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         clip=clip,
         limits=limits,
     )
+    check_utf8_paths(config)
+    return config
 
 
 def _config_hint(path: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import re
 import stat
 from typing import Any, BinaryIO
 
@@ -86,8 +87,94 @@ def exists(uri: str) -> bool:
     return FileSystems.exists(uri)
 
 
+GLOB_CHARS = "*?["
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """The regular expression of a local glob: ``*`` is any run of characters but ``/``,
+    ``**`` any run at all (across folders), ``?`` one character but ``/``, ``[...]`` a
+    character class (``[!...]`` negated; an unclosed ``[`` is itself). Beam's own matcher
+    reads ``*`` as any run of characters but ``/`` *and backslash*, so a file name holding a
+    backslash vanished from a glob without a trace."""
+    i, n, out = 0, len(pattern), []
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            if i < n and pattern[i] == "*":
+                out.append(".*")
+                i += 1
+            else:
+                out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = i + (i < n and pattern[i] == "!")
+            j += j < n and pattern[j] == "]"
+            j = pattern.find("]", j)
+            if j < 0:
+                out.append(re.escape(c))
+                continue
+            body = pattern[i:j]
+            i = j + 1
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            body = "".join(ch if ch == "-" else re.escape(ch) for ch in body)
+            out.append(f"[{'^' if negate else ''}{body}]")
+        else:
+            out.append(re.escape(c))
+    return re.compile("(?s)" + "".join(out) + r"\Z")
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _match_local(pattern: str) -> list[str]:
+    """Local paths matching ``pattern``: every non-folder entry whose path matches, including
+    FIFOs and dangling links (readers turn them into dead letters; nothing is skipped). A
+    pattern without wildcards is the path itself, when it exists. A folder that cannot be
+    listed raises its ``OSError``."""
+    if pattern.endswith("/"):
+        pattern += "*"
+    cut = min((pattern.find(ch) for ch in GLOB_CHARS if ch in pattern), default=-1)
+    if cut < 0:
+        return [pattern] if os.path.exists(pattern) else []
+    root = os.path.dirname(pattern[:cut])
+    top = root or "."
+    if not os.path.isdir(top):
+        return []
+    regex = glob_regex(pattern)
+    # without ``**`` a match lies a fixed number of folders below ``root``
+    depth = None if "**" in pattern else pattern[len(root) :].strip("/").count("/")
+    found = []
+    for folder, subfolders, names in os.walk(top, onerror=_raise):
+        rel = os.path.relpath(folder, top)
+        level = 0 if rel == "." else rel.count(os.sep) + 1
+        if depth is not None and level >= depth:
+            subfolders.clear()
+        for name in names:
+            path = (
+                os.path.join(folder, name)
+                if root
+                else os.path.relpath(os.path.join(folder, name), top)
+            )
+            if regex.match(path):
+                found.append(path)
+    return sorted(found)
+
+
 def match(pattern: str) -> list[str]:
-    """Paths matching a glob (any Beam filesystem), sorted for determinism."""
+    """Paths matching a glob, sorted for determinism. Local globs are matched here
+    (:func:`glob_regex`: every file whose name matches, whatever characters the name holds);
+    other Beam filesystems by ``FileSystems.match``.
+
+    Raises:
+        OSError: a local folder on the way cannot be listed (not a bad input: the
+            environment's fault).
+    """
+    if is_local(pattern):
+        return _match_local(pattern)
     result = FileSystems.match([pattern])[0]
     return sorted(m.path for m in result.metadata_list)
 
@@ -257,8 +344,15 @@ def require_path(options: dict[str, Any], key: str, source: str) -> str:
     value = options.get(key)
     if not value:
         raise PipelineConfigError(f"sources.{source}.{key} is required in the config")
-    if any(ch in value for ch in "*?["):
-        if not match(value):
+    if any(ch in value for ch in GLOB_CHARS):
+        try:
+            found = match(value)
+        except OSError as exc:
+            raise PipelineConfigError(
+                f"sources.{source}.{key}: cannot list {value}: {exc.strerror} "
+                f"({exc.filename}); check the folder's permissions"
+            ) from exc
+        if not found:
             raise PipelineConfigError(
                 f"sources.{source}.{key}: no file matches {value}; check the path in the config"
             )

@@ -24,7 +24,9 @@ escaping ``iter_units`` ends the file and is one dead letter for the file: a Rec
 its reason, anything else is ``file_error_reason`` (``malformed_file`` unless the reader says
 otherwise). Parse-level generators in ``parse.py`` follow the same protocol. An item nested
 deeper than :data:`MAX_ITEM_DEPTH` is a ``too_deeply_nested`` dead letter (later stages pickle,
-validate and serialise items recursively).
+validate and serialise items recursively). Every file a configured glob matches is read or
+is a dead letter, whatever its name holds (``schemas.fs.match``); a name that is not UTF-8 is
+a ``file_name_not_utf8`` dead letter.
 
 Dead letters name no machine path: their ``detail`` has every configured source path
 (:func:`option_roots`) cut off (:func:`scrub_paths`), and a whole-file ``source_id`` is the
@@ -49,6 +51,7 @@ by ``LoadImages``: a reader gives each image URI its folder (``image_root`` in i
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -70,6 +73,22 @@ Unit = Item | RecordError  # what ``iter_units`` yields
 # under 10 levels deep.
 MAX_ITEM_DEPTH = 100
 TOO_DEEP = "too_deeply_nested"
+# a matched file whose name holds bytes that are not UTF-8 (kept by Python as lone surrogates)
+BAD_NAME = "file_name_not_utf8"
+
+
+def utf8(text: str) -> bool:
+    """Can ``text`` be written as UTF-8 (no lone surrogates from an undecodable file name)?"""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escape_name(path: str) -> str:
+    """``path`` with each byte that is not UTF-8 written ``\\xNN`` (printable, and UTF-8)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def nesting_depth(value: Any, limit: int = MAX_ITEM_DEPTH) -> int:
@@ -222,9 +241,17 @@ class SourceReader(beam.PTransform):
         return shown
 
     def match_option(self, key: str) -> list[str]:
-        """Files matching the path or glob ``options[key]``; none is a PipelineConfigError."""
+        """Files matching the path or glob ``options[key]`` (every file whose name matches,
+        whatever characters it holds: ``schemas.fs.match``); none, or a folder that cannot
+        be listed, is a PipelineConfigError."""
         pattern = self.options[key]
-        files = match(pattern)
+        try:
+            files = match(pattern)
+        except OSError as exc:  # a folder on the way cannot be listed
+            raise PipelineConfigError(
+                f"sources.{self.source}.{key}: cannot list {pattern}: {exc.strerror} "
+                f"({exc.filename}); check the folder's permissions"
+            ) from exc
         if not files:
             raise PipelineConfigError(f"sources.{self.source}.{key}: no file matches {pattern}")
         return files
@@ -255,6 +282,10 @@ class SourceReader(beam.PTransform):
             yield from self._check_side_file(path)
             return
         inc(self.namespace, "files")
+        if not utf8(path):  # its items could name it nowhere (records, stats, dead letters)
+            shown = self.display(escape_name(path))
+            yield self._reject(BAD_NAME, shown, f"{shown}: the file name is not UTF-8; rename it")
+            return
         try:
             for unit in self.iter_units(path):
                 if isinstance(unit, RecordError):
@@ -297,9 +328,12 @@ class SourceReader(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
         name = self.namespace.removeprefix("Read")
+        paths = [os.fsencode(f) for f in (*self.files, *self.side)]
+        # as bytes (os.fsencode): a file name that is not UTF-8 must reach read_file, to be
+        # a dead letter, instead of failing Beam's string coder
         return (
             pbegin
-            | f"Create{name}Files" >> beam.Create([*self.files, *self.side])
+            | f"Create{name}Files" >> beam.Create(paths)
             | f"Parse{name}Files" >> beam.ParDo(_ReadFileFn(self)).with_outputs(DEAD, main="items")
         )
 
@@ -326,5 +360,5 @@ class _ReadFileFn(beam.DoFn):
     def setup(self) -> None:
         self._reader.setup()
 
-    def process(self, path: str) -> Iterator[Item | beam.pvalue.TaggedOutput]:
-        yield from self._reader.read_file(path)
+    def process(self, path: bytes) -> Iterator[Item | beam.pvalue.TaggedOutput]:
+        yield from self._reader.read_file(os.fsdecode(path))

@@ -51,6 +51,7 @@ from pipelines.fetch.limits import (
     write_failed,
 )
 from pipelines.fetch.sources import SPECS, Plan
+from schemas import yamlsafe
 from schemas.errors import MmloomError
 
 LOG = logging.getLogger("mmloom.fetch")
@@ -208,7 +209,7 @@ def write_config(to: Path, plans: list[Plan], command: str) -> Path:
     sources: dict = {}
     if path.is_file():
         try:
-            old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            old = yamlsafe.load(path.read_text(encoding="utf-8")) or {}
             sources.update(old.get("sources") or {})
         except yaml.YAMLError:
             LOG.warning("%s is not valid YAML; writing a new one", path)

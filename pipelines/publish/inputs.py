@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from schemas import yamlsafe
 from schemas.buildio import read_records, read_stats, require_complete
 from schemas.errors import MmloomError
 from schemas.records import CATEGORIES, FIELDS
@@ -285,7 +286,7 @@ def read_targets(path: str) -> dict[str, dict[str, int]]:
     """Read and check a targets file (YAML or JSON) of counts per category x field."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = yamlsafe.load(f)
     except (OSError, yaml.YAMLError) as exc:
         raise MmloomError(f"cannot read targets file {path}: {exc}") from exc
     if not isinstance(data, dict):

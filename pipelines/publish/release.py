@@ -27,6 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 
 import pipelines
 from pipelines.publish import card, inputs, mmie_export, report, shards, summary
+from schemas import yamlsafe
 from schemas.errors import MmloomError
 from schemas.swap import replace_dir, restore_aside
 
@@ -62,22 +63,44 @@ def sha256_file(path: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _source_roots(config_path: str, base: str) -> dict[str, list[str]]:
-    """Per source, the folders named in the build config (fallback bases for provenance paths
-    that a reader wrote relative to its own root rather than to the config's folder)."""
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            config = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
+def _folder_of(value: str) -> str:
+    """The folder a source path option names: the folder itself, a file's folder, or the
+    part of a glob before its first wildcard."""
+    cut = min((value.find(ch) for ch in "*?[" if ch in value), default=-1)
+    if cut >= 0:
+        return os.path.dirname(value[:cut])
+    return value if os.path.isdir(value) else os.path.dirname(value)
+
+
+def _source_roots(stats: dict[str, Any], base: str) -> dict[str, list[str]]:
+    """Per source, the folders of its configured paths (fallback bases for provenance paths
+    that a reader wrote relative to its own root rather than to the config's folder).
+
+    stats.json's ``source_paths`` holds them as the build resolved them. A build made before
+    it was recorded has only the config's absolute path: its sources are read from that
+    file, and only when its bytes are still the ones built (``config_sha256``). Never from
+    a path relative to the folder publish runs in.
+    """
+    recorded = stats.get("source_paths")
+    if isinstance(recorded, dict):
+        options_by_source = recorded
+    else:
+        try:
+            with open(stats["config"], "rb") as f:
+                data = f.read()
+            if hashlib.sha256(data).hexdigest() != stats.get("config_sha256"):
+                return {}
+            options_by_source = (yamlsafe.load(data) or {}).get("sources") or {}
+        except (OSError, yaml.YAMLError, AttributeError):
+            return {}
     roots: dict[str, list[str]] = {}
-    for name, options in (config.get("sources") or {}).items():
+    for name, options in options_by_source.items():
         if not isinstance(options, dict):
             continue
         for value in options.values():
-            if isinstance(value, str) and "://" not in value:
-                folder = os.path.normpath(os.path.join(base, value))
-                if os.path.isdir(folder):
+            if isinstance(value, str) and value and "://" not in value:
+                folder = _folder_of(os.path.normpath(os.path.join(base, value)))
+                if os.path.isdir(folder) and folder not in roots.get(name, []):
                     roots.setdefault(name, []).append(folder)
     return roots
 
@@ -85,17 +108,22 @@ def _source_roots(config_path: str, base: str) -> dict[str, list[str]]:
 def _source_checksums(records: list[dict[str, Any]], stats: dict[str, Any]) -> list[dict[str, Any]]:
     """Checksums of the source files the build read, as named in the records' provenance.
 
-    Provenance paths are relative to the build config's folder; that folder is known when the
-    config named in stats.json still exists. A path not found there is tried against the
-    folders the config names for that source. Files that cannot be found are listed with why.
+    Provenance paths are relative to the build config's folder, which stats.json records by
+    its absolute path (``config``); a path not found there is tried against the folders of
+    the source's configured paths (``source_paths``). Neither depends on the folder publish
+    runs in: a build whose stats.json names its config by a relative path (made before
+    mmloom recorded absolute ones) has its source files listed as not checked. Files that
+    cannot be found are listed with why. Entries name the files as the records do (relative
+    paths), never by the absolute paths used to find them.
     """
     counts: dict[tuple[str, str], int] = {}
     for r in records:
         key = (r["provenance"]["source_file"], r["provenance"]["source"])
         counts[key] = counts.get(key, 0) + 1
     config = stats.get("config")
-    base = os.path.dirname(os.path.abspath(config)) if config and os.path.isfile(config) else None
-    roots = _source_roots(config, base) if base is not None else {}
+    local = isinstance(config, str) and "://" not in config
+    base = os.path.dirname(config) if local and os.path.isabs(config) else None
+    roots = _source_roots(stats, base) if base is not None else {}
     out = []
     for path, source in sorted(counts):
         entry: dict[str, Any] = {"path": path, "records": counts[(path, source)]}
@@ -108,7 +136,10 @@ def _source_checksums(records: list[dict[str, Any]], stats: dict[str, Any]) -> l
             candidates = []
         found = next((c for c in candidates if FileSystems.exists(c)), None)
         if not candidates:
-            entry["status"] = "not checked: the build config named in stats.json is gone"
+            entry["status"] = (
+                "not checked: stats.json does not name the build config by an absolute path "
+                "(rebuild with this mmloom to record it)"
+            )
         elif found is None:
             entry["status"] = "missing: the file no longer exists where the build read it"
         else:

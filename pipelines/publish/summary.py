@@ -14,9 +14,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
-import yaml
-
-from schemas import load_schema
+from schemas import load_schema, yamlsafe
 from schemas.records import CATEGORIES
 
 # MMIE's published distribution (docs/mmie-method.md §2.1: project page stats table and the
@@ -230,7 +228,7 @@ def build_settings(stats: dict[str, Any], build_dir: str) -> dict[str, Any]:
             data = f.read()
         if hashlib.sha256(data).hexdigest() != stats.get("config_sha256"):
             continue
-        config = yaml.safe_load(data) or {}
+        config = yamlsafe.load(data) or {}
         defs = load_schema("config")["$defs"]
         for key in ("dedupe", "clip"):
             if out[key] is not None:

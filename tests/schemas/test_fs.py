@@ -13,7 +13,7 @@ from apache_beam.io.filesystem import FileMetadata, FileSystem
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.errors import RecordError
-from schemas.fs import glob_root, open_bounded, read_bytes, read_text
+from schemas.fs import glob_root, match, open_bounded, read_bytes, read_text
 
 
 @pytest.fixture(autouse=True)
@@ -232,3 +232,26 @@ def test_an_object_that_grows_after_the_size_check_is_refused(objects, monkeypat
     with pytest.raises(RecordError) as err:
         read_bytes("memtest://b/grows", max_bytes=10)
     assert err.value.reason == "file_too_large"
+
+
+ODD = ["a\\b.parquet", "c[1].parquet", "d*e.parquet", "f?g.parquet", "h i.parquet", "p.parquet"]
+
+
+def test_match_finds_every_name_whatever_it_holds(tmp_path):
+    """Issue 19: Beam's matcher never matched a name with a backslash; a link to nowhere is
+    a match too (its reader makes it a dead letter), and a folder is not."""
+    for name in ODD:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "dead.parquet").symlink_to("nowhere")
+    (tmp_path / "dir.parquet").mkdir()
+    (tmp_path / "dir.parquet" / "deep.parquet").write_bytes(b"x")
+    (tmp_path / "other.txt").write_bytes(b"x")
+    base = str(tmp_path)
+    assert match(f"{base}/*.parquet") == sorted(f"{base}/{n}" for n in [*ODD, "dead.parquet"])
+    assert f"{base}/dir.parquet/deep.parquet" in match(f"{base}/**.parquet")
+    assert match(f"{base}/*/*.parquet") == [f"{base}/dir.parquet/deep.parquet"]
+    assert match(f"{base}/c[[]1].parquet") == [f"{base}/c[1].parquet"]  # an escaped [
+    assert match(f"{base}/[!acdfhp]*") == [f"{base}/other.txt"]
+    assert match(f"{base}/?.parquet") == [f"{base}/p.parquet"]
+    assert match(f"{base}/p.parquet") == [f"{base}/p.parquet"]  # no wildcard: the path
+    assert match(f"{base}/nothing/*.parquet") == []

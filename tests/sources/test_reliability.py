@@ -390,6 +390,12 @@ def test_two_builds_in_two_folders_write_identical_dead_letters(tmp_path, capsys
         # stats.json's "config" is where the build's config lies: publish opens it (the
         # config's clip/dedupe blocks, the source checksums), so it stays a real path
         assert stats.pop("config") == str(base / "tiny.yaml")
+        # so are the sources' paths as the build resolved them (issue 19: publish finds the
+        # files the build read from any folder)
+        assert stats.pop("source_paths") == {
+            "mathvista": {"root": str(base / "mathvista")},
+            "remi": {"parquet": str(base / "remi" / "*.parquet")},
+        }
         letters = {p.name: p.read_bytes() for p in sorted((out / "dead_letters").glob("*"))}
         assert letters
         for text in [json.dumps(stats), *(b.decode("utf-8") for b in letters.values())]:

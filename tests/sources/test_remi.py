@@ -562,3 +562,45 @@ def test_sample_loads_with_datasets(tmp_path: Path) -> None:
     assert all(features[c].dtype == "string" for c in ("question", "label", "task"))
     first = ds["test"][0]
     assert first["image_1"].size == (256, 192) and first["image_6"] is None
+
+
+# ------------------------------------------------------------------- odd file names (issue 19)
+
+ODD_NAMES = ["a\\b", "c[1]", "d*e", "f?g", "h i", "test"]
+
+
+@pytest.mark.slow
+def test_every_file_a_glob_matches_is_read_or_dead_lettered(tmp_path: Path, capsys) -> None:
+    """A backslash, ``[``, ``*``, ``?`` or a space in a file name: the file is still read
+    (Beam's matcher let a name with a backslash vanish); a link to nowhere that the glob
+    matches is a dead letter, not a gap in the counts."""
+    import json
+
+    from pipelines.cli import main
+
+    table = pq.read_table(SAMPLE / "test.parquet")
+    folder = tmp_path / "remi"
+    folder.mkdir()
+    for i, name in enumerate(ODD_NAMES):
+        pq.write_table(table.slice(i, 1), folder / f"{name}.parquet")
+    (folder / "gone.parquet").symlink_to("deleted-since")  # a link to nowhere, inside
+    (folder / "notes.txt").write_text("not matched")
+    config = tmp_path / "odd.yaml"
+    config.write_text("version: 1\nsources:\n  remi:\n    parquet: remi/*.parquet\n")
+    out = tmp_path / "out"
+    argv = ["build", "--config", str(config), "--output", str(out), "--no-clip"]
+    assert main(argv) == 0, capsys.readouterr().err
+    stats = json.loads((out / "stats.json").read_text("utf-8"))
+    remi = stats["sources"]["remi"]
+    assert remi["read"] == len(ODD_NAMES) + 1  # one row per file, one unit for the dead link
+    assert remi["read"] == remi["written"] + sum(remi["dropped"].values())
+    assert remi["dropped"] == {"unreadable_file": 1}
+    records = pq.read_table(out / "records").to_pylist()
+    files = sorted(r["provenance"]["source_file"] for r in records)
+    assert files == sorted(f"remi/{name}.parquet" for name in ODD_NAMES)
+    dead = [
+        json.loads(line)
+        for path in (out / "dead_letters").glob("*.jsonl")
+        for line in path.read_text("utf-8").splitlines()
+    ]
+    assert [(d["reason"], d["source_id"]) for d in dead] == [("unreadable_file", "gone.parquet")]
