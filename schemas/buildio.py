@@ -11,7 +11,9 @@ A build folder::
 A folder is a build only when ``_BUILD.json`` is there and the files match it: the manifest
 lists every record shard (rows from the Parquet footer, bytes, sha256), every dead-letter
 file and ``stats.json``, and is written after all of them. :func:`require_complete` checks a
-folder against it; ``mmloom show``, ``publish`` and ``annotate push`` refuse anything else.
+folder against it, the quick way (no hashing); ``mmloom show``, ``publish`` and ``annotate
+push`` refuse anything else. ``mmloom verify`` (:mod:`schemas.verify`) also hashes every file
+and checks the images the records use.
 
 Readers stream: :func:`read_records` yields one record at a time, reading one row group
 at a time, so nothing holds a whole build in memory. This module is the bottom layer: it
