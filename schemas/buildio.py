@@ -271,10 +271,7 @@ def compare_file(
         try:
             rows = count_rows(path)
         except (ValueError, OSError) as exc:
-            # damaged content: pyarrow's ArrowInvalid, bad JSON or UTF-8 (ValueErrors), a
-            # footer pyarrow cannot deserialize (an OSError without errno); an OSError with
-            # an errno is the disk's or the system's fault, not the file's: it is raised
-            if isinstance(exc, OSError) and exc.errno is not None:
+            if not _damaged(exc):  # the system's fault, not the file's
                 raise
             diffs.append(f"unreadable ({str(exc).strip()[:200]})")
         else:
@@ -417,13 +414,40 @@ def read_stats(build_dir: str) -> dict[str, Any]:
         return json.loads(f.read())
 
 
+class DamagedFileError(MmloomError):
+    """A file of a build or release that cannot be decoded (changed or corrupted on disk)."""
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Is ``exc`` a decoding failure of a file's content (and not a fault of the system)?
+    pyarrow raises ValueErrors (``ArrowInvalid``, bad UTF-8) and, for thrift it cannot
+    deserialize, OSErrors without an errno; an OSError with one is the disk's or system's."""
+    return isinstance(exc, ValueError) or (isinstance(exc, OSError) and exc.errno is None)
+
+
 def iter_parquet_rows(path: str, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Rows of one Parquet file, one row group at a time.
 
     Local files are opened by path; other filesystems through Beam's ``FileSystems``.
     Reads run without pyarrow's thread pool: threaded reads of a Python file object abort
     the process now and then under pyarrow 25 (``mmloom show`` exited 134 in 1-3 of 10 runs).
+
+    Raises:
+        DamagedFileError: the file cannot be decoded (a byte changed on disk; the quick
+            checks of show and publish do not hash, so they let such a file through).
     """
+    try:
+        yield from _parquet_rows_of(path, columns)
+    except (ValueError, OSError) as exc:
+        if not _damaged(exc):
+            raise
+        raise DamagedFileError(
+            f"{path} cannot be read ({str(exc).strip()[:200]}): the file is damaged; "
+            "`mmloom verify` on its build or release lists every problem"
+        ) from exc
+
+
+def _parquet_rows_of(path: str, columns: list[str] | None) -> Iterator[dict[str, Any]]:
     if "://" not in path:
         pfile = pq.ParquetFile(path)
         try:

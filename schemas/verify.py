@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import posixpath
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +36,7 @@ from schemas.buildio import (
     MANIFEST_FILE,
     RECORDS_DIR,
     RELEASE_MANIFEST,
+    DamagedFileError,
     check_build,
     compare_file,
     count_lines,
@@ -116,13 +116,14 @@ class Verification:
 # ------------------------------------------------------------------------------ builds
 
 
-def _image_refs(build_dir: str, shards: list[str]) -> Iterator[tuple[str, Any]]:
-    """``(record id, image path)`` for every image of every record in ``shards``."""
-    for rel in shards:
-        path = FileSystems.join(build_dir, *rel.split("/"))
-        for row in iter_parquet_rows(path, ["id", "images"]):
-            for image in row["images"] or []:
-                yield row["id"], image.get("path")
+def _image_refs(build_dir: str, rel: str) -> list[tuple[str, Any]]:
+    """``(record id, image path)`` for every image of every record in the shard ``rel``."""
+    path = FileSystems.join(build_dir, *rel.split("/"))
+    return [
+        (row["id"], image.get("path"))
+        for row in iter_parquet_rows(path, ["id", "images"])
+        for image in row["images"] or []
+    ]
 
 
 def check_images(build_dir: str, manifest: dict[str, Any], full: bool, skip: set[str]) -> tuple[
@@ -136,12 +137,20 @@ def check_images(build_dir: str, manifest: dict[str, Any], full: bool, skip: set
     shards = [e["path"] for e in manifest["records"]["files"] if e["path"] not in skip]
     users: dict[str, list[str]] = {}
     problems: list[str] = []
-    for record_id, ref in _image_refs(build_dir, shards):
-        if not is_ref(ref):
-            problems.append(f"{RECORDS_DIR}: record {record_id} uses the image {ref!r}, which is "
-                            "not a store reference (images/<sha256>.<ext>)")  # fmt: skip
+    unread = False
+    for rel in shards:
+        try:
+            refs = _image_refs(build_dir, rel)
+        except DamagedFileError as exc:
+            problems.append(f"{rel}: unreadable ({str(exc.__cause__).strip()[:200]})")
+            unread = True
             continue
-        users.setdefault(ref, []).append(record_id)
+        for record_id, ref in refs:
+            if not is_ref(ref):
+                problems.append(f"{rel}: record {record_id} uses the image {ref!r}, which is "
+                                "not a store reference (images/<sha256>.<ext>)")  # fmt: skip
+                continue
+            users.setdefault(ref, []).append(record_id)
     names = list_folder(FileSystems.join(build_dir, IMAGES_DIR))
     stored = {f"{IMAGES_DIR}/{n}" for n in names}
     for name in names:
@@ -158,7 +167,7 @@ def check_images(build_dir: str, manifest: dict[str, Any], full: bool, skip: set
         elif full and sha256_size(store.uri(ref))[0] != posixpath.basename(ref).split(".")[0]:
             problems.append(f"{ref}: its bytes do not hash to its name (used by {used_by})")
     expected = manifest.get("images_referenced")
-    if not skip and expected is not None and expected != len(users):
+    if not skip and not unread and expected is not None and expected != len(users):
         problems.append(f"{MANIFEST_FILE}: lists {expected} images referenced, the records "
                         f"use {len(users)}")  # fmt: skip
     return len(users), problems
@@ -170,7 +179,7 @@ def verify_build(build_dir: str, full: bool = True) -> Verification:
     manifest, result.problems = check_build(build_dir, verify_checksums=full)
     if manifest is None:
         return result
-    damaged = {p.split(":", 1)[0] for p in result.problems}
+    damaged = {p.split(":", 1)[0] for p in result.problems if p.startswith(f"{RECORDS_DIR}/")}
     images, problems = check_images(build_dir, manifest, full, damaged)
     result.problems += problems
     result.images = images

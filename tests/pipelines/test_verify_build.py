@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.cli import main
-from schemas.buildio import read_records
+from schemas.buildio import DamagedFileError, iter_parquet_rows, read_records
 
 pytestmark = pytest.mark.slow
 
@@ -197,3 +197,27 @@ def test_a_manifest_path_outside_the_build_is_never_opened(sample_build, tmp_pat
     (build / "_BUILD.json").write_text(json.dumps(manifest))
     assert main(["verify", str(build)]) == 2
     assert "a path outside the build ('../outside.jsonl')" in capsys.readouterr().err
+
+
+def test_a_shard_damaged_in_place_is_an_error_not_a_traceback(sample_build, tmp_path, capsys):
+    """One byte flipped inside the data pages: same size and footer, so show's quick check
+    lets it through, but reading it stops with one message; full verify names the shard."""
+    build = tmp_path / "build"
+    shutil.copytree(sample_build, build)
+    shard = _shard(build)
+    original = shard.read_bytes()
+    for pos in range(len(original) // 4, len(original) // 2, 997):  # the first that breaks
+        data = bytearray(original)
+        data[pos] ^= 0xFF
+        shard.write_bytes(bytes(data))
+        try:
+            list(iter_parquet_rows(str(shard)))
+        except DamagedFileError:
+            break
+    else:
+        pytest.fail("no flipped byte made the shard unreadable")
+    assert main(["show", str(build), "--jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert "the file is damaged" in err and shard.name in err and "Traceback" not in err
+    assert main(["verify", str(build)]) == 2
+    assert f"records/{shard.name}: same size, other bytes" in capsys.readouterr().err
