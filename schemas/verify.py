@@ -63,7 +63,8 @@ class ReleaseMismatchError(MmloomError):
 
 @dataclass
 class Verification:
-    """What :func:`verify` found: the problems (none: it verifies) and what was checked."""
+    """What :func:`verify` found: the problems (none: it verifies) and what was checked
+    (``files``: those the manifest lists, the manifest itself not counted)."""
 
     path: str
     kind: str  # "build" or "release"
@@ -283,7 +284,7 @@ def verify_release(release_dir: str, full: bool = True) -> Verification:
     manifest, problems = check_release(release_dir, full)
     result = Verification(release_dir, "release", full, problems)
     if manifest is not None:
-        result.files = len(manifest["files"]) + 1
+        result.files = len(manifest["files"])
         result.rows = (manifest.get("publish") or {}).get("records") or 0
         path = FileSystems.join(release_dir, RELEASE_MANIFEST)
         result.manifest_sha256 = hashlib.sha256(_read(path)).hexdigest()

@@ -3,6 +3,7 @@ release with a shard rewritten, a file changed, missing or added is refused (iss
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -176,3 +177,24 @@ def test_a_release_without_its_data_or_manifest_is_refused(release, tmp_path, ca
     (copy / "manifest.json").write_text(json.dumps(manifest))
     assert main(["verify", str(copy)]) == 2
     assert "a path outside the release ('../../etc/passwd')" in capsys.readouterr().err
+
+
+def test_show_of_an_intact_release_hashes_nothing(release, capsysbinary, monkeypatch):
+    """The check before show reads sizes, the file list and Parquet footers only: with every
+    hashing helper broken, --summary and --image still work."""
+    import schemas.buildio
+    import schemas.verify
+
+    def no_hashing(path):
+        raise AssertionError(f"show hashed {path}")
+
+    monkeypatch.setattr(schemas.buildio, "sha256_size", no_hashing)
+    monkeypatch.setattr(schemas.verify, "sha256_size", no_hashing)
+    assert main(["show", str(release), "--summary"]) == 0
+    assert b"records in the release" in capsysbinary.readouterr().out
+    assert main(["show", str(release), "--limit", "1", "--jsonl"]) == 0
+    record = json.loads(capsysbinary.readouterr().out.decode())
+    path = next(s["image"] for s in record["question"] if s["image"])
+    assert main(["show", str(release), "--image", path]) == 0
+    data = capsysbinary.readouterr().out
+    assert hashlib.sha256(data).hexdigest() == path.split("/")[1].split(".")[0]
