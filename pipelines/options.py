@@ -28,7 +28,7 @@ VERIFY_DESCRIPTION = (
     "listed file is there and nothing else, sizes, row counts, and the sha256 of every file; "
     "for a build, also that every image the records use is in the image store and hashes to "
     "its name. Prints one OK line (exit 0) or the problems (exit 2). show, publish and "
-    "annotate push run the quick part of this check themselves before reading."
+    "annotate push run the quick file checks themselves before reading."
 )
 PUBLISH_DESCRIPTION = (
     "Write a release (Parquet shards, dataset card, manifest, MMIE export, report) from a build."
@@ -111,7 +111,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "--quick",
         action="store_true",
         help="only the cheap part: file list, sizes, Parquet footer row counts and (builds) "
-        "that every image used is stored; no file is hashed (what show and publish check)",
+        "that every image used is stored; nothing is hashed",
     )
     return parser
 
