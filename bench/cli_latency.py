@@ -28,6 +28,7 @@ COMMANDS = [
     ["--version"],
     ["build", "--help"],
     ["show", "--help"],
+    ["verify", "--help"],
     ["fetch", "--help"],
     ["publish", "--help"],
     ["annotate", "--help"],

@@ -2,6 +2,7 @@
 
     mmloom build --config CONFIG --output DIR [--overwrite] [--no-clip] [Beam flags]
     mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary] [--image-uris] [--image PATH]
+    mmloom verify PATH [--quick]
     mmloom fetch SOURCE... --to DIR [--split SOURCE=SPLIT]
     mmloom annotate serve|stop|push|status|pull|images ...
     mmloom publish --build DIR --output DIR --version X.Y.Z [...]
@@ -27,10 +28,12 @@ from pipelines.options import (
     BUILD_DESCRIPTION,
     PUBLISH_DESCRIPTION,
     SHOW_DESCRIPTION,
+    VERIFY_DESCRIPTION,
     BuildArgs,
     add_build_arguments,
     add_publish_arguments,
     add_show_arguments,
+    add_verify_arguments,
 )
 from schemas.errors import MmloomError
 
@@ -58,6 +61,10 @@ def make_parser() -> argparse.ArgumentParser:
         sub.add_parser("show", help="print a build's records, counts or one image",
                        description=SHOW_DESCRIPTION)
     )  # fmt: skip
+    add_verify_arguments(
+        sub.add_parser("verify", help="check a build or a release against its manifest",
+                       description=VERIFY_DESCRIPTION)
+    )  # fmt: skip
     for name, text in DELEGATED.items():
         delegated = sub.add_parser(name, help=text, add_help=False)
         delegated.add_argument("rest", nargs=argparse.REMAINDER)
@@ -80,9 +87,15 @@ def _show(args: argparse.Namespace) -> int:
     from schemas.buildio import read_records, read_stats, require_complete
     from schemas.jsonsafe import dumps_strict
     from schemas.store import ImageStore
+    from schemas.verify import require_release
 
     store = ImageStore(args.build_dir)
     release = buildio.is_release(args.build_dir)
+    # the quick check (file list, sizes, footer row counts; nothing hashed) before any read
+    if release:
+        require_release(args.build_dir)
+    else:
+        require_complete(args.build_dir)
     if args.image:
         try:
             if release:
@@ -99,7 +112,6 @@ def _show(args: argparse.Namespace) -> int:
         if args.image_uris:
             raise MmloomError("a release embeds its images; use --image PATH to write one out")
     else:
-        require_complete(args.build_dir)
         records = read_records(args.build_dir)
     if args.record_id:
         records = (r for r in records if r["id"] == args.record_id)
@@ -148,6 +160,16 @@ def _show(args: argparse.Namespace) -> int:
         raise MmloomError(f"no record with id {args.record_id} in {args.build_dir}")
     if not args.jsonl:
         out.write("\n]\n" if shown else "[]\n")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from schemas.verify import verify
+
+    result = verify(args.path, full=not args.quick)
+    if not result.ok:
+        raise MmloomError(result.message())
+    print(result.summary())
     return 0
 
 
@@ -212,6 +234,8 @@ def _dispatch(command: str, args: argparse.Namespace, extra: list[str]) -> int:
             return _build(args, extra)
         if args.command == "show":
             return _show(args)
+        if args.command == "verify":
+            return _verify(args)
         if args.command == "publish":
             return _publish(args)
         if args.command == "fetch":

@@ -1,4 +1,5 @@
-"""The command-line options of ``mmloom build``, ``show`` and ``publish``, in one light place.
+"""The command-line options of ``mmloom build``, ``show``, ``verify`` and ``publish``, in one
+light place.
 
 This module imports nothing heavy (no Beam, torch, pyarrow or matplotlib), so that
 ``mmloom <command> --help`` answers at once: the command's module, and with it Beam or torch,
@@ -21,6 +22,13 @@ BUILD_DESCRIPTION = (
 SHOW_DESCRIPTION = (
     "Print the records of a build or a release as JSON (streamed, in the order of the shards), "
     "their counts, or one image."
+)
+VERIFY_DESCRIPTION = (
+    "Check a build (against its _BUILD.json) or a release (against its manifest.json): every "
+    "listed file is there and nothing else, sizes, row counts, and the sha256 of every file; "
+    "for a build, also that every image the records use is in the image store and hashes to "
+    "its name. Prints one OK line (exit 0) or the problems (exit 2). show, publish and "
+    "annotate push run the quick file checks themselves before reading."
 )
 PUBLISH_DESCRIPTION = (
     "Write a release (Parquet shards, dataset card, manifest, MMIE export, report) from a build."
@@ -89,6 +97,21 @@ def add_show_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "--image",
         metavar="PATH",
         help="write the bytes of one stored image (images/<sha256>.<ext>) to stdout",
+    )
+    return parser
+
+
+def add_verify_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="a build (the --output folder of `mmloom build`) or a release (of `mmloom publish`)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the cheap part: file list, sizes, Parquet footer row counts and (builds) "
+        "that every image used is stored; nothing is hashed",
     )
     return parser
 

@@ -11,7 +11,9 @@ A build folder::
 A folder is a build only when ``_BUILD.json`` is there and the files match it: the manifest
 lists every record shard (rows from the Parquet footer, bytes, sha256), every dead-letter
 file and ``stats.json``, and is written after all of them. :func:`require_complete` checks a
-folder against it; ``mmloom show``, ``publish`` and ``annotate push`` refuse anything else.
+folder against it, the quick way (no hashing); ``mmloom show``, ``publish`` and ``annotate
+push`` refuse anything else. ``mmloom verify`` (:mod:`schemas.verify`) also hashes every file
+and checks the images the records use.
 
 Readers stream: :func:`read_records` yields one record at a time, reading one row group
 at a time, so nothing holds a whole build in memory. This module is the bottom layer: it
@@ -26,7 +28,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -63,7 +65,8 @@ def _rel(build_dir: str, path: str) -> str:
     return path[len(root) :].lstrip("/\\").replace("\\", "/")
 
 
-def _sha256_size(path: str) -> tuple[str, int]:
+def sha256_size(path: str) -> tuple[str, int]:
+    """sha256 hex digest and size of a file, read in 1 MiB chunks."""
     digest, size = hashlib.sha256(), 0
     with FileSystems.open(path, compression_type="uncompressed") as f:
         while chunk := f.read(1 << 20):
@@ -76,14 +79,16 @@ def _size(path: str) -> int:
     return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
 
 
-def _parquet_rows(path: str) -> int:
+def parquet_rows(path: str) -> int:
+    """Rows of a Parquet file, from its footer (the data is not read)."""
     if "://" not in path:
         return pq.ParquetFile(path).metadata.num_rows
     with FileSystems.open(path, compression_type="uncompressed") as f:
         return pq.ParquetFile(f).metadata.num_rows
 
 
-def _count_lines(path: str) -> int:
+def count_lines(path: str) -> int:
+    """Non-blank lines of a JSON Lines file."""
     with FileSystems.open(path, compression_type="uncompressed") as f:
         return sum(1 for line in f.read().decode("utf-8").splitlines() if line.strip())
 
@@ -122,7 +127,7 @@ _REBUILD = "rebuild it with `mmloom build --config CONFIG --output {dir} --overw
 def _files_entry(build_dir: str, paths: list[str], count) -> dict[str, Any]:
     files = []
     for path in paths:
-        digest, size = _sha256_size(path)
+        digest, size = sha256_size(path)
         files.append({"path": _rel(build_dir, path), "rows": count(path), "bytes": size,
                       "sha256": digest})  # fmt: skip
     return {"files": files, "rows": sum(f["rows"] for f in files)}
@@ -171,8 +176,8 @@ def write_manifest(
     if not FileSystems.exists(stats_path):
         raise IncompleteBuildError(f"{build_dir} holds no {STATS_FILE} to list")
     stats = read_stats(build_dir)
-    stats_sha, stats_size = _sha256_size(stats_path)
-    records_entry = _files_entry(build_dir, records, _parquet_rows)
+    stats_sha, stats_size = sha256_size(stats_path)
+    records_entry = _files_entry(build_dir, records, parquet_rows)
     written = stats.get("totals", {}).get("written")
     if written is not None and written != records_entry["rows"]:
         raise IncompleteBuildError(
@@ -192,7 +197,7 @@ def write_manifest(
         "build": header.get("build", stats.get("build")),
         "config_sha256": header.get("config_sha256", stats.get("config_sha256")),
         "records": records_entry,
-        "dead_letters": _files_entry(build_dir, dead, _count_lines),
+        "dead_letters": _files_entry(build_dir, dead, count_lines),
         "stats": {
             "path": STATS_FILE,
             "bytes": stats_size,
@@ -217,12 +222,85 @@ def write_manifest(
     return manifest
 
 
+def safe_relpath(rel: Any) -> bool:
+    """Is ``rel`` (a path read from a manifest) a plain relative path inside the folder?
+    Anything else (absolute, ``..``, backslashes, empty parts) is never opened."""
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel:
+        return False
+    return all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def list_folder(folder: str) -> list[str]:
+    """Names of every entry directly in ``folder`` (files and folders, hidden ones too);
+    empty when it does not exist. On an object store a "folder" is a name prefix, so this
+    lists every object below it: cheap for ``records/``, not for a build's top level."""
+    if "://" not in folder:
+        try:
+            return sorted(os.listdir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+    root = folder.rstrip("/") + "/"
+    try:
+        matched = FileSystems.match([root + "**"])[0].metadata_list
+    except Exception:  # a missing prefix matches nothing
+        return []
+    return sorted({m.path[len(root) :].split("/", 1)[0] for m in matched} - {""})
+
+
+def compare_file(
+    rel: str,
+    path: str,
+    entry: dict[str, Any],
+    count_rows: Callable[[str], int] | None = None,
+    hash_it: bool = False,
+) -> str | None:
+    """One file against its manifest entry (``bytes``, ``rows``, ``sha256``): None when it
+    matches, else one problem that starts with ``rel``.
+
+    The size is always compared; rows when ``count_rows`` is given and the entry has rows;
+    the sha256 only with ``hash_it`` and when size and rows agree (a file that differs in
+    size needs no hashing to be known changed).
+    """
+    if not FileSystems.exists(path):
+        return f"{rel}: missing"
+    diffs = []
+    size = _size(path)
+    if size != entry.get("bytes"):
+        diffs.append(f"{size} bytes (the manifest says {entry.get('bytes')})")
+    if count_rows is not None and entry.get("rows") is not None:
+        try:
+            rows = count_rows(path)
+        except (ValueError, OSError) as exc:
+            if not _damaged(exc):  # the system's fault, not the file's
+                raise
+            diffs.append(f"unreadable ({str(exc).strip()[:200]})")
+        else:
+            if rows != entry["rows"]:
+                diffs.append(f"{rows} rows (the manifest says {entry['rows']})")
+    if not diffs and hash_it and sha256_size(path)[0] != entry.get("sha256"):
+        diffs.append("same size, other bytes (its sha256 differs from the manifest's)")
+    return f"{rel}: {', '.join(diffs)}" if diffs else None
+
+
+def format_problems(problems: list[str], limit: int, sep: str = "; ") -> str:
+    """The first ``limit`` problems joined by ``sep``, then how many more there are."""
+    shown = sep.join(problems[:limit])
+    if len(problems) > limit:
+        shown += f"{sep}and {len(problems) - limit} more"
+    return shown
+
+
 def check_build(build_dir: str, verify_checksums: bool = False) -> tuple[dict | None, list[str]]:
     """Compare a folder with its manifest: ``(manifest, problems)``; no problems: complete.
 
-    Checks are cheap by default (every listed file exists with its size, record shards have
-    their row counts in the Parquet footer, stats.json has its sha256, no unlisted shard);
-    ``verify_checksums`` also hashes every shard.
+    Cheap by default, no file is hashed but the small ``stats.json``: every listed record
+    shard and dead-letter file exists with its size, record shards hold their rows (Parquet
+    footer), ``stats.json`` has its sha256, and ``records/`` and ``dead_letters/`` hold
+    nothing unlisted; a local folder's top level holds nothing but a build's entries
+    (:data:`BUILD_ENTRIES`). ``verify_checksums`` also hashes every listed file, counts the
+    dead letters' lines, and lists the top level of an object-store build too (listing it
+    there lists every image). Images are checked by :func:`schemas.verify.verify_build`.
+    Each problem starts with the path it is about.
     """
     if not FileSystems.exists(build_dir) and "://" not in build_dir:
         return None, [f"{build_dir} does not exist"]
@@ -235,33 +313,39 @@ def check_build(build_dir: str, verify_checksums: bool = False) -> tuple[dict | 
                 "(it was killed, failed, or is still running)"
             ]
         return None, [f"no {MANIFEST_FILE} and no build files"]
+    try:
+        sections = {
+            section: list(manifest[section]["files"]) for section in ("records", "dead_letters")
+        }
+        stats_entry = {"bytes": manifest["stats"]["bytes"], "sha256": manifest["stats"]["sha256"]}
+        bad = [e for files in sections.values() for e in files if not safe_relpath(e["path"])]
+    except (KeyError, TypeError) as exc:
+        return None, [f"{MANIFEST_FILE}: not the manifest this mmloom writes (no {exc})"]
+    if bad:
+        return None, [f"{MANIFEST_FILE}: lists a path outside the build ({bad[0]['path']!r})"]
     problems: list[str] = []
     listed = set()
-    for section in ("records", "dead_letters"):
-        for entry in manifest[section]["files"]:
+    lines = count_lines if verify_checksums else None
+    counters = {"records": parquet_rows, "dead_letters": lines}
+    for section, files in sections.items():
+        for entry in files:
             listed.add(entry["path"])
             path = FileSystems.join(build_dir, *entry["path"].split("/"))
-            if not FileSystems.exists(path):
-                problems.append(f"{entry['path']} is missing")
-                continue
-            size = _size(path)
-            if size != entry["bytes"]:
-                problems.append(
-                    f"{entry['path']} has {size} bytes, the manifest says {entry['bytes']}"
-                )
-                continue
-            if section == "records" and _parquet_rows(path) != entry["rows"]:
-                problems.append(f"{entry['path']} does not hold the {entry['rows']} rows listed")
-            elif verify_checksums and _sha256_size(path)[0] != entry["sha256"]:
-                problems.append(f"{entry['path']} differs from its sha256 in the manifest")
-    for path in _glob(build_dir, RECORDS_DIR, "*.parquet"):
-        if _rel(build_dir, path) not in listed:
-            problems.append(f"{_rel(build_dir, path)} is not in the manifest")
+            problem = compare_file(entry["path"], path, entry, counters[section], verify_checksums)
+            if problem:
+                problems.append(problem)
+    for folder in (RECORDS_DIR, DEAD_LETTERS_DIR):
+        for name in list_folder(FileSystems.join(build_dir, folder)):
+            if f"{folder}/{name}" not in listed:
+                problems.append(f"{folder}/{name}: not in the manifest")
     stats_path = FileSystems.join(build_dir, STATS_FILE)
-    if not FileSystems.exists(stats_path):
-        problems.append(f"{STATS_FILE} is missing")
-    elif _sha256_size(stats_path)[0] != manifest["stats"]["sha256"]:
-        problems.append(f"{STATS_FILE} differs from its sha256 in the manifest")
+    problem = compare_file(STATS_FILE, stats_path, stats_entry, hash_it=True)
+    if problem:
+        problems.append(problem)
+    if "://" not in build_dir or verify_checksums:
+        for name in list_folder(build_dir):
+            if name not in BUILD_ENTRIES:
+                problems.append(f"{name}: not part of a build")
     return manifest, problems
 
 
@@ -289,7 +373,7 @@ def entries_present(build_dir: str) -> list[str]:
 
 def require_complete(build_dir: str, verify_checksums: bool = False) -> dict[str, Any]:
     """The manifest of a complete build; otherwise an error that says what is wrong and what
-    to do.
+    to do (the first problems, and ``mmloom verify DIR`` for all of them).
 
     Raises:
         IncompleteBuildError: no manifest, an unreadable one, or files that do not match it.
@@ -301,12 +385,10 @@ def require_complete(build_dir: str, verify_checksums: bool = False) -> dict[str
             f"--output {build_dir}` first"
         )
     if problems:
-        shown = "; ".join(problems[:5])
-        if len(problems) > 5:
-            shown += f"; and {len(problems) - 5} more"
+        details = f"run `mmloom verify {build_dir}` for every problem, and " if manifest else ""
         raise IncompleteBuildError(
-            f"{build_dir} is not a complete build: {shown}. Nothing was read from it; "
-            + _REBUILD.format(dir=build_dir)
+            f"{build_dir} is not a complete build: {format_problems(problems, 5)}. Nothing was "
+            f"read from it; {details}" + _REBUILD.format(dir=build_dir)
         )
     assert manifest is not None
     return manifest
@@ -332,13 +414,40 @@ def read_stats(build_dir: str) -> dict[str, Any]:
         return json.loads(f.read())
 
 
+class DamagedFileError(MmloomError):
+    """A file of a build or release that cannot be decoded (changed or corrupted on disk)."""
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Is ``exc`` a decoding failure of a file's content (and not a fault of the system)?
+    pyarrow raises ValueErrors (``ArrowInvalid``, bad UTF-8) and, for thrift it cannot
+    deserialize, OSErrors without an errno; an OSError with one is the disk's or system's."""
+    return isinstance(exc, ValueError) or (isinstance(exc, OSError) and exc.errno is None)
+
+
 def iter_parquet_rows(path: str, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Rows of one Parquet file, one row group at a time.
 
     Local files are opened by path; other filesystems through Beam's ``FileSystems``.
     Reads run without pyarrow's thread pool: threaded reads of a Python file object abort
     the process now and then under pyarrow 25 (``mmloom show`` exited 134 in 1-3 of 10 runs).
+
+    Raises:
+        DamagedFileError: the file cannot be decoded (a byte changed on disk; the quick
+            checks of show and publish do not hash, so they let such a file through).
     """
+    try:
+        yield from _parquet_rows_of(path, columns)
+    except (ValueError, OSError) as exc:
+        if not _damaged(exc):
+            raise
+        raise DamagedFileError(
+            f"{path} cannot be read ({str(exc).strip()[:200]}): the file is damaged; "
+            "`mmloom verify` on its build or release lists every problem"
+        ) from exc
+
+
+def _parquet_rows_of(path: str, columns: list[str] | None) -> Iterator[dict[str, Any]]:
     if "://" not in path:
         pfile = pq.ParquetFile(path)
         try:
@@ -380,12 +489,11 @@ _RELEASE_JSON_COLUMNS = ("answer_value", "source_metadata")
 
 
 def is_release(path: str) -> bool:
-    """Is ``path`` a folder written by ``mmloom publish`` (``data/*.parquet`` + manifest)?"""
-    data = FileSystems.join(path, RELEASE_DATA_DIR, "*.parquet")
-    return (
-        FileSystems.exists(FileSystems.join(path, RELEASE_MANIFEST))
-        and not FileSystems.exists(FileSystems.join(path, RECORDS_DIR))
-        and bool(FileSystems.match([data])[0].metadata_list)
+    """Is ``path`` a folder written by ``mmloom publish``: a ``manifest.json`` and no build
+    entries (``records/``, ``_BUILD.json``)? Its data shards need not be there: a release
+    that lost them is still one, and is refused by its checks (``schemas.verify``)."""
+    return FileSystems.exists(FileSystems.join(path, RELEASE_MANIFEST)) and not any(
+        FileSystems.exists(FileSystems.join(path, name)) for name in (RECORDS_DIR, MANIFEST_FILE)
     )
 
 

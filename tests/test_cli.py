@@ -29,7 +29,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("build", "show", "fetch", "annotate", "publish"):
+    for command in ("build", "show", "verify", "fetch", "annotate", "publish"):
         assert command in out
 
 
@@ -51,6 +51,7 @@ def test_unknown_command_and_stray_flags_are_usage_errors(capsys):
         ["--help"],
         ["build", "--help"],
         ["show", "--help"],
+        ["verify", "--help"],
         ["publish", "--help"],
         ["fetch", "--help"],
         ["annotate", "--help"],

@@ -54,7 +54,8 @@ Outputs (a folder, written to a hidden temporary folder next to it and renamed i
   100 MiB per row group; shards of at most ``--max-shard-mb`` (500) MB of row data.
 * ``README.md``: the dataset card (YAML header + statistics, provenance, citations, limitations).
 * ``manifest.json``: versions, config hash, checksums of the source files read, sha256, size and
-  row count of every file written.
+  row count of every file written; ``mmloom verify RELEASE`` checks the release against it
+  (``schemas.verify``), and ``mmloom show`` runs the quick part (no hashing) before reading.
 * ``mmie/data.json`` + ``mmie/images/``: MMIE's evaluation input format, and
   ``mmie/scorer_limits.json`` (items MMIE's scorer truncates or skips; IF items left out).
 * ``report/index.html`` + PNG plots.

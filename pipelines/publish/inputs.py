@@ -56,6 +56,9 @@ class Build:
 def read_build(build_dir: str) -> Build:
     """Read every record of ``build_dir`` (no image bytes) and check its images are stored.
 
+    The build is checked against its manifest first, the quick way (file list, sizes, footer
+    row counts: ``schemas.buildio.require_complete``); ``mmloom verify`` also hashes.
+
     Raises:
         MmloomError: the folder is not a complete build (no valid ``_BUILD.json``, or files
         that differ from it), or an image a record uses is missing from the store.
@@ -75,7 +78,8 @@ def read_build(build_dir: str) -> Build:
                 raise MmloomError(
                     f"image {image['path']} of {record['id']} is missing from the build's "
                     f"image store ({store.root}); the build in {build_dir} is incomplete or "
-                    "damaged: rebuild it with `mmloom build --overwrite`"
+                    f"damaged: run `mmloom verify {build_dir}` for every problem, and rebuild "
+                    "it with `mmloom build --overwrite`"
                 ) from exc
         records.append(record)
     ids = [r["id"] for r in records]

@@ -30,6 +30,7 @@ from pipelines.publish import card, inputs, mmie_export, report, shards, summary
 from schemas import yamlsafe
 from schemas.errors import MmloomError
 from schemas.swap import replace_dir, restore_aside
+from schemas.verify import check_release
 
 log = logging.getLogger("mmloom.publish")
 
@@ -306,25 +307,9 @@ def publish(opts: PublishOptions) -> dict[str, Any]:
 
 
 def verify(release_dir: str) -> list[str]:
-    """Problems found checking a release against its manifest (empty when it verifies)."""
-    with open(os.path.join(release_dir, "manifest.json"), encoding="utf-8") as f:
-        manifest = json.load(f)
-    problems = []
-    listed = set(manifest["files"])
-    for root, _, names in os.walk(release_dir):
-        for fname in names:
-            rel = os.path.relpath(os.path.join(root, fname), release_dir).replace(os.sep, "/")
-            if rel != "manifest.json" and rel not in listed:
-                problems.append(f"{rel}: not in the manifest")
-    for rel, entry in manifest["files"].items():
-        path = os.path.join(release_dir, rel)
-        if not os.path.isfile(path):
-            problems.append(f"{rel}: missing")
-            continue
-        digest, size = sha256_file(path)
-        if (digest, size) != (entry["sha256"], entry["bytes"]):
-            problems.append(f"{rel}: checksum or size differs from the manifest")
-    return problems
+    """Problems found checking a release against its manifest, every file hashed (empty when
+    it verifies); ``schemas.verify.check_release`` does the work (``mmloom verify`` too)."""
+    return check_release(release_dir, full=True)[1]
 
 
 def push_to_hub(release_dir: str, repo: str, version: str) -> str:
