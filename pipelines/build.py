@@ -407,6 +407,8 @@ def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeli
         if not dry_run:
             if local_output:
                 locks.enter_context(output_io.writer_lock(dest, output_io.BUILD))
+                if os.path.abspath(args.output) != dest:  # a symlink: what earlier runs left by it
+                    output_io.clean_stale(os.path.abspath(args.output))
             target = prepare_output(dest, args.overwrite, staged=local)
         try:
             p = test_pipeline or beam.Pipeline(options=options)

@@ -290,6 +290,8 @@ def publish(opts: PublishOptions) -> dict[str, Any]:
     with output_io.writer_lock(output, output_io.RELEASE):
         output_io.restore(output)
         output_io.clean_stale(output)
+        if os.path.abspath(opts.output) != output:  # a symlink: what earlier runs left by it
+            output_io.clean_stale(os.path.abspath(opts.output))
         check_output(opts)
         with output_io.reader_lock(opts.build):
             tmp = output_io.make_staging(output, output_io.RELEASE)
