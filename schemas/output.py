@@ -170,7 +170,7 @@ def local_output(output: str, flag: str = "--output") -> str:
             "break the files that record it); choose a UTF-8 name"
         ) from None
     real = os.path.realpath(os.path.abspath(output))
-    if os.path.islink(output) or real != os.path.abspath(output):
+    if os.path.islink(output):
         LOG.info("%s %s is a symlink: writing into its target %s", flag, output, real)
     if os.path.exists(real) and not os.path.isdir(real):
         raise OutputError(
@@ -445,6 +445,7 @@ def reader_lock(folder: str) -> Iterator[None]:
     replaces it meanwhile. Waits while a swap is under way. Where the lock file cannot be
     created (a read-only parent, where no one can swap the folder either) and for object
     stores, nothing is locked."""
+    folder = os.fspath(folder)
     if not is_local(folder):
         yield
         return
@@ -511,10 +512,17 @@ def make_staging(output: str, kind: str, flag: str = "--output") -> str:
             f"cannot write {flag} {output} in {parent} ({exc.strerror}); choose an {flag} in a "
             "folder you can write to, with free space"
         ) from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
-    write_marker(staging, kind)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
+        write_marker(staging, kind)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(
+            f"cannot write {flag} {output} in {parent} ({exc.strerror}); free some space or "
+            f"choose an {flag} elsewhere"
+        ) from None
     return staging
 
 

@@ -8,6 +8,9 @@ are used (old aside, new into place); a process killed between them leaves the o
 under its aside name, and :func:`restore_aside` (called at the start of the next build or
 publish to the same place) puts it back.
 
+Callers go through ``schemas.output`` (``finish_staging``, ``restore``), which checks first that
+the folder replaced is mmloom's and holds the output's locks while swapping.
+
 Bottom layer: imports nothing of the project. Local paths only (on object stores a rename is
 a copy; see README.md, "Guarantees").
 """
