@@ -13,6 +13,8 @@ A folder is a build only with a valid ``_BUILD.json`` (``schemas.buildio.require
 A local build is written into a staging folder beside ``--output`` and put in place when
 complete (an ``--overwrite`` build replaces the old one in one atomic exchange); on Dataflow
 the job writes into ``--output`` and its manifest marks completion (README.md, "Guarantees").
+Ownership, the output's lock and the swap are ``schemas.output``'s: a build replaces only a
+folder mmloom made, and a second build or publish to a local output fails while this one runs.
 
 Image bytes never travel through a shuffle after loading: records carry references
 (``images/<sha256>.<ext>``) and metadata, and stages that need pixels read the store.

@@ -365,3 +365,26 @@ def test_stale_staging_of_a_dead_run_is_removed_and_a_live_ones_kept(tmp_path):
     (unknown / "notes.txt").write_text("not mmloom's")
     output.clean_stale(str(out))
     assert sorted(os.listdir(tmp_path)) == sorted([live.name, unknown.name])
+
+
+def test_annotate_push_reads_the_build_under_its_readers_lock(tmp_path, monkeypatch, capsys):
+    """``annotate push`` holds the build's readers' lock from its first check of the build to
+    its end, so no swap replaces the build it is sending."""
+    annotate_cli = pytest.importorskip("annotation.annotate_cli")
+    b = write_tiny_build(tmp_path / "b")
+    held = []
+
+    def credentials():
+        fd = os.open(output.lock_path(str(b), readers=True), os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        held.append(True)
+        raise annotate_cli.ClientError("no server in this test")
+
+    monkeypatch.setattr(annotate_cli, "credentials", credentials)
+    assert annotate_cli.main(["push", "--build", str(b), "--dataset", "x"]) == 1
+    assert held == [True] and "no server in this test" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["b"]
