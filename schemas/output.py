@@ -416,8 +416,7 @@ def writer_lock(output: str, kind: str, flag: str = "--output") -> Iterator[None
     path = lock_path(output)
     try:
         os.makedirs(parent, exist_ok=True)
-        probe = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        os.close(probe)
+        os.close(_open_lock(path))
     except OSError as exc:
         raise OutputError(
             f"cannot write {flag} {output}: nothing can be created in {parent} "
