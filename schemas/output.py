@@ -278,6 +278,10 @@ def is_build_folder(folder: str) -> bool:
         return False
 
 
+def _recognised(folder: str) -> bool:
+    return is_build_folder(folder) or is_release_folder(folder)
+
+
 def entries(folder: str) -> list[str]:
     """The names in a local folder (none when it does not exist)."""
     try:
@@ -543,7 +547,7 @@ def discard_staging(staging: str) -> None:
 
 def restore(output: str) -> None:
     """Put back a previous build or release that a crash left aside mid-swap."""
-    if restore_aside(output):
+    if restore_aside(output, owned=lambda aside: _recognised(aside) or has_marker(aside)):
         LOG.info("restored %s, left aside by a run that was interrupted while replacing it", output)
 
 
@@ -570,10 +574,7 @@ def clean_stale(output: str) -> None:
         if not os.path.isdir(path):
             continue
         marker = read_marker(path)
-        if marker is not None:
-            stale = not _recorded_alive(marker)
-        else:
-            stale = is_build_folder(path) or is_release_folder(path)
+        stale = not _recorded_alive(marker) if marker is not None else _recognised(path)
         if stale:
             LOG.info("removing %s, left by a run that did not finish", entry)
             shutil.rmtree(path, ignore_errors=True)

@@ -388,3 +388,15 @@ def test_annotate_push_reads_the_build_under_its_readers_lock(tmp_path, monkeypa
     assert annotate_cli.main(["push", "--build", str(b), "--dataset", "x"]) == 1
     assert held == [True] and "no server in this test" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["b"]
+
+
+def test_a_folder_left_aside_is_deleted_only_when_mmloom_recognises_it(tmp_path):
+    out = tmp_path / "out"
+    write_tiny_build(out)
+    ours = write_tiny_build(tmp_path / ".out.replaced-old")  # a build a crashed swap left
+    theirs = tmp_path / ".out.replaced-mine"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("not mmloom's")
+    output.restore(str(out))
+    assert not ours.exists()
+    assert (theirs / "notes.txt").read_text() == "not mmloom's"
