@@ -22,6 +22,7 @@ build's images under ``--image-root`` and starts a read-only image server on 127
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -205,22 +206,28 @@ def run_parsed(args: argparse.Namespace) -> int:
         if not roots:
             print("No image server was running.")
         return 0
-    if args.command == "push":
-        from schemas.buildio import IncompleteBuildError, require_complete
+    with contextlib.ExitStack() as lock:
+        if args.command == "push":
+            from schemas.buildio import IncompleteBuildError, require_complete
+            from schemas.output import reader_lock
 
-        try:  # before any contact with the server
-            require_complete(args.build)
-        except IncompleteBuildError as err:
+            # the build is read under its readers' lock: no `build --overwrite` swaps it meanwhile
+            lock.enter_context(reader_lock(args.build))
+            try:  # before any contact with the server
+                require_complete(args.build)
+            except IncompleteBuildError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 1
+        try:
+            _, key = credentials()
+            install_redaction(key)
+            client = connect()
+            return {"push": _push, "status": _status, "pull": _pull}[args.command](args, client)
+        except (
+            ClientError, RubricError, PushError, PullError, image_store.ImageServerError
+        ) as err:  # fmt: skip
             print(f"error: {err}", file=sys.stderr)
             return 1
-    try:
-        _, key = credentials()
-        install_redaction(key)
-        client = connect()
-        return {"push": _push, "status": _status, "pull": _pull}[args.command](args, client)
-    except (ClientError, RubricError, PushError, PullError, image_store.ImageServerError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":

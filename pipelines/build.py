@@ -13,6 +13,8 @@ A folder is a build only with a valid ``_BUILD.json`` (``schemas.buildio.require
 A local build is written into a staging folder beside ``--output`` and put in place when
 complete (an ``--overwrite`` build replaces the old one in one atomic exchange); on Dataflow
 the job writes into ``--output`` and its manifest marks completion (README.md, "Guarantees").
+Ownership, the output's lock and the swap are ``schemas.output``'s: a build replaces only a
+folder mmloom made, and a second build or publish to a local output fails while this one runs.
 
 Image bytes never travel through a shuffle after loading: records carry references
 (``images/<sha256>.<ext>``) and metadata, and stages that need pixels read the store.
@@ -33,11 +35,10 @@ On Dataflow (inputs and output on GCS; the package is staged from setup.py):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -58,6 +59,7 @@ from pipelines.transforms.progress import ReportProgress
 from pipelines.transforms.restructure import RestructureRecords
 from pipelines.transforms.stats import DROPPED, IMAGES_DROPPED, READ, WRITTEN, ComputeStats
 from pipelines.transforms.validate import DropDuplicateIds, ValidateRecords
+from schemas import output as output_io
 from schemas.buildio import (
     BUILD_ENTRIES,
     DEAD_LETTERS_DIR,
@@ -72,7 +74,6 @@ from schemas.buildio import (
 from schemas.deadletter import DEAD, UNIT_IMAGE
 from schemas.errors import PipelineConfigError
 from schemas.store import IMAGES_DIR, ImageStore
-from schemas.swap import replace_dir, restore_aside
 from sources import get_source
 
 LOG = logging.getLogger("mmloom.build")
@@ -89,35 +90,6 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
-def _staging_prefix(output: str) -> tuple[str, str]:
-    parent, name = os.path.split(os.path.abspath(output))
-    return parent, f".{name}.building-"
-
-
-def _clean_stale_staging(output: str) -> None:
-    """Remove staging folders of builds to ``output`` whose process is gone."""
-    parent, prefix = _staging_prefix(output)
-    if not os.path.isdir(parent):
-        return
-    for entry in os.listdir(parent):
-        if not entry.startswith(prefix):
-            continue
-        pid = entry[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            LOG.info("removing %s, left by a build that did not finish", entry)
-            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _existing_build(output: str) -> tuple[list[str], list[str]]:
     """What of a build ``output`` holds: its build entries, and the problems that keep it
     from being complete (none: a complete build)."""
@@ -131,15 +103,11 @@ def _existing_build(output: str) -> tuple[list[str], list[str]]:
     return present, problems
 
 
-def check_output(output: str) -> None:
-    """``--output`` must be a folder (or not exist yet), never a file."""
+def check_output(output: str) -> str:
+    """``--output`` must be a folder (or not exist yet), never a file; a local one must be
+    UTF-8. Returns the folder to write: a local symlink is followed to its target."""
     if _is_local(output):
-        if os.path.exists(output) and not os.path.isdir(output):
-            raise PipelineConfigError(
-                f"--output {output} is an existing file; a build is a folder: choose a folder "
-                "that does not exist yet (or an empty one)"
-            )
-        return
+        return output_io.local_output(output)
     try:
         matched = FileSystems.match([output])[0].metadata_list
     except Exception:
@@ -149,37 +117,74 @@ def check_output(output: str) -> None:
             f"--output {output} is an existing object (a file); a build is a folder: choose "
             "another --output"
         )
+    return output
+
+
+def config_inputs(config: BuildConfig) -> list[tuple[str, str]]:
+    """The local files and folders a build reads: the config, its sources' paths (a glob
+    pattern by the folder it starts in) and the CLIP checkpoint."""
+    inputs = [("the config", config.path)]
+    for name, options in config.sources.items():
+        for key, value in options.items():
+            for item in value if isinstance(value, list) else [value]:
+                if not isinstance(item, str) or not _is_local(item) or not os.path.isabs(item):
+                    continue  # path options are resolved to absolute paths; other strings are not
+                glob_at = min((item.find(c) for c in "*?[" if c in item), default=-1)
+                if glob_at >= 0:
+                    item = os.path.dirname(item[:glob_at])
+                inputs.append((f"the {name} source's {key}", item))
+    if config.clip.checkpoint and _is_local(config.clip.checkpoint):
+        inputs.append(("the CLIP checkpoint", config.clip.checkpoint))
+    return inputs
 
 
 def prepare_output(output: str, overwrite: bool, staged: bool = True) -> str:
-    """Decide where this build writes; refuse to mix two builds in one folder.
+    """Decide where this build writes; refuse to mix two builds in one folder, and to replace
+    a folder that mmloom cannot recognise as its own.
+
+    A local ``output`` is taken as it is (:func:`run_parsed` follows a symlink first and holds
+    the output's lock while calling this).
 
     Args:
         staged: the build runs here and is waited for (a local runner). With a local
             ``--output`` it then writes into a staging folder beside it
-            (``.<name>.building-<pid>-<token>``) that replaces ``output`` only once complete.
+            (``.<name>.building-<pid>-<token>``, marked ``.mmloom-output``) that replaces
+            ``output`` only once complete.
     Returns:
         the folder the pipeline writes into: the staging folder, or ``output`` itself (object
-        stores, remote runners), where the manifest written last marks completion.
+        stores, remote runners; marked ``.mmloom-output``), where the manifest written last
+        marks completion.
     Raises:
-        PipelineConfigError: ``output`` is a file, holds a build and ``--overwrite`` was not
-            given, holds files that are not a build's, or holds a complete build on an
-            object store (where replacing it would copy every image).
+        PipelineConfigError: ``output`` is a file; holds a build and ``--overwrite`` was not
+            given; holds files that are not a build's; holds build files without a valid
+            ``_BUILD.json`` nor mmloom's marker (not recognisably mmloom's); or holds a
+            complete build on an object store (where replacing it would copy every image).
     """
-    check_output(output)
     local = _is_local(output)
     if local:
-        restore_aside(output)
-        _clean_stale_staging(output)
+        output_io.local_output(output)
+        output_io.restore(output)
+        output_io.clean_stale(output)
+    else:
+        check_output(output)
     present, problems = _existing_build(output)
     if local and os.path.isdir(output):
-        allowed = {*BUILD_ENTRIES, MANIFEST_FILE + ".partial"}
-        unknown = sorted(e for e in os.listdir(output) if e not in allowed)
-        if unknown and (present or staged):
+        allowed = {*BUILD_ENTRIES, MANIFEST_FILE + ".partial", output_io.MARKER}
+        unknown = [e for e in output_io.entries(output) if e not in allowed]
+        if unknown:
             raise PipelineConfigError(
-                f"{output} holds files that are not part of a build ({', '.join(unknown[:5])}); "
-                "a build replaces its whole folder, so choose an empty or new --output"
+                f"{output} holds files that are not part of a build "
+                f"({output_io.listing(unknown)}); a build replaces its whole folder, so mmloom "
+                "writes only into a new or empty folder or one holding a build it wrote: "
+                "choose another --output"
             )
+    mine = output_io.has_marker(output) or output_io.is_build_folder(output)
+    if present and problems and not mine:
+        raise PipelineConfigError(
+            f"{output} holds {', '.join(present)} but no valid {MANIFEST_FILE} and no mark of a "
+            f"build mmloom started ({output_io.MARKER}), so mmloom does not take it for its own "
+            "and will not replace it: move those files away or choose another --output"
+        )
     if present and not overwrite:
         if problems:
             raise PipelineConfigError(
@@ -191,20 +196,14 @@ def prepare_output(output: str, overwrite: bool, staged: bool = True) -> str:
             "current one stays until the new one is complete) or choose another --output"
         )
     if local and staged:
-        parent, prefix = _staging_prefix(output)
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
-        return staging
+        return output_io.make_staging(output, output_io.BUILD)
     if present and not problems:
         raise PipelineConfigError(
             f"{output} holds a complete build, and there a build cannot be replaced in place "
             "without a moment with no build (a rename is a copy of every image): write the new "
             "build to another --output (e.g. .../v2), then delete the old folder"
         )
-    if present:  # an incomplete build: nothing valid is lost
+    if present:  # an incomplete build mmloom started here: nothing valid is lost
         LOG.info("deleting the incomplete build in %s", output)
         # on object stores a folder is deleted by its prefix, which ends with a slash
         FileSystems.delete(
@@ -213,6 +212,9 @@ def prepare_output(output: str, overwrite: bool, staged: bool = True) -> str:
                 for e in sorted(present, key=lambda e: e != MANIFEST_FILE)  # the marker first
             ]
         )
+    if local:
+        os.makedirs(output, exist_ok=True)
+    output_io.write_marker(output, output_io.BUILD)
     return output
 
 
@@ -385,40 +387,56 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
 
 
 def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeline | None = None):
-    """:func:`run` with the arguments already parsed (``mmloom build`` parses them first)."""
-    if _is_local(args.output):  # cheap; an object store is asked in prepare_output
-        check_output(args.output)
+    """:func:`run` with the arguments already parsed (``mmloom build`` parses them first).
+
+    A local ``--output`` is locked for the whole run (``schemas.output.writer_lock``): a second
+    build or publish to it fails at once. A symlinked one is followed: the build is written
+    beside the link's target and replaces the target; the link stays.
+    """
+    local_output = _is_local(args.output)
+    # cheap checks first; an object store is asked in prepare_output
+    dest = check_output(args.output) if local_output else args.output
     config = load_config(args.config, no_clip=args.no_clip)
     options = PipelineOptions(beam_args)
     std = options.view_as(StandardOptions)
     if std.runner is None:
         std.runner = "DirectRunner"
     local = std.runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
-    target = args.output
-    if not options.view_as(TestOptions).dry_run:
-        target = prepare_output(args.output, args.overwrite, staged=local)
-    try:
-        p = test_pipeline or beam.Pipeline(options=options)
-        build_pipeline(
-            p,
-            config,
-            target,
-            progress_every=args.progress_every if local else 0.0,
-        )
-        LOG.info("building %s from %s into %s", config.name, ", ".join(config.sources), args.output)
-        started = time.time()
-        result = p.run()
-        if local:
-            result.wait_until_finish()
-            if target != args.output:
-                require_complete(target)
-                replace_dir(target, args.output, os.path.basename(target).rsplit("-", 1)[-1])
-            if test_pipeline is None:
-                print_summary(args.output, time.time() - started)
-    except BaseException:
-        if target != args.output:
-            shutil.rmtree(target, ignore_errors=True)
-        raise
+    dry_run = options.view_as(TestOptions).dry_run
+    with contextlib.ExitStack() as locks:
+        target = dest
+        if local_output:
+            output_io.refuse_overlap(dest, config_inputs(config))
+        if not dry_run:
+            if local_output:
+                locks.enter_context(output_io.writer_lock(dest, output_io.BUILD))
+                if os.path.abspath(args.output) != dest:  # a symlink: what earlier runs left by it
+                    output_io.clean_stale(os.path.abspath(args.output))
+            target = prepare_output(dest, args.overwrite, staged=local)
+        try:
+            p = test_pipeline or beam.Pipeline(options=options)
+            build_pipeline(
+                p,
+                config,
+                target,
+                progress_every=args.progress_every if local else 0.0,
+            )
+            LOG.info(
+                "building %s from %s into %s", config.name, ", ".join(config.sources), args.output
+            )
+            started = time.time()
+            result = p.run()
+            if local:
+                result.wait_until_finish()
+                if target != dest:
+                    require_complete(target)
+                    output_io.finish_staging(target, dest)
+                if test_pipeline is None:
+                    print_summary(args.output, time.time() - started)
+        except BaseException:
+            if target != dest:
+                output_io.discard_staging(target)
+            raise
     return result
 
 

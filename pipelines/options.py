@@ -58,7 +58,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing build (it stays in place until the new one is complete)",
+        help="replace a build mmloom wrote there (it stays in place until the new one is "
+        "complete); a folder mmloom did not write is never replaced",
     )
     parser.add_argument(
         "--no-clip",
@@ -142,7 +143,12 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "seeded, stratified selection",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the stratified selection")
-    parser.add_argument("--force", action="store_true", help="replace an existing release folder")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a release mmloom wrote there (a folder mmloom did not write is never "
+        "replaced)",
+    )
     parser.add_argument(
         "--max-shard-mb",
         type=float,

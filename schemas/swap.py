@@ -8,6 +8,9 @@ are used (old aside, new into place); a process killed between them leaves the o
 under its aside name, and :func:`restore_aside` (called at the start of the next build or
 publish to the same place) puts it back.
 
+Callers go through ``schemas.output`` (``finish_staging``, ``restore``), which checks first that
+the folder replaced is mmloom's and holds the output's locks while swapping.
+
 Bottom layer: imports nothing of the project. Local paths only (on object stores a rename is
 a copy; see README.md, "Guarantees").
 """
@@ -20,6 +23,7 @@ import errno
 import os
 import re
 import shutil
+from collections.abc import Callable
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -79,10 +83,10 @@ def replace_dir(new: str, dest: str, token: str) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def restore_aside(dest: str) -> str | None:
+def restore_aside(dest: str, owned: Callable[[str], bool] | None = None) -> str | None:
     """After a crash between the two renames of :func:`replace_dir`: put the old folder back
-    when ``dest`` is missing; delete aside folders when ``dest`` is there. Returns the folder
-    restored, if any."""
+    when ``dest`` is missing; delete aside folders when ``dest`` is there (with ``owned``, only
+    those it recognises). Returns the folder restored, if any."""
     parent, name = os.path.split(os.path.abspath(dest))
     if not os.path.isdir(parent):
         return None
@@ -93,6 +97,6 @@ def restore_aside(dest: str) -> str | None:
         if restored is None and not os.path.lexists(dest):
             os.rename(aside, dest)
             restored = aside
-        else:
+        elif owned is None or owned(aside):
             shutil.rmtree(aside, ignore_errors=True)
     return restored

@@ -1,9 +1,12 @@
 """Write a release folder atomically: data shards, card, MMIE export, report, manifest.
 
 Everything is written into a hidden temporary folder next to ``--output``
-(``.<name>.publish-<pid>-<random>``) and renamed into place only when complete, so an
-interrupted publish leaves either no release or the previous one. ``--force`` swaps the new
-release with the previous one atomically (``schemas.swap``: ``renameat2(RENAME_EXCHANGE)`` on
+(``.<name>.publish-<pid>-<random>``, marked ``.mmloom-output``) and renamed into place only
+when complete, so an interrupted publish leaves either no release or the previous one. The
+output's lifecycle (ownership, locks, staging, swap) is ``schemas.output``: ``--force`` replaces
+only a release mmloom wrote, never another folder; a second publish or build to the same output
+fails at once while this one runs. ``--force`` swaps the new release with the previous one
+atomically (``schemas.swap``: ``renameat2(RENAME_EXCHANGE)`` on
 Linux), so there is no moment without a release; where the system cannot exchange folders, two
 renames are used and a publish killed between them leaves the previous release aside, where
 the next publish to the same place restores it. Leftover temporary folders of publishes that
@@ -17,8 +20,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +28,10 @@ from apache_beam.io.filesystems import FileSystems
 
 import pipelines
 from pipelines.publish import card, inputs, mmie_export, report, shards, summary
+from schemas import output as output_io
 from schemas import yamlsafe
+from schemas.buildio import require_complete
 from schemas.errors import MmloomError
-from schemas.swap import replace_dir, restore_aside
 from schemas.verify import check_release
 
 log = logging.getLogger("mmloom.publish")
@@ -156,28 +158,27 @@ def _write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-def _clean_stale(parent: str, name: str) -> None:
-    """Remove temporary folders of publishes to ``name`` whose process is gone."""
-    pattern = re.compile(rf"^\.{re.escape(name)}\.publish-(\d+)-")
-    for entry in os.listdir(parent):
-        m = pattern.match(entry)
-        if not m:
-            continue
-        pid = int(m.group(1))
-        try:
-            os.kill(pid, 0)
-            alive = pid != os.getpid()
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        if not alive:
-            log.info("removing %s left by an interrupted publish", entry)
-            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+def _read_build(build_dir: str) -> inputs.Build:
+    """Read the build once, and check that what was read is what its ``_BUILD.json`` lists
+    (the caller holds the build's readers' lock, so no mmloom run swaps it meanwhile; this
+    catches anything else that changed it)."""
+    listed = require_complete(build_dir)
+    build = inputs.read_build(build_dir)
+    stats_written = (build.stats.get("totals") or {}).get("written")
+    if (
+        len(build.records) != listed["records"]["rows"]
+        or stats_written != listed["stats"]["written"]
+    ):
+        raise MmloomError(
+            f"the build in {build_dir} changed while it was read ({len(build.records)} records "
+            f"read, its _BUILD.json lists {listed['records']['rows']}); publish again once "
+            "nothing writes it"
+        )
+    return build
 
 
 def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
-    build = inputs.read_build(opts.build)
+    build = _read_build(opts.build)
     annotations = inputs.read_annotations(opts.annotations) if opts.annotations else None
     records, dropped = inputs.apply_decisions(
         build.records, annotations, opts.require_annotation, opts.include_needs_edit
@@ -235,6 +236,8 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
         for fname in names:
             full = os.path.join(root, fname)
             rel = os.path.relpath(full, tmp).replace(os.sep, "/")
+            if rel == output_io.MARKER:  # dropped before the release is put in place
+                continue
             digest, size = sha256_file(full)
             files[rel] = {"bytes": size, "rows": rows.get(rel), "sha256": digest}
     annotation_inputs = None
@@ -270,39 +273,68 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
     return manifest
 
 
+def check_output(opts: PublishOptions) -> str:
+    """The release folder ``opts.output`` names (a symlink followed to its target), once it is
+    known that mmloom may write there.
+
+    Raises:
+        MmloomError: the name is not UTF-8 or is a file; the folder is (or holds, or lies
+            inside) the build, or holds the annotations or targets; it holds a release and
+            ``force`` was not given; it holds anything else.
+    """
+    output = output_io.local_output(opts.output)
+    output_io.refuse_overlap(output, [("the build", opts.build)], within=True)
+    output_io.refuse_overlap(
+        output, [("the annotations", opts.annotations or ""), ("the targets", opts.targets or "")]
+    )
+    present = output_io.entries(output)
+    if not present:
+        return output
+    manifest = output_io.read_release_manifest(output)
+    if manifest is None:
+        raise MmloomError(
+            f"{opts.output} is not a release written by mmloom (it holds "
+            f"{output_io.listing(present)}); mmloom writes a release only into a new or empty "
+            "folder, or over a release it wrote: choose another --output"
+        )
+    if not opts.force:
+        raise MmloomError(
+            f"{opts.output} already exists (release {manifest.get('release_version')}); pass "
+            "--force to replace it or choose another --output"
+        )
+    return output
+
+
 def publish(opts: PublishOptions) -> dict[str, Any]:
     """Write the release described by ``opts`` and return its manifest.
 
+    The output is locked for the whole run (a second publish or build to it fails at once),
+    and the build is read under its readers' lock, so a ``build --overwrite`` cannot swap it
+    while it is read: the release holds the records of the build its manifest describes.
+
     Raises:
-        MmloomError: a bad version, an existing release without ``force``, unreadable inputs.
+        MmloomError: a bad version; an output mmloom may not write (see :func:`check_output`);
+            another run writing the output; unreadable inputs.
     """
     if not VERSION_RE.match(opts.version):
         raise MmloomError(f"--version must look like X.Y.Z (e.g. 1.0.0), got {opts.version!r}")
-    output = os.path.abspath(opts.output)
-    parent, name = os.path.dirname(output), os.path.basename(output)
-    if os.path.exists(output) and not opts.force:
-        existing = ""
-        manifest_path = os.path.join(output, "manifest.json")
-        if os.path.isfile(manifest_path):
-            with open(manifest_path, encoding="utf-8") as f:
-                existing = f" (release {json.load(f).get('release_version')})"
-        raise MmloomError(
-            f"{output} already exists{existing}; pass --force to replace it or choose another "
-            "--output"
-        )
-    os.makedirs(parent, exist_ok=True)
-    if restore_aside(output):
-        log.info("restored the previous release %s, left aside by an interrupted publish", output)
-    _clean_stale(parent, name)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.publish-{os.getpid()}-", dir=parent)
-    try:
-        manifest = _write_release(opts, tmp)
-        os.chmod(tmp, 0o755)
-        replace_dir(tmp, output, os.path.basename(tmp).rsplit("-", 1)[-1])
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("release %s written to %s", opts.version, output)
+    output = output_io.local_output(opts.output)
+    with output_io.writer_lock(output, output_io.RELEASE):
+        output_io.restore(output)
+        output_io.clean_stale(output)
+        if os.path.abspath(opts.output) != output:  # a symlink: what earlier runs left by it
+            output_io.clean_stale(os.path.abspath(opts.output))
+        check_output(opts)
+        with output_io.reader_lock(opts.build):
+            tmp = output_io.make_staging(output, output_io.RELEASE)
+            try:
+                manifest = _write_release(opts, tmp)
+                os.chmod(tmp, 0o755)
+                output_io.finish_staging(tmp, output)
+            except BaseException:
+                output_io.discard_staging(tmp)
+                raise
+    log.info("release %s written to %s", opts.version, opts.output)
     return manifest
 
 

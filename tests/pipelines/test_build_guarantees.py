@@ -17,7 +17,7 @@ from pipelines import build
 from pipelines.cli import main
 from pipelines.publish.cli import main as publish_main
 from pipelines.transforms.io import WriteRecords, dead_letter_json
-from schemas import swap
+from schemas import output, swap
 from schemas.buildio import (
     IncompleteBuildError,
     read_records,
@@ -193,6 +193,7 @@ def test_manifest_is_not_written_over_an_incomplete_shard_set(tmp_path):
 
 def test_rerun_says_the_build_there_is_incomplete(tmp_path):
     out = write_tiny_build(tmp_path / "b", manifest=False)
+    output.write_marker(str(out), output.BUILD)  # a build mmloom started there (issue 19)
     with pytest.raises(PipelineConfigError, match=r"incomplete build.*--overwrite"):
         build.prepare_output(str(out), overwrite=False)
     complete = write_tiny_build(tmp_path / "c")
@@ -208,8 +209,9 @@ def test_in_place_builds_never_delete_a_complete_one(tmp_path):
         build.prepare_output(str(complete), overwrite=True, staged=False)
     assert require_complete(str(complete))
     incomplete = write_tiny_build(tmp_path / "i", manifest=False)
+    output.write_marker(str(incomplete), output.BUILD)  # mmloom's, so it may go (issue 19)
     assert build.prepare_output(str(incomplete), overwrite=True, staged=False) == str(incomplete)
-    assert sorted(p.name for p in incomplete.iterdir()) == []
+    assert sorted(p.name for p in incomplete.iterdir()) == [output.MARKER]  # this build's
 
 
 def test_a_folder_with_other_files_is_never_replaced(tmp_path):
@@ -363,7 +365,9 @@ def test_publish_restores_a_release_left_aside_by_a_crash(tmp_path):
 
     aside = tmp_path / ".rel.replaced-abc123"
     aside.mkdir()
-    (aside / "manifest.json").write_text('{"release_version": "0.9.0"}')
+    (aside / "manifest.json").write_text(
+        '{"release_version": "0.9.0", "mmloom_version": "0.1.0", "files": {}}'
+    )
     build_dir = write_tiny_build(tmp_path / "b", manifest=False)
     opts = release_mod.PublishOptions(
         build=str(build_dir), output=str(tmp_path / "rel"), version="1.0.0", force=True
