@@ -70,7 +70,7 @@ from schemas.buildio import (
     require_complete,
 )
 from schemas.deadletter import DEAD, UNIT_IMAGE
-from schemas.errors import PipelineConfigError
+from schemas.errors import PipelineConfigError, find_environment_fault
 from schemas.store import IMAGES_DIR, ImageStore
 from schemas.swap import replace_dir, restore_aside
 from sources import get_source
@@ -414,9 +414,14 @@ def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeli
                 replace_dir(target, args.output, os.path.basename(target).rsplit("-", 1)[-1])
             if test_pipeline is None:
                 print_summary(args.output, time.time() - started)
-    except BaseException:
+    except BaseException as exc:
         if target != args.output:
             shutil.rmtree(target, ignore_errors=True)
+        # a full disk or an I/O error in any step or worker: one EnvironmentFault, whatever
+        # Beam wrapped it in (the CLI prints it as one message, exit status 2)
+        fault = find_environment_fault(exc, (target, args.output))
+        if fault is not None:
+            raise fault from exc
         raise
     return result
 
