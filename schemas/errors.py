@@ -133,7 +133,8 @@ class EnvironmentFault(MmloomError):
     def from_os_error(
         cls, exc: BaseException, operation: str, path: str, where: str = "the build"
     ) -> EnvironmentFault:
-        """The fault for ``exc``, met ``operation`` (``writing``...) ``path`` in ``where``.
+        """The fault for ``exc``, met ``operation`` (``writing``...) ``path`` in ``where``
+        (left out when empty).
 
         The message names the error, the file and what to do; it never quotes the
         exception's own text, which may hold absolute paths.
@@ -148,7 +149,8 @@ class EnvironmentFault(MmloomError):
             ),
         )
         target = f" {path}" if path else ""
-        message = f"{what} ({name}) {operation}{target} in {where}; {todo}"
+        place = f" in {where}" if where else ""
+        message = f"{what} ({name}) {operation}{target}{place}; {todo}"
         return cls(message, code, operation, path)
 
 
@@ -252,7 +254,7 @@ def find_environment_fault(
             filename = next(
                 (str(x.filename) for x in _chain(e) if getattr(x, "filename", None)), ""
             )
-            return EnvironmentFault.from_os_error(e, "at", _name_in(filename, build_dirs))
+            return EnvironmentFault.from_os_error(e, "at", _name_in(filename, build_dirs), "")
     for e in chain:
         fault = environment_fault_in_text(str(e), build_dirs)
         if fault is not None:
@@ -275,7 +277,7 @@ def environment_fault_in_text(
         if code in MACHINE_ERRNOS or code in PERMISSION_ERRNOS:
             os_exc = OSError(code, os.strerror(code))
             return EnvironmentFault.from_os_error(
-                os_exc, "at", _name_in(found.group(2) or "", build_dirs)
+                os_exc, "at", _name_in(found.group(2) or "", build_dirs), ""
             )
     return None
 
