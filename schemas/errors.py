@@ -148,9 +148,9 @@ class EnvironmentFault(MmloomError):
                 "fix the machine's problem and run the build again",
             ),
         )
-        target = f" {path}" if path else ""
+        doing = " ".join(part for part in (operation, path) if part)
         place = f" in {where}" if where else ""
-        message = f"{what} ({name}) {operation}{target}{place}; {todo}"
+        message = f"{what} ({name}){' ' if doing else ''}{doing}{place}; {todo}"
         return cls(message, code, operation, path)
 
 
@@ -254,7 +254,7 @@ def find_environment_fault(
             filename = next(
                 (str(x.filename) for x in _chain(e) if getattr(x, "filename", None)), ""
             )
-            return EnvironmentFault.from_os_error(e, "at", _name_in(filename, build_dirs), "")
+            return _bare_fault(e, _name_in(filename, build_dirs))
     for e in chain:
         fault = environment_fault_in_text(str(e), build_dirs)
         if fault is not None:
@@ -275,11 +275,14 @@ def environment_fault_in_text(
     for found in _ERRNO_TEXT.finditer(text):
         code = int(found.group(1))
         if code in MACHINE_ERRNOS or code in PERMISSION_ERRNOS:
-            os_exc = OSError(code, os.strerror(code))
-            return EnvironmentFault.from_os_error(
-                os_exc, "at", _name_in(found.group(2) or "", build_dirs), ""
-            )
+            name = _name_in(found.group(2) or "", build_dirs)
+            return _bare_fault(OSError(code, os.strerror(code)), name)
     return None
+
+
+def _bare_fault(exc: BaseException, name: str) -> EnvironmentFault:
+    """The fault for an OSError nothing wrapped: what was being done is not known."""
+    return EnvironmentFault.from_os_error(exc, "at" if name else "", name, "")
 
 
 def _name_in(path: str, build_dirs: tuple[str, ...]) -> str:
