@@ -72,7 +72,7 @@ from schemas.buildio import (
     require_complete,
 )
 from schemas.deadletter import DEAD, UNIT_IMAGE
-from schemas.errors import PipelineConfigError
+from schemas.errors import PipelineConfigError, find_environment_fault
 from schemas.store import IMAGES_DIR, ImageStore
 from sources import get_source
 
@@ -433,9 +433,14 @@ def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeli
                     output_io.finish_staging(target, dest)
                 if test_pipeline is None:
                     print_summary(args.output, time.time() - started)
-        except BaseException:
+        except BaseException as exc:
             if target != dest:
                 output_io.discard_staging(target)
+            # a full disk or an I/O error in any step or worker: one EnvironmentFault, whatever
+            # Beam wrapped it in (the CLI prints it as one message, exit status 2)
+            fault = find_environment_fault(exc, (target, dest, args.output))
+            if fault is not None:
+                raise fault from exc
             raise
     return result
 

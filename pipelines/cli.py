@@ -35,7 +35,7 @@ from pipelines.options import (
     add_show_arguments,
     add_verify_arguments,
 )
-from schemas.errors import MmloomError
+from schemas.errors import MmloomError, find_environment_fault
 
 # commands that parse their own (nested) arguments: the rest of the line goes to them
 DELEGATED = {
@@ -226,9 +226,24 @@ def main(argv: list[str] | None = None) -> int:
     return _dispatch(args.command, args, extra)
 
 
+class _HideEnvironmentFaultTracebacks(logging.Filter):
+    """Drop the log records in which Beam reports an environment fault with its traceback
+    (in-process, and relayed from worker processes): the command prints it as one message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and find_environment_fault(exc) is not None:
+            return False
+        # a worker's traceback relayed as text (escaped: the class name is what stays stable)
+        return "EnvironmentFault: " not in record.getMessage()
+
+
 def _dispatch(command: str, args: argparse.Namespace, extra: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _HideEnvironmentFaultTracebacks) for f in handler.filters):
+            handler.addFilter(_HideEnvironmentFaultTracebacks())
     try:
         if args.command == "build":
             return _build(args, extra)
@@ -248,6 +263,12 @@ def _dispatch(command: str, args: argparse.Namespace, extra: list[str]) -> int:
         # point stdout at /dev/null so that the interpreter's final flush cannot fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk, an I/O error... outside any pipeline step
+        fault = find_environment_fault(exc)
+        if fault is None:
+            raise
+        print(f"mmloom {command}: error: {fault}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

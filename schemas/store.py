@@ -12,6 +12,9 @@ at once each rename a complete copy of identical bytes, so the last rename wins 
 A build killed mid-write can leave ``*.partial`` files, which :meth:`ImageStore.sweep_partials`
 removes; a local build writes into a fresh staging folder, so its partial files go with it.
 
+A write that fails (a full disk, an I/O error, a read-only folder) raises
+:class:`schemas.errors.EnvironmentFault`: the build stops, it never drops the record.
+
 Any Beam filesystem works: a local folder, or ``gs://bucket/build`` on Dataflow (where a
 rename is a copy then a delete, and an object only becomes visible once fully written).
 """
@@ -25,6 +28,8 @@ import shutil
 import uuid
 
 from apache_beam.io.filesystems import FileSystems
+
+from schemas.errors import WRITING, environment_faults
 
 IMAGES_DIR = "images"
 PARTIAL_SUFFIX = ".partial"
@@ -40,6 +45,13 @@ def is_ref(path: str) -> bool:
 def ref_for(sha256: str, ext: str) -> str:
     """The reference of an image: ``images/<sha256>.<ext>``."""
     return f"{IMAGES_DIR}/{sha256}.{ext}"
+
+
+def write_object(uri: str, data: bytes) -> None:
+    """Write ``data`` as the new file ``uri``: the store's one low-level write (tests that
+    make the disk fail replace this function)."""
+    with FileSystems.create(uri, compression_type="uncompressed") as f:
+        f.write(data)
 
 
 class ImageStore:
@@ -66,25 +78,31 @@ class ImageStore:
         return FileSystems.exists(self.uri(ref))
 
     def put(self, ref: str, data: bytes) -> bool:
-        """Write ``data`` as ``ref`` unless it is already there; True when written now."""
+        """Write ``data`` as ``ref`` unless it is already there; True when written now.
+
+        Raises:
+            EnvironmentFault: the write failed (a full disk, an I/O error, a read-only or
+            unwritable folder): the machine's fault, never the image's, so it stops the
+            build instead of dropping the record.
+        """
         final = self.uri(ref)
         if FileSystems.exists(final):
             return False
-        if "://" not in final:
-            os.makedirs(os.path.dirname(final), exist_ok=True)
         name = posixpath.basename(ref)
         tmp = FileSystems.join(self.root, f".{name}.{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}")
-        try:
-            with FileSystems.create(tmp, compression_type="uncompressed") as f:
-                f.write(data)
-            FileSystems.rename([tmp], [final])
-        except BaseException:
+        with environment_faults(WRITING, ref):
             try:
-                if FileSystems.exists(tmp):
-                    FileSystems.delete([tmp])
-            except Exception:  # the original error matters more than the cleanup's
-                pass
-            raise
+                if "://" not in final:
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                write_object(tmp, data)
+                FileSystems.rename([tmp], [final])
+            except BaseException:
+                try:
+                    if FileSystems.exists(tmp):
+                        FileSystems.delete([tmp])
+                except Exception:  # the original error matters more than the cleanup's
+                    pass
+                raise
         return True
 
     def get(self, ref: str) -> bytes:

@@ -34,6 +34,7 @@ from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, prep
 from pipelines.clip.pairs import clip_pairs, text_ref
 from pipelines.clip.settings import ClipSettings
 from schemas.deadletter import DEAD, reject
+from schemas.errors import READING, EnvironmentFault, classify_os_error
 from schemas.metrics import inc
 from schemas.records import Record, not_scored
 from schemas.store import ImageStore
@@ -143,6 +144,8 @@ class PrepareClipInputsFn(beam.DoFn):
                 try:
                     data = self._store.get(image["path"])
                 except Exception as exc:  # missing or unreadable: dead letter, never a crash
+                    if classify_os_error(exc, READING):  # EIO...: the machine, stop the run
+                        raise EnvironmentFault.from_os_error(exc, READING, pair.image) from exc
                     yield reject(
                         NS,
                         STAGE_SCORE_CLIP,
@@ -248,7 +251,8 @@ class ScoreImageText(beam.PTransform):
         :class:`pipelines.clip.FindEmbeddingDuplicates`.
 
     Dead letters (stage ``score_clip``):
-        ``image_not_in_store`` (the store has no such image or cannot read it),
+        ``image_not_in_store`` (the store has no such image or cannot read it; an error of
+        the machine there, such as ``EIO``, is an ``EnvironmentFault`` that stops the run),
         ``image_undecodable`` (an image's bytes do not decode; detail: path and error),
         ``image_not_listed`` (a segment names an image the record does not list),
         ``clip_inference_failed`` (the model raised on the record's batch; detail: error),

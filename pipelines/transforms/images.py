@@ -19,6 +19,11 @@ to a file outside the source folder), ``image_empty`` (zero bytes), ``image_unde
 (not an image Pillow recognises), ``image_unsupported_format`` (an image, but not one of the
 schema's formats), ``image_too_large`` (Pillow's decompression-bomb guard),
 ``malformed_draft`` (a restructure function returned a draft this stage cannot read).
+
+Environment faults are not reasons: a store write that fails (a full disk, an I/O error, an
+unwritable folder), or an image read that fails with an error of the machine (``EIO``,
+``ENOMEM``, ``EMFILE``...; ``schemas.errors.classify_os_error``), raises
+:class:`schemas.errors.EnvironmentFault`, which stops the build instead of dropping records.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from schemas.deadletter import (
     reject,
     reject_exception,
 )
-from schemas.errors import RecordError
+from schemas.errors import READING, EnvironmentFault, RecordError, classify_os_error
 from schemas.fs import display_path, exists, read_bytes
 from schemas.metrics import inc
 from schemas.records import DraftImage, DraftRecord, Record, RecordImage
@@ -91,6 +96,9 @@ def fetch_bytes(entry: DraftImage, max_bytes: int) -> bytes:
             reason = _READ_REASONS.get(exc.reason, "image_unreadable")
             raise RecordError(reason, exc.detail) from exc
         except Exception as exc:
+            if classify_os_error(exc, READING):  # EIO, ENOMEM...: the machine, not the image
+                fault = EnvironmentFault.from_os_error(exc, READING, name, "a source folder")
+                raise fault from exc
             if not exists(uri):
                 raise RecordError("image_missing", f"{name} does not exist") from exc
             why = getattr(exc, "strerror", None) or type(exc).__name__  # no machine path
@@ -337,6 +345,7 @@ def load_images_checked(
     there is not written again); without, nothing is written (the readers' own tests).
 
     Raises:
+        EnvironmentFault: a store write, or an image read, failed for the machine's reasons.
         RecordError: an image failed under ``drop_record``; or, under ``drop_segment``, the
         question lost all its images (the first question image's reason) or the answer lost
         all its segments (``answer_empty``).
@@ -361,12 +370,7 @@ def load_images_checked(
         if any(im["path"] == path for im in images):
             continue  # the same picture under two refs: list it once
         if store is not None:
-            try:
-                store.put(path, data)
-            except Exception as exc:  # disk full, permissions, a remote store's error
-                raise RecordError(
-                    "image_store_failed", f"{entry['uri']}: {type(exc).__name__}: {exc}"
-                ) from exc
+            store.put(path, data)  # a failed write raises EnvironmentFault (the run stops)
         images.append(
             {
                 "path": path,
@@ -451,7 +455,9 @@ class LoadImagesFn(beam.DoFn):
         try:
             record, dropped = load_images_checked(draft, limits, self._policy, self._store)
             record = localize_paths(record, self._base_dir)
-        except Exception as exc:  # every failure becomes a dead letter, never a crash
+        except EnvironmentFault:  # the machine failed, not this input: stop the run
+            raise
+        except Exception as exc:  # every other failure becomes a dead letter, never a crash
             yield reject_exception("LoadImages", STAGE_IMAGES, source, source_id, exc)
             return
         for exc in dropped:

@@ -4,6 +4,9 @@ Both writers are deterministic: the number of shards follows from the number of 
 element's shard from a hash of its key, and the order inside a shard from the key. So two
 builds of the same inputs write byte-identical files whatever the runner, the number of
 workers or the order elements arrive in (Beam's own file sinks shard by bundle).
+
+A write that fails (a full disk, an I/O error, an unwritable folder) raises
+:class:`schemas.errors.EnvironmentFault` and stops the run: nothing is dropped for it.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
-from schemas.buildio import DEAD_LETTERS_DIR, RECORDS_DIR, write_manifest
+from schemas.buildio import DEAD_LETTERS_DIR, MANIFEST_FILE, RECORDS_DIR, write_manifest
 from schemas.deadletter import DEAD, DeadLetter, dead_letter, from_exception, origin
-from schemas.errors import RecordError
+from schemas.errors import WRITING, RecordError, environment_faults, relative_to_build
 from schemas.jsonsafe import replace_non_finite
 from schemas.parquet import RECORD_SCHEMA, checked_row
 from schemas.records import Record
@@ -56,7 +59,10 @@ class WriteSortedShards(beam.PTransform):
 
     ``shard_count(n, per_shard)`` shards, each element in ``shard_of(key)``, each shard's
     payloads in key order (ties keep no particular order, so keys should be unique), every
-    shard written, empty ones included. ``write(path, payloads)`` writes one file.
+    shard written, empty ones included. ``write(path, payloads)`` writes one file; an OSError
+    there (a full disk, an I/O error, an unwritable folder) is an
+    :class:`schemas.errors.EnvironmentFault` naming the shard relative to ``build_dir``, and
+    stops the run.
 
     Output: the paths written (one per shard).
     """
@@ -67,9 +73,11 @@ class WriteSortedShards(beam.PTransform):
         suffix: str,
         per_shard: int,
         write: Callable[[str, list[Any]], None],
+        build_dir: str = "",
     ) -> None:
         super().__init__()
         self._prefix, self._suffix, self._per_shard, self._write = prefix, suffix, per_shard, write
+        self._build_dir = build_dir
 
     def expand(self, keyed: beam.PCollection[tuple[str, Any]]) -> beam.PCollection[str]:
         per_shard = self._per_shard
@@ -82,13 +90,14 @@ class WriteSortedShards(beam.PTransform):
         assigned = keyed | "AssignShard" >> beam.Map(
             lambda kv, n: (shard_of(kv[0], n), kv), beam.pvalue.AsSingleton(shards)
         )
-        prefix, suffix, write = self._prefix, self._suffix, self._write
+        prefix, suffix, write, build_dir = self._prefix, self._suffix, self._write, self._build_dir
 
         def write_shard(group: tuple[int, Iterable[Any]], n: int) -> str:
             index, values = group
             pairs = sorted((kv for kv in values if kv is not None), key=lambda kv: kv[0])
             path = shard_path(prefix, index, n, suffix)
-            write(path, [payload for _, payload in pairs])
+            with environment_faults(WRITING, relative_to_build(path, build_dir)):
+                write(path, [payload for _, payload in pairs])
             return path
 
         return (
@@ -146,6 +155,7 @@ class WriteRecords(beam.PTransform):
 
     def __init__(self, output: str) -> None:
         super().__init__()
+        self._output = output
         self._prefix = FileSystems.join(output, RECORDS_DIR, "records")
 
     def expand(self, records: beam.PCollection[Record]):
@@ -154,7 +164,9 @@ class WriteRecords(beam.PTransform):
             checked.rows
             | "KeyById" >> beam.Map(lambda row: (row["id"], row))
             | "WriteParquet"
-            >> WriteSortedShards(self._prefix, ".parquet", RECORDS_PER_SHARD, write_parquet_shard)
+            >> WriteSortedShards(
+                self._prefix, ".parquet", RECORDS_PER_SHARD, write_parquet_shard, self._output
+            )
         )
         return {"rows": checked.rows, "files": files, DEAD: checked[DEAD]}
 
@@ -175,6 +187,7 @@ class WriteDeadLetters(beam.PTransform):
 
     def __init__(self, output: str) -> None:
         super().__init__()
+        self._output = output
         self._prefix = FileSystems.join(output, DEAD_LETTERS_DIR, "dead_letters")
 
     def expand(self, dead: beam.PCollection[DeadLetter]):
@@ -183,7 +196,9 @@ class WriteDeadLetters(beam.PTransform):
             | "ToJson" >> beam.Map(dead_letter_json)
             | "KeyByLine" >> beam.Map(lambda line: (line, line))
             | "WriteJsonl"
-            >> WriteSortedShards(self._prefix, ".jsonl", DEAD_LETTERS_PER_SHARD, write_lines_shard)
+            >> WriteSortedShards(
+                self._prefix, ".jsonl", DEAD_LETTERS_PER_SHARD, write_lines_shard, self._output
+            )
         )
 
 
@@ -197,7 +212,8 @@ class WriteManifest(beam.PTransform):
             runs only after the writers finished.
         images_referenced: a single-element PCollection, distinct images the records use.
     Output: the manifest's path. A manifest is never written over incomplete shards: the
-    step fails instead (:func:`schemas.buildio.write_manifest`).
+    step fails instead (:func:`schemas.buildio.write_manifest`); an OSError there is an
+    :class:`schemas.errors.EnvironmentFault`.
     """
 
     def __init__(self, output: str, header: dict[str, Any], waits_for: list, images_referenced):
@@ -211,7 +227,9 @@ class WriteManifest(beam.PTransform):
         output, header = self._output, self._header
 
         def write(_stats: str, images: int, *_written) -> str:
-            write_manifest(output, header, images_referenced=images)
+            # it reads the shards back and writes the manifest: all of it the build's own files
+            with environment_faults(WRITING, MANIFEST_FILE):
+                write_manifest(output, header, images_referenced=images)
             return FileSystems.join(output, "_BUILD.json")
 
         return stats_path | "Write" >> beam.Map(

@@ -13,6 +13,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from schemas.errors import WRITING, environment_faults, relative_to_build
 from schemas.jsonsafe import dumps_strict
 
 # Event kinds
@@ -64,8 +65,10 @@ def build_stats(
 
 
 def write_json(obj: dict[str, Any], path: str) -> str:
+    """Write ``obj`` as JSON to ``path``; an OSError there (a full disk, an I/O error, an
+    unwritable folder) is an :class:`schemas.errors.EnvironmentFault` naming the file."""
     data = dumps_strict(obj, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8")
-    with FileSystems.create(path) as f:
+    with environment_faults(WRITING, relative_to_build(path, "")), FileSystems.create(path) as f:
         f.write(data + b"\n")
     return path
 

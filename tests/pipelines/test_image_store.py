@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.cli import main
 from schemas.buildio import read_records, record_files
+from schemas.errors import EnvironmentFault
 from schemas.store import ImageStore, is_ref, ref_for
 from tests.conftest import REPO, SAMPLE_CONFIG
 from tools.sample_images import make_image
@@ -59,7 +60,8 @@ def test_failed_write_leaves_no_partial_and_no_final_file(tmp_path, monkeypatch)
         raise OSError("disk full")
 
     monkeypatch.setattr(FileSystems, "rename", broken_rename)
-    with pytest.raises(OSError, match="disk full"):
+    # a store write that fails is the machine's fault: it stops the build (never a dead letter)
+    with pytest.raises(EnvironmentFault, match=f"writing {ref} in the build"):
         store.put(ref, data)
     assert not store.exists(ref)
     assert store.partials() == []
