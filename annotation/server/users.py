@@ -33,7 +33,7 @@ from annotation.envfile import ENV_FILE, ENV_KEY, ENV_URL
 from schemas.errors import MmloomError
 
 PASSWORD_DIR = "passwords"
-NAME_RE = re.compile(r"^[a-z0-9_-]+$")  # Argilla's own username pattern (lower case)
+NAME_RE = re.compile(r"^[a-z0-9_-]+$")  # also a safe file name for the password file
 
 
 class UsersError(MmloomError):
