@@ -12,11 +12,15 @@
 The server comes from ``ARGILLA_API_URL`` and ``ARGILLA_API_KEY`` (never printed or logged;
 ``source <home>/argilla.env``, written by ``mmloom annotate serve``, sets both).
 A second round: ``push --needs-edit PULL_DIR --dataset NEW`` sends exactly the records of
-``PULL_DIR/needs_edit.jsonl`` with their comments; ``pull --dataset NEW --previous PULL_DIR``
-then writes decisions covering both rounds.
+``PULL_DIR/needs_edit.jsonl`` with the earlier answers and comments; ``pull`` prints that
+command complete (``push`` records each round's build and image server,
+:mod:`annotation.rounds`), and ``pull --dataset NEW --previous PULL_DIR`` then writes
+decisions covering both rounds.
 Images reach the annotators' browsers by URL: with ``--image-base`` from a web server or bucket
 you run (``images/<sha256>.<ext>`` under it must be readable); otherwise ``push`` copies the
-build's images under ``--image-root`` and starts a read-only image server on 127.0.0.1.
+build's images under ``--image-root`` and starts a read-only image server on 127.0.0.1, or
+reuses the mmloom image server already running on ``--image-port`` (its root, when
+``--image-root`` is not given).
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ batches therefore leaves no duplicates, and running it again sends only what is 
 Responses already given are never touched.
 
 Second round (:func:`read_needs_edit`): ``push --needs-edit DIR`` sends exactly the records
-of ``DIR/needs_edit.jsonl`` (written by ``pull``) to a new round, with why each came back and
-the annotators' comments shown above the item. It must be a new round name: records keep
+of ``DIR/needs_edit.jsonl`` (written by ``pull``) to a new round, with why each came back (in
+words), the earlier annotators' answers (``DIR/responses.jsonl`` when present) and their
+comments shown above the item. It must be a new round name: records keep
 their responses in Argilla, so a record pushed again into its old dataset would stay complete.
 """
 

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import socket
 import subprocess
 import sys
 import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
+
 from annotation import images as image_store
 from annotation.client import connect, find_dataset, iter_raw_records
+from annotation.rounds import record_round, second_round_command
 from annotation.rubric import load_rubric
 from annotation.settings import dataset_name
 from tests.annotation.test_second_round import _answer, _values
@@ -30,8 +35,6 @@ BIN = Path(sys.executable).parent
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -133,3 +136,44 @@ def test_printed_second_round_runs_on_the_demo_servers(env, sample_build, tmp_pa
         assert f"--image-root {root.resolve()}" in other.stderr and "Traceback" not in other.stderr
     finally:
         image_store.stop_image_server(root)
+
+
+def test_a_busy_image_port_names_the_root_in_use(tmp_path):
+    first, other = tmp_path / "out" / "argilla" / "image-server", tmp_path / "elsewhere"
+    port = _free_port()
+    image_store.start_image_server(first, port)
+    try:
+        assert image_store.server_on_port(port) == first.resolve()
+        image_store.check_port(first, port)  # its own server: fine
+        with pytest.raises(image_store.ImageServerError) as err:
+            image_store.check_port(other, port)
+        assert f"--image-root {first.resolve()}" in str(err.value)
+        assert image_store.start_image_server(first, port) == f"http://127.0.0.1:{port}"
+    finally:
+        image_store.stop_image_server(first)
+    with socket.socket() as busy:  # something else on the port
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(image_store.ImageServerError, match="not an mmloom image server"):
+            image_store.check_port(other, busy.getsockname()[1])
+
+
+def test_second_round_command_is_complete_and_quoted(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "argv", [".venv/bin/mmloom"])
+    monkeypatch.setenv("MMLOOM_IMAGE_REGISTRY", str(tmp_path / "image-servers.json"))
+    url = "http://127.0.0.1:6900"
+    pull_dir = tmp_path / "my annotations"
+    command, complete = second_round_command(url, "ws", "round1", pull_dir)
+    assert not complete and "--build BUILD" in command  # never pushed from here
+    record_round(
+        url, "ws", "round1", {"build": "/b/out sample", "image_root": "/r", "image_port": 7001}
+    )
+    command, complete = second_round_command(url, "ws", "round1", pull_dir)
+    assert complete and shlex.split(command) == [
+        ".venv/bin/mmloom", "annotate", "push", "--build", "/b/out sample", "--workspace", "ws",
+        "--needs-edit", str(pull_dir), "--dataset", "round1-r2", "--image-root", "/r",
+        "--image-port", "7001",
+    ]  # fmt: skip
+    record_round(url, "ws", "round1-r2", {"build": "/b", "image_base": "https://cdn/x"})
+    command, _ = second_round_command(url, "ws", "round1-r2", pull_dir)
+    assert "--dataset round1-r3" in command and command.endswith("--image-base https://cdn/x")

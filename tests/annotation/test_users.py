@@ -15,8 +15,11 @@ import uuid
 
 import argilla as rg
 import httpx
+import pytest
 
 from annotation.cli import main as annotate_main
+from annotation.server import cli as server_cli
+from annotation.server import runtime
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -115,3 +118,29 @@ def test_users_read_the_serve_home_env_file(argilla_server, monkeypatch, tmp_pat
     assert rc == 0 and argilla_server.username in out and "owner" in out, err
     rc, _, err = _run(["users", "list", "--home", str(tmp_path)])
     assert rc == 2 and "ARGILLA_API_KEY" in err and "Traceback" not in err
+
+
+def test_serve_on_a_running_server_points_to_users_add(argilla_server):
+    with pytest.raises(runtime.ServeError, match=r"users add eve --home"):
+        runtime.serve(argilla_server.home, annotators=["eve"])
+
+
+def test_serve_writes_generated_passwords_to_files_not_the_terminal(tmp_path, capsys):
+    info = runtime.ServerInfo(
+        url="http://127.0.0.1:1",
+        home=tmp_path,
+        redis_url="unix:///x",
+        accounts=[
+            runtime.Account("owner", "owner", created=True, password="own-secret-1"),
+            runtime.Account("alice", "annotator", created=True, password="alice-secret-1"),
+            runtime.Account("bob", "annotator", created=False),
+        ],
+    )
+    server_cli._print_accounts(info, tmp_path / "argilla.env")
+    printed = capsys.readouterr().out
+    assert "secret" not in printed and "bob (exists" in printed
+    for name, secret in (("owner", "own-secret-1"), ("alice", "alice-secret-1")):
+        path = tmp_path / "passwords" / f"{name}.txt"
+        assert path.read_text().strip() == secret and str(path) in printed
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "passwords").stat().st_mode) == 0o700
