@@ -47,7 +47,7 @@ from annotation.push import (
     selection_key,
 )
 from annotation.round_args import build_parser, default_image_root
-from annotation.rounds import record_round, second_round_command
+from annotation.rounds import record_round, rounds_path, second_round_command
 from annotation.rubric import RubricError, load_rubric
 
 log = logging.getLogger("mmloom.annotate")
@@ -161,7 +161,10 @@ def _push(args: argparse.Namespace, client: Any) -> int:
     report.skipped.update(skipped)
     url, _ = credentials()
     build = str(Path(args.build).resolve())
-    record_round(url, args.workspace, args.dataset, {"build": build, **served})
+    try:
+        record_round(url, args.workspace, args.dataset, {"build": build, **served})
+    except OSError as exc:  # the push is done; only pull's printed command loses its build
+        log.warning("could not record the round in %s (%s)", rounds_path(), exc.strerror)
     print(json.dumps(report.to_json(), indent=2))
     return 0
 
