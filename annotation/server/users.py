@@ -164,24 +164,27 @@ def _workspace_id(api: Argilla, workspace: str) -> str:
     return spaces[workspace]
 
 
-def responses_per_user(api: Argilla) -> dict[str, int]:
-    """username -> responses given (submitted, discarded or draft) over every dataset: one
-    ``/datasets/{id}/users/progress`` request per dataset."""
-    counts: dict[str, int] = {}
+def responses_per_user(api: Argilla) -> dict[str, dict[str, int]]:
+    """username -> ``{"submitted": n, "responses": n}`` (responses: submitted, discarded or
+    draft) over every dataset: one ``/datasets/{id}/users/progress`` request per dataset."""
+    counts: dict[str, dict[str, int]] = {}
     for ds in api.call("GET", "/api/v1/me/datasets")["items"]:
         progress = api.call("GET", f"/api/v1/datasets/{ds['id']}/users/progress")
         for row in progress.get("users") or []:
-            n = sum(
-                sum(v for v in (row.get(part) or {}).values() if isinstance(v, int))
-                for part in ("completed", "pending")
-            )
-            counts[row["username"]] = counts.get(row["username"], 0) + n
+            mine = counts.setdefault(row["username"], {"submitted": 0, "responses": 0})
+            for part in ("completed", "pending"):
+                given = row.get(part) or {}
+                mine["submitted"] += int(given.get("submitted") or 0)
+                mine["responses"] += sum(
+                    int(given.get(k) or 0) for k in ("submitted", "discarded", "draft")
+                )
     return counts
 
 
 def list_users(api: Argilla, home: Path) -> list[dict[str, Any]]:
-    """One row per account: ``username``, ``role``, ``workspaces``, ``responses``,
-    ``password_file`` (the path when mmloom wrote one, else None)."""
+    """One row per account: ``username``, ``role``, ``workspaces``, ``submitted`` and
+    ``responses`` (any status) over all datasets, ``password_file`` (the path when mmloom
+    wrote one, else None)."""
     counts = responses_per_user(api)
     rows = []
     for user in sorted(api.users(), key=lambda u: u["username"]):
@@ -191,7 +194,7 @@ def list_users(api: Argilla, home: Path) -> list[dict[str, Any]]:
                 "username": user["username"],
                 "role": user["role"],
                 "workspaces": sorted(w["name"] for w in api.user_workspaces(user["id"])),
-                "responses": counts.get(user["username"], 0),
+                **counts.get(user["username"], {"submitted": 0, "responses": 0}),
                 "password_file": str(path) if path.exists() else None,
             }
         )
@@ -271,11 +274,11 @@ def _existing(api: Argilla, name: str) -> dict[str, Any]:
 
 def format_users(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of :func:`list_users`."""
-    head = ("username", "role", "workspaces", "responses", "password file")
+    head = ("username", "role", "workspaces", "submitted", "responses", "password file")
     table = [head] + [
         (
             r["username"], r["role"], ",".join(r["workspaces"]) or "(none: removed)",
-            str(r["responses"]), r["password_file"] or "-",
+            str(r["submitted"]), str(r["responses"]), r["password_file"] or "-",
         )
         for r in rows
     ]  # fmt: skip

@@ -51,7 +51,7 @@ def test_users_add_list_reset_remove(env, tmp_path):
     assert password not in out + err and _signs_in(env.url, name, password)
     row = _list(home)[name]
     assert row["role"] == "annotator" and row["workspaces"] == [env.workspace]
-    assert row["responses"] == 0 and row["password_file"] == str(path)
+    assert row["responses"] == row["submitted"] == 0 and row["password_file"] == str(path)
     rc, _, err = _run(["users", "add", name, "--home", str(home), "--workspace", env.workspace])
     assert rc == 2 and f"users reset {name}" in err
 
@@ -72,7 +72,7 @@ def test_users_add_list_reset_remove(env, tmp_path):
     with env.http(user["api_key"]) as http:
         body = {"status": "submitted", "values": {"ok": {"value": "yes"}}}
         assert http.post(f"/api/v1/records/{record_id}/responses", json=body).status_code == 201
-    assert _list(home)[name]["responses"] == 1
+    assert _list(home)[name]["responses"] == 1 and _list(home)[name]["submitted"] == 1
 
     rc, out, err = _run(["users", "reset", name, "--home", str(home)])
     new = path.read_text().strip()
