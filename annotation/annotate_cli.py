@@ -96,7 +96,8 @@ def _push(args: argparse.Namespace, client: Any) -> int:
         # before any work: a busy port must not cost a copy of the images
         image_store.check_port(root, args.image_port)
     texts = [q.name for q in rubric.questions.values() if q.kind == "text"]
-    notes = read_needs_edit(args.needs_edit, texts) if args.needs_edit else None
+    order = list(rubric.questions)
+    notes = read_needs_edit(args.needs_edit, texts, order) if args.needs_edit else None
     skipped: Counter = Counter()
     keys = (selection_key(r) for r in read_records(args.build))
     if notes is not None:

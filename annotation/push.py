@@ -368,7 +368,7 @@ RESPONSES_FILE = "responses.jsonl"
 
 
 def read_needs_edit(
-    path: str | os.PathLike, skip_questions: Iterable[str] = ()
+    path: str | os.PathLike, skip_questions: Iterable[str] = (), order: Iterable[str] = ()
 ) -> dict[str, dict[str, Any]]:
     """The records a pull sent back: ``path`` is the pull's output folder or its
     ``needs_edit.jsonl``; returns record id -> ``{"why", "comments", "answers", ...}``.
@@ -377,8 +377,9 @@ def read_needs_edit(
     pull's ``responses.jsonl`` beside it when present (one line per response value:
     ``record_id``, ``dataset``, ``annotator``, ``question``, ``value``, ``status``,
     ``updated_at``; submitted responses only, the latest per annotator and question,
-    ``skip_questions`` left out, e.g. the free-text comment shown with the comments);
-    otherwise the needs_edit line's own ``answers`` (the taxonomy questions) stay.
+    ``skip_questions`` left out, e.g. the free-text comment shown with the comments; the
+    questions named in ``order`` first, in that order, e.g. the rubric's); otherwise the
+    needs_edit line's own ``answers`` (the taxonomy questions) stay.
 
     Raises:
         PushError: the file is missing or a line is not a JSON object with an ``id``.
@@ -395,7 +396,7 @@ def read_needs_edit(
         out[obj["id"]] = obj
     responses = os.path.join(os.path.dirname(path), RESPONSES_FILE)
     if os.path.exists(responses):
-        answers = _earlier_answers(responses, out, set(skip_questions))
+        answers = _earlier_answers(responses, out, set(skip_questions), list(order))
         for rid, note in out.items():
             if answers.get(rid):
                 note["answers"] = answers[rid]
@@ -418,7 +419,7 @@ def _jsonl_objects(path: str, hint: str) -> list[tuple[int, Any]]:
 
 
 def _earlier_answers(
-    path: str, notes: Mapping[str, dict[str, Any]], skip: set[str]
+    path: str, notes: Mapping[str, dict[str, Any]], skip: set[str], order: list[str]
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """record id -> annotator -> question -> value from a pull's ``responses.jsonl``."""
     latest: dict[tuple[str, str, str], tuple[str, Any]] = {}
@@ -435,7 +436,10 @@ def _earlier_answers(
         stamp = str(obj.get("updated_at") or "")
         if key not in latest or stamp >= latest[key][0]:
             latest[key] = (stamp, obj.get("value"))
+    rank = {q: i for i, q in enumerate(order)}
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
-    for (rid, annotator, question), (_, value) in sorted(latest.items()):
+    for (rid, annotator, question), (_, value) in sorted(
+        latest.items(), key=lambda kv: (kv[0][0], kv[0][1], rank.get(kv[0][2], len(rank)), kv[0][2])
+    ):
         out[rid][annotator][question] = value
     return {rid: {a: dict(q) for a, q in by.items()} for rid, by in out.items()}

@@ -106,8 +106,9 @@ def test_source_text_stays_escaped():
 def test_second_round_shows_reasons_in_words_and_earlier_answers(tmp_path):
     pull = tmp_path / "pull"
     shutil.copytree(DATA, pull)
-    notes = read_needs_edit(pull, skip_questions=["comment"])
+    notes = read_needs_edit(pull, skip_questions=["comment"], order=["verdict", "harmful"])
     note = notes["PBL_wikihow_1_0"]
+    assert list(note["answers"]["A1"]) == ["verdict", "harmful", "correct_field"]
     assert note["answers"] == {
         "A1": {"correct_field": "Health", "harmful": "none", "verdict": "fix"},
         "A2": {"correct_field": "Health", "harmful": "none", "verdict": "accept"},
