@@ -57,3 +57,9 @@ config-table: venv
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .ruff_cache
+
+# README.md's screenshots (docs/screenshots/*.png): one item per category in Argilla's real UI,
+# from a throw-away local Argilla and headless /usr/bin/chromium (uses out/sample when built)
+.PHONY: screenshots
+screenshots: venv sysdeps
+	$(BIN)/python -m tools.screenshots --output docs/screenshots

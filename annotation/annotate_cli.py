@@ -12,11 +12,15 @@
 The server comes from ``ARGILLA_API_URL`` and ``ARGILLA_API_KEY`` (never printed or logged;
 ``source <home>/argilla.env``, written by ``mmloom annotate serve``, sets both).
 A second round: ``push --needs-edit PULL_DIR --dataset NEW`` sends exactly the records of
-``PULL_DIR/needs_edit.jsonl`` with their comments; ``pull --dataset NEW --previous PULL_DIR``
-then writes decisions covering both rounds.
+``PULL_DIR/needs_edit.jsonl`` with the earlier answers and comments; ``pull`` prints that
+command complete (``push`` records each round's build and image server,
+:mod:`annotation.rounds`), and ``pull --dataset NEW --previous PULL_DIR`` then writes
+decisions covering both rounds.
 Images reach the annotators' browsers by URL: with ``--image-base`` from a web server or bucket
 you run (``images/<sha256>.<ext>`` under it must be readable); otherwise ``push`` copies the
-build's images under ``--image-root`` and starts a read-only image server on 127.0.0.1.
+build's images under ``--image-root`` and starts a read-only image server on 127.0.0.1, or
+reuses the mmloom image server already running on ``--image-port`` (its root, when
+``--image-root`` is not given).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import contextlib
 import json
 import logging
+import shlex
 import sys
 from collections import Counter
 from pathlib import Path
@@ -43,6 +48,7 @@ from annotation.push import (
     selection_key,
 )
 from annotation.round_args import build_parser, default_image_root
+from annotation.rounds import record_round, rounds_path, second_round_command
 from annotation.rubric import RubricError, load_rubric
 from schemas import yamlsafe
 
@@ -83,10 +89,17 @@ def _push(args: argparse.Namespace, client: Any) -> int:
     from schemas.store import ImageStore
 
     rubric = load_rubric(args.rubric)
+    root = None
     if not args.image_base:
+        # a server an earlier round started on this port keeps serving; its root gets this
+        # round's images too (content-addressed)
+        root = args.image_root or image_store.server_on_port(args.image_port)
+        root = Path(root or default_image_root()).resolve()
         # before any work: a busy port must not cost a copy of the images
-        image_store.check_port(args.image_root or default_image_root(), args.image_port)
-    notes = read_needs_edit(args.needs_edit) if args.needs_edit else None
+        image_store.check_port(root, args.image_port)
+    texts = [q.name for q in rubric.questions.values() if q.kind == "text"]
+    order = list(rubric.questions)
+    notes = read_needs_edit(args.needs_edit, texts, order) if args.needs_edit else None
     skipped: Counter = Counter()
     keys = (selection_key(r) for r in read_records(args.build))
     if notes is not None:
@@ -131,21 +144,30 @@ def _push(args: argparse.Namespace, client: Any) -> int:
 
     if args.image_base:
         image_url = image_store.url_builder(args.image_base)
+        served = {"image_base": args.image_base}
     else:
-        root = args.image_root or default_image_root()
+        assert root is not None
         counts = image_store.export_images(chosen_records(), root, ImageStore(args.build).get)
         log.info("images under %s: %s", root, counts)
         base = image_store.start_image_server(root, args.image_port)
         image_url = image_store.url_builder(base)
+        served = {"image_root": str(root), "image_port": image_store.port_of(base)}
         print(
-            f"Image server: {base} (read-only, 127.0.0.1); stop it with "
-            f"`mmloom annotate images stop --image-root {root}`"
+            f"Image server: {base} for {root} (read-only, 127.0.0.1; later rounds add their "
+            "images to it); stop it once every round is pulled with "
+            f"`mmloom annotate images stop --image-root {shlex.quote(str(root))}`"
         )
     report = push(
         client, chosen_records, args.dataset, rubric, image_url,
         workspace=args.workspace, overlap=args.overlap, batch_size=args.batch_size, notes=notes,
     )  # fmt: skip
     report.skipped.update(skipped)
+    url, _ = credentials()
+    build = str(Path(args.build).resolve())
+    try:
+        record_round(url, args.workspace, args.dataset, {"build": build, **served})
+    except OSError as exc:  # the push is done; only pull's printed command loses its build
+        log.warning("could not record the round in %s (%s)", rounds_path(), exc.strerror)
     print(json.dumps(report.to_json(), indent=2))
     return 0
 
@@ -172,12 +194,16 @@ def _pull(args: argparse.Namespace, client: Any) -> int:
     if report["carried_over"]:
         print(f"  {report['carried_over']} decisions carried over from {args.previous}")
     if report["needs_edit_records"]:
+        url, _ = credentials()
+        command, complete = second_round_command(url, args.workspace, args.dataset, args.output)
         print(
             f"  {report['needs_edit_records']} records need an edit ({report['needs_edit']}) -> "
-            f"{args.output / 'needs_edit.jsonl'}; publish leaves them out. Send them to a second "
-            f"round: mmloom annotate push --build BUILD --needs-edit {args.output} "
-            f"--dataset {args.dataset}-r2"
+            f"{args.output / 'needs_edit.jsonl'}; publish leaves them out. Send them to a "
+            "second round (on the same servers) with:"
         )
+        print(f"    {command}")
+        if not complete:
+            print(f"  (BUILD: the build folder that was pushed to {args.dataset})")
     for name, q in report["questions"].items():
         print(f"  {name:30s} alpha={q['alpha']} ({q['level']})  agreement={q['percent_agreement']}")
     for problem in report["problems"]:

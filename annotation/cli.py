@@ -2,6 +2,7 @@
 
 mmloom annotate serve [--port 6900] [--home DIR] [--annotator NAME ...]   start a local Argilla
 mmloom annotate stop [--home DIR]                                         stop exactly it
+mmloom annotate users list|add NAME|reset NAME|remove NAME                annotator accounts
 mmloom annotate push --build DIR --dataset NAME [...]    send records to Argilla
 mmloom annotate status --dataset NAME [...]              progress per category, field, annotator
 mmloom annotate pull --dataset NAME --output DIR [...]   decisions and agreement for publish
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-SERVER_COMMANDS = ("serve", "stop")
+SERVER_COMMANDS = ("serve", "stop", "users")
 ROUND_COMMANDS = ("push", "status", "pull", "images")
 
 

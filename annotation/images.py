@@ -8,7 +8,10 @@ It runs detached, so it keeps serving after ``mmloom annotate push`` returns;
 ``ROOT/image-server.json`` records its pid, ``~/.mmloom/image-servers.json`` (or
 ``$MMLOOM_IMAGE_REGISTRY``) lists the roots of every server started, whatever
 ``MMLOOM_ARGILLA_HOME`` or ``--image-root`` was, and ``mmloom annotate images stop`` stops them all
-(:func:`stop_all_image_servers`; ``--image-root ROOT`` stops only that one).
+(:func:`stop_all_image_servers`; ``--image-root ROOT`` stops only that one). A later push (a
+second round) finds the server already running on its port through the registry
+(:func:`server_on_port`) and adds its images to that server's root: files are
+content-addressed, so the earlier round's images stay served.
 
 Remote deployments: pass a base URL (``https://cdn.example.org/builds/v1``) or a bucket prefix
 (``gs://bucket/builds/v1``, ``s3://bucket/builds/v1``) under which ``images/<sha256>.<ext>``
@@ -251,22 +254,58 @@ def _register(root: Path, add: bool) -> None:
     tmp.replace(path)
 
 
+def port_of(url: str) -> int | None:
+    """The port of an image server URL (``http://127.0.0.1:6901``), or None."""
+    try:
+        return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def running_servers() -> dict[Path, dict[str, Any]]:
+    """Root -> state of every registered image server that is still running."""
+    out = {}
+    for root in dict.fromkeys(Path(r).resolve() for r in _registered()):
+        state = _state(root) if root.exists() else None
+        if state:
+            out[root] = state
+    return out
+
+
+def server_on_port(port: int) -> Path | None:
+    """The root of the running mmloom image server on 127.0.0.1:``port``, or None."""
+    for root, state in running_servers().items():
+        if port_of(state["url"]) == port:
+            return root
+    return None
+
+
 def check_port(root: Path, port: int) -> None:
     """Fail before any work when ``port`` is taken by something other than ``root``'s server.
 
     Raises:
-        ImageServerError: the port is in use.
+        ImageServerError: the port is in use (the message names the root of the mmloom image
+            server that holds it, and the flag that reuses it).
     """
     state = _state(Path(root).resolve()) if Path(root).exists() else None
     if state:
         return
     with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", port)) == 0:
-            raise ImageServerError(
-                f"port {port} on 127.0.0.1 is in use; pass another --image-port (or stop what "
-                "runs there: `mmloom annotate images stop` stops the image servers mmloom "
-                "started)"
-            )
+        busy = s.connect_ex(("127.0.0.1", port)) == 0
+    if not busy:
+        return
+    other = server_on_port(port)
+    if other is not None:
+        raise ImageServerError(
+            f"port {port} on 127.0.0.1 is in use by mmloom's image server for {other} (an "
+            f"earlier push; its annotators still need it). Pass --image-root {other} to add "
+            "this round's images to it (images are content-addressed, nothing is replaced), "
+            "or --image-port with a free port for a second server"
+        )
+    raise ImageServerError(
+        f"port {port} on 127.0.0.1 is in use by a program that is not an mmloom image server; "
+        "pass another --image-port (or stop what runs there)"
+    )
 
 
 def start_image_server(root: Path, port: int = DEFAULT_PORT) -> str:

@@ -18,8 +18,9 @@ batches therefore leaves no duplicates, and running it again sends only what is 
 Responses already given are never touched.
 
 Second round (:func:`read_needs_edit`): ``push --needs-edit DIR`` sends exactly the records
-of ``DIR/needs_edit.jsonl`` (written by ``pull``) to a new round, with why each came back and
-the annotators' comments shown above the item. It must be a new round name: records keep
+of ``DIR/needs_edit.jsonl`` (written by ``pull``) to a new round, with why each came back (in
+words), the earlier annotators' answers (``DIR/responses.jsonl`` when present) and their
+comments shown above the item. It must be a new round name: records keep
 their responses in Argilla, so a record pushed again into its old dataset would stay complete.
 """
 
@@ -363,9 +364,22 @@ def push(
     return report
 
 
-def read_needs_edit(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+RESPONSES_FILE = "responses.jsonl"
+
+
+def read_needs_edit(
+    path: str | os.PathLike, skip_questions: Iterable[str] = (), order: Iterable[str] = ()
+) -> dict[str, dict[str, Any]]:
     """The records a pull sent back: ``path`` is the pull's output folder or its
-    ``needs_edit.jsonl``; returns record id -> ``{"why", "comments", ...}``.
+    ``needs_edit.jsonl``; returns record id -> ``{"why", "comments", "answers", ...}``.
+
+    ``answers`` (annotator -> question -> value, shown to the new round) come from the
+    pull's ``responses.jsonl`` beside it when present (one line per response value:
+    ``record_id``, ``dataset``, ``annotator``, ``question``, ``value``, ``status``,
+    ``updated_at``; submitted responses only, the latest per annotator and question,
+    ``skip_questions`` left out, e.g. the free-text comment shown with the comments; the
+    questions named in ``order`` first, in that order, e.g. the rubric's); otherwise the
+    needs_edit line's own ``answers`` (the taxonomy questions) stay.
 
     Raises:
         PushError: the file is missing or a line is not a JSON object with an ``id``.
@@ -373,21 +387,59 @@ def read_needs_edit(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, "needs_edit.jsonl")
+    out = {}
+    for n, obj in _jsonl_objects(
+        path, "--needs-edit takes the --output folder of `mmloom annotate pull`"
+    ):
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+            raise PushError(f"{path} line {n}: not a JSON object with an 'id'")
+        out[obj["id"]] = obj
+    responses = os.path.join(os.path.dirname(path), RESPONSES_FILE)
+    if os.path.exists(responses):
+        answers = _earlier_answers(responses, out, set(skip_questions), list(order))
+        for rid, note in out.items():
+            if answers.get(rid):
+                note["answers"] = answers[rid]
+    return out
+
+
+def _jsonl_objects(path: str, hint: str) -> list[tuple[int, Any]]:
     try:
         with open(path, encoding="utf-8") as f:
             lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
     except OSError as exc:
-        raise PushError(
-            f"cannot read {path} ({exc.strerror}); --needs-edit takes the --output folder of "
-            "`mmloom annotate pull`"
-        ) from None
-    out = {}
+        raise PushError(f"cannot read {path} ({exc.strerror}); {hint}") from None
+    out = []
     for n, line in lines:
         try:
-            obj = json.loads(line)
+            out.append((n, json.loads(line)))
         except json.JSONDecodeError:
-            obj = None
-        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-            raise PushError(f"{path} line {n}: not a JSON object with an 'id'")
-        out[obj["id"]] = obj
+            out.append((n, None))
     return out
+
+
+def _earlier_answers(
+    path: str, notes: Mapping[str, dict[str, Any]], skip: set[str], order: list[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """record id -> annotator -> question -> value from a pull's ``responses.jsonl``."""
+    latest: dict[tuple[str, str, str], tuple[str, Any]] = {}
+    for n, obj in _jsonl_objects(path, "it is written by `mmloom annotate pull`"):
+        keys = ("record_id", "annotator", "question")
+        if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str) for k in keys):
+            raise PushError(
+                f"{path} line {n}: not a JSON object with record_id, annotator and question"
+            )
+        note = notes.get(obj["record_id"])
+        if note is None or obj.get("status") != "submitted" or obj["question"] in skip:
+            continue
+        key = (obj["record_id"], obj["annotator"], obj["question"])
+        stamp = str(obj.get("updated_at") or "")
+        if key not in latest or stamp >= latest[key][0]:
+            latest[key] = (stamp, obj.get("value"))
+    rank = {q: i for i, q in enumerate(order)}
+    out: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+    for (rid, annotator, question), (_, value) in sorted(
+        latest.items(), key=lambda kv: (kv[0][0], kv[0][1], rank.get(kv[0][2], len(rank)), kv[0][2])
+    ):
+        out[rid][annotator][question] = value
+    return {rid: {a: dict(q) for a, q in by.items()} for rid, by in out.items()}

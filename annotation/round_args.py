@@ -104,7 +104,8 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
         "--image-root",
         type=Path,
         default=None,
-        help="local image folder (default $MMLOOM_ARGILLA_HOME/image-server)",
+        help="local image folder (default: the root of the mmloom image server running on "
+        "--image-port, else $MMLOOM_ARGILLA_HOME/image-server)",
     )
     p.add_argument(
         "--image-port",

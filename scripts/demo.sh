@@ -51,7 +51,8 @@ echo
 echo "build:      $OUT (records, dead letters, stats.json)"
 echo "release:    out/release (dataset card README.md; report: out/release/report/index.html)"
 echo "annotation: $url (datasets sample-sa, sample-pbl, sample-msr, sample-if in workspace mmloom;"
-echo "            annotator passwords were printed when the server was first started)"
+echo "            annotators' passwords: ${MMLOOM_ARGILLA_HOME#"$PWD"/}/passwords/NAME.txt;"
+echo "            more annotators: $BIN/mmloom annotate users add NAME --home ${MMLOOM_ARGILLA_HOME#"$PWD"/})"
 echo
 # shellcheck source=scripts/demo_next_steps.sh
 source scripts/demo_next_steps.sh

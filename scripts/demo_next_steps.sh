@@ -12,6 +12,8 @@ demo_next_steps() {
   echo "# progress, then decisions and agreement once annotators have submitted:"
   echo "source $q_env && $q_bin/mmloom annotate status --dataset $(printf '%q' "$dataset") --workspace $(printf '%q' "$workspace")"
   echo "source $q_env && $q_bin/mmloom annotate pull --dataset $(printf '%q' "$dataset") --workspace $(printf '%q' "$workspace") --output $(printf '%q' "$annotations")"
+  echo "# (pull prints the push command of a second round for the records that need an edit;"
+  echo "#  it runs as printed, on the same Argilla and image server)"
   echo "# a release that applies them (records that need an edit are left out; see needs_edit.jsonl):"
   echo "$q_bin/mmloom publish --build $(printf '%q' "$build") --output $(printf '%q' "$release") --version 0.1.0 --annotations $(printf '%q' "$annotations") --force"
 }

@@ -1,31 +1,35 @@
-"""``mmloom annotate serve | stop``: a local Argilla server with no Elasticsearch.
+"""``mmloom annotate serve | stop | users``: a local Argilla server with no Elasticsearch.
 
     mmloom annotate serve [--port 6900] [--home DIR] [--annotator NAME ...] [--workspace W]
     mmloom annotate stop [--home DIR]
+    mmloom annotate users list|add NAME|reset NAME|remove NAME [--home DIR] [--workspace W]
 
 ``serve`` installs argilla-server 2.8 into its own venv on first run, starts Redis unless
 ``ARGILLA_REDIS_URL`` answers, runs the migrations, creates the owner account (and any
 ``--annotator`` accounts), starts the server on 127.0.0.1 with mmloom's SQL search engine,
 and returns once the server answers. The owner's password and API key come from
 ``MMLOOM_ARGILLA_OWNER_PASSWORD`` / ``MMLOOM_ARGILLA_OWNER_API_KEY`` (username:
-``MMLOOM_ARGILLA_OWNER_USERNAME``, default ``owner``); missing ones are generated and printed
-once, when the account is created. Clients then use ``ARGILLA_API_URL`` and
-``ARGILLA_API_KEY``: whenever serve knows the owner's key (from the environment, or because it
-generated it), it writes both to ``<home>/argilla.env`` (mode 0600) and prints
-``source <home>/argilla.env``; the key itself is never printed unless serve generated it.
-``stop`` stops exactly the processes that ``serve`` recorded.
+``MMLOOM_ARGILLA_OWNER_USERNAME``, default ``owner``); missing ones are generated when the
+account is created. Clients then use ``ARGILLA_API_URL`` and ``ARGILLA_API_KEY``: whenever
+serve knows the owner's key (from the environment, or because it generated it), it writes
+both to ``<home>/argilla.env`` (mode 0600) and prints ``source <home>/argilla.env``.
+Generated passwords go to ``<home>/passwords/<name>.txt`` (mode 0600); no secret is printed.
+``stop`` stops exactly the processes that ``serve`` recorded. ``users`` manages annotators on
+the running server (:mod:`annotation.server.users`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from annotation.envfile import ENV_FILE, write_env_file
-from annotation.server import runtime
+from annotation.server import runtime, users
 from annotation.server.install import InstallError
+from schemas.errors import MmloomError
 
 
 def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
@@ -46,7 +50,8 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     )
     p_serve.add_argument(
         "--annotator", action="append", default=[], metavar="NAME",
-        help="create an annotator account (repeatable); its password is printed once",
+        help="create an annotator account (repeatable); its password goes to "
+        "HOME/passwords/NAME.txt (mode 0600)",
     )  # fmt: skip
     p_serve.add_argument(
         "--workspace",
@@ -58,27 +63,78 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     p_stop.add_argument(
         "--home", type=Path, default=None, help="state folder of the server to stop (as serve)"
     )
+    p_users = sub.add_parser(
+        "users", help="list, add, reset or remove annotators on a running Argilla"
+    )
+    p_users.add_argument("action", choices=("list", "add", "reset", "remove"))
+    p_users.add_argument("name", nargs="?", help="username (add, reset, remove)")
+    p_users.add_argument(
+        "--home", type=Path, default=None,
+        help="serve's state folder: its argilla.env gives the owner's credentials when "
+        "ARGILLA_API_URL/ARGILLA_API_KEY are unset, and new passwords go to its passwords/ "
+        "(default ~/.mmloom/argilla)",
+    )  # fmt: skip
+    p_users.add_argument(
+        "--workspace",
+        default=runtime.DEFAULT_WORKSPACE,
+        help=f"add: the workspace to join (default {runtime.DEFAULT_WORKSPACE})",
+    )
+    p_users.add_argument("--json", action="store_true", help="list: print JSON")
     return parser
 
 
-def _print_accounts(info: runtime.ServerInfo) -> None:
+def _users(args: argparse.Namespace) -> int:
+    home = Path(args.home or runtime.default_home()).expanduser().resolve()
+    if args.action != "list" and not args.name:
+        print(f"error: `users {args.action}` needs a NAME", file=sys.stderr)
+        return 2
+    try:
+        api = users.Argilla(*users.owner_credentials(home))
+        if args.action == "list":
+            rows = users.list_users(api, home)
+            print(json.dumps(rows, indent=2) if args.json else users.format_users(rows))
+        elif args.action == "add":
+            path, state = users.add_user(api, home, args.name, args.workspace)
+            print(
+                f"{state} annotator {args.name} in workspace {args.workspace}; password in {path}"
+            )
+        elif args.action == "reset":
+            path = users.reset_password(api, home, args.name)
+            print(f"new password for {args.name} in {path}")
+        else:
+            left = users.remove_user(api, home, args.name)
+            print(
+                f"removed {args.name} from {', '.join(left) or 'no workspace'}; the account and "
+                "its responses are kept (Argilla would delete the responses with the account), "
+                "its password is replaced by one nobody knows"
+            )
+    except MmloomError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_accounts(info: runtime.ServerInfo, env_file: Path) -> None:
+    """One line per account; generated passwords go to files, never to the terminal."""
     for account in info.accounts:
         if not account.created:
             print(f"  {account.role:9s} {account.username} (exists; credentials unchanged)")
             continue
         line = f"  {account.role:9s} {account.username}"
         if account.password:
-            line += f"  password: {account.password}"
+            path = users.write_password(info.home, account.username, account.password)
+            line += f"  password in {path}"
         if account.api_key:
-            line += f"  api key: {account.api_key}"
+            line += f"  api key in {env_file}" if env_file.exists() else "  (api key not kept)"
         print(line)
-    if any(a.created and a.password for a in info.accounts):
-        print("Generated credentials are shown only now; store them safely.")
+    print("Manage annotators on the running server: mmloom annotate users list|add|reset|remove")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``serve`` or ``stop``; return the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "users":
+        return _users(args)
     if args.command == "stop":
         runtime.stop(args.home)
         return 0
@@ -116,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 account.password = None
             if os.environ.get(runtime.ENV_OWNER_API_KEY):
                 account.api_key = None
-    _print_accounts(info)
+    _print_accounts(info, env_file)
     print(f"Stop it with: mmloom annotate stop --home {info.home}")
     return 0
 

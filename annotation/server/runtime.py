@@ -303,6 +303,12 @@ def serve(
     state = _read_state(home)
     running = [n for n, e in state["processes"].items() if _alive(e)]
     if running:
+        if annotators:
+            adds = "; ".join(f"mmloom annotate users add {n} --home {home}" for n in annotators)
+            raise ServeError(
+                f"An Argilla started from {home} is already running at {state.get('url')}; "
+                f"add annotators to it without a restart: {adds}"
+            )
         raise ServeError(
             f"An Argilla started from {home} is still running ({', '.join(running)}) at "
             f"{state.get('url')}; run `mmloom annotate stop --home {home}` first."

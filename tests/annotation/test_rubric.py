@@ -347,8 +347,8 @@ def test_render_layout_mc_once_remi_flow_and_click_to_enlarge():
     )
     html = render_record(remi, url)
     question = html.split("<h4>Question</h4>", 1)[1].split("<h4>", 1)[0]
-    assert question.count('<div class="flow">') == 1  # one flowing paragraph, no fragments
-    assert '<span class="txt">, </span>' in question
+    assert question.count('<div class="blk">') == 1  # one sentence, images after it
+    assert '[image 1]</span>, <span class="ref">[image 2]</span> and the rest.' in question
     src = f"http://127.0.0.1:1/images/{SHA}.png"
     assert f'<a href="{src}" target="_blank" rel="noopener noreferrer"><img src="{src}"' in html
 

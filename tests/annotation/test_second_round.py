@@ -31,6 +31,7 @@ from annotation.annotate_cli import main as annotate_main
 from annotation.client import connect, find_dataset, iter_raw_records
 from annotation.images import url_builder
 from annotation.push import push
+from annotation.render import REASONS
 from annotation.rubric import load_rubric
 from annotation.settings import dataset_name
 from pipelines.publish.cli import main as publish_main
@@ -159,7 +160,8 @@ def test_needs_edit_second_round_and_publish(env, sample_build, tmp_path):
     items2 = {i["external_id"]: i for i in iter_raw_records(client, ds2.id)}
     assert set(items2) == set(ids[:3])
     html = items2[ids[0]]["fields"]["item"]["html"]
-    assert "Sent back from the previous round" in html and "fix_without_correction" in html
+    assert "Sent back from the previous round" in html
+    assert REASONS["fix_without_correction"].split("“")[0] in html  # in words, not a code
     assert "wrong field &lt;b&gt;really&lt;/b&gt; &amp; the caption" in html
     assert "<b>really</b>" not in html
 
