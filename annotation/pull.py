@@ -169,12 +169,15 @@ def _is_tie(values: list[Any]) -> bool:
 def comments(
     rec: Annotated, rubric: Rubric, names: dict[str, str] | None = None
 ) -> list[dict[str, str]]:
-    """The non-empty answers of ``rec`` to the rubric's text questions, by annotator name."""
+    """The non-empty answers of ``rec`` to the rubric's text questions (corrections left
+    out: they are the decision's ``corrections``), by annotator name."""
     names = names or {}
     text_questions = [
         q.name
         for q in rubric.questions.values()
-        if q.kind == "text" and q.name in rubric.categories.get(rec.category, ())
+        if q.kind == "text"
+        and not q.correction
+        and q.name in rubric.categories.get(rec.category, ())
     ]
     out = []
     for user in sorted(rec.answers, key=lambda u: names.get(u, u)):
@@ -642,7 +645,10 @@ def workspace_annotators(client: rg.Argilla, dataset: str, workspace: str | None
     ds = find_dataset(client, dataset, workspace)
     if ds is None:
         return []
-    response = http(client).get(f"/api/v1/workspaces/{ds.workspace_id}/users")
+    response = http(client).get(f"/api/v1/datasets/{ds.id}")
+    if response.status_code != 200:
+        return []
+    response = http(client).get(f"/api/v1/workspaces/{response.json()['workspace_id']}/users")
     if response.status_code != 200:
         return []
     return sorted(

@@ -739,13 +739,17 @@ def render(
         ann_text = (
             warning
             + f"Protocol: {md(ann['coverage_line'])} "
-            + f"{md(protocol) if protocol else DEFAULT_PROTOCOL}.\n\n"
+            + f"{md(protocol).rstrip('.') if protocol else DEFAULT_PROTOCOL}.\n\n"
             f"{ann['annotated']} published items carry a human decision "
             f"({', '.join(f'{md(k)}: {v}' for k, v in ann['verdicts'].items()) or 'none'}; "
-            f"{ann['corrected']} with a corrected field or subfield, answer text or weights; "
-            f"{ann['mean_responses']} responses per item on average). Rejected and vetoed "
-            "items are excluded; corrections were re-validated against the record schema.\n\n"
-            + agreement_section(agreement)
+            f"{ann['corrected']} with a corrected field or subfield, answer text or weights"
+            + (
+                f"; {ann['mean_responses']} responses per item on average"
+                if ann["mean_responses"] is not None
+                else ""
+            )
+            + "). Rejected and vetoed items are excluded; corrections were re-validated "
+            "against the record schema.\n\n" + agreement_section(agreement)
         )
         ann_text += "\n#### Coverage, verdicts and edits\n\n" + coverage_section(ann)
         n = agreement.get("annotators") if isinstance(agreement, dict) else None

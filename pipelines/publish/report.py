@@ -4,11 +4,11 @@ Sections: counts against MMIE's published distribution (SA, PBL, MSR only: MMIE 
 CLIP score histograms per category with the build's thresholds (and a warning when the scores
 come from the tiny test model), dedupe cluster sizes, drops per stage and reason, the human
 round (coverage per category, verdicts, vetoes, edits, and a warning when no decision matched
-the build), annotation agreement (a table of alpha with its 95% interval per question, overall and per category, and
-one interval plot). A section with nothing to show is a sentence, not an empty plot; counts
-have integer axes; no plot is taller than 2,000 px and no raw JSON is shown. All text is
-HTML-escaped; PNGs are written without timestamps, so the same inputs give the same bytes with
-the same matplotlib.
+the build), annotation agreement (a table of alpha with its 95% interval per question,
+overall and per category, n/a below two items judged twice, and one interval plot). A
+section with nothing to show is a sentence, not an empty plot; counts have integer axes; no
+plot is taller than 2,000 px and no raw JSON is shown. All text is HTML-escaped; PNGs are
+written without timestamps, so the same inputs give the same bytes with the same matplotlib.
 """
 
 from __future__ import annotations
