@@ -338,7 +338,7 @@ def apply_decisions(
         "responses": annotations.n_responses if annotations.responses else None,
     }
     for record in records:
-        cat = tally["by_category"][record["category"]]
+        cat = tally["by_category"][record.get("category") or record["id"].split("_", 1)[0]]
         cat["build"] += 1
         decision = annotations.decisions.get(record["id"])
         if decision is None:

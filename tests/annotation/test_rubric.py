@@ -386,6 +386,13 @@ def test_publish_holds_back_decisions_that_need_an_edit():
     assert [r["id"] for r in kept] == ["r0", "r1", "r2", "r3"]
     kept, dropped = apply_decisions(records, ann, require=True, include_needs_edit=True)
     assert [r["id"] for r in kept] == ["r0"]
+    # an unsettled edit and a harmful veto are never published, whatever the flags
+    decisions["r1"]["needs_edit"] = ["conflicting_corrections"]
+    decisions["r3"] = {"id": "r3", "verdict": "accept", "veto": {"by": ["ann-1"]}}
+    kept, dropped = apply_decisions(records, ann, require=False, include_needs_edit=True)
+    assert [r["id"] for r in kept] == ["r0", "r2"]
+    assert {d.id: d.reason for d in dropped} == {"r1": "needs_edit", "r3": "harmful_veto"}
+    assert ann.tally["vetoed"] == 1 and ann.tally["matched"] == 4
 
 
 def _if_record(**answers) -> Annotated:
