@@ -1,4 +1,4 @@
-"""Read submitted responses back from Argilla: decisions, corrections, agreement, progress.
+"""Read responses back from Argilla: decisions, corrections, vetoes, agreement, progress.
 
     mmloom annotate pull --dataset NAME --output DIR
     mmloom annotate status --dataset NAME
@@ -6,39 +6,68 @@
 ``pull`` writes what ``mmloom publish --annotations DIR`` consumes (see
 ``pipelines/publish/__init__.py``):
 
+* ``DIR/responses.jsonl``: every answer of every response, whatever its status (submitted,
+  draft, discarded), one line per record x annotator x question of the record's category
+  (:func:`response_lines`; a question left unanswered has value null)::
+
+      {"record_id", "dataset", "annotator", "question", "value", "status", "updated_at",
+       "round", "category"}
+
+  ``annotator`` is a pseudonymous id, ``ann-`` + 12 hex digits of HMAC-SHA256 of the Argilla
+  user id keyed with ``DIR/annotator_salt`` (made once, mode 0600, taken over from
+  ``--previous``; it never goes into a release), so no username or key is written. With
+  ``--previous`` the earlier round's lines are kept too. ``mmloom publish`` copies the file
+  into the release as ``annotations/responses.jsonl``.
 * ``DIR/decisions.jsonl``: one line per record with at least ``min_responses`` submitted
   responses (default: the rubric's overlap), sorted by id::
 
-      {"id", "verdict": "accept"|"fix"|"reject", "corrections": {"field"?, "subfield"?},
+      {"id", "verdict": "accept"|"fix"|"reject",
+       "corrections": {"field"?, "subfield"?, "answer"?: str, "weights"?: [int, ...]},
+       "corrected_by"?: {correction: [annotator id, ...]},
+       "veto"?: {"question", "labels", "by": [annotator id, ...]},
        "mean_score": float|null, "n_responses": int,
        "comments": [{"annotator", "text"}], "needs_edit": [reason, ...]}
 
   The verdict follows the rubric's rule: ``majority`` (ties go to the most severe tied
   verdict: accept/fix -> fix, accept/reject and fix/reject -> reject) or ``strictest``.
   ``mean_score`` is the mean of the score question (MMIE's 0-6 reference-answer rating). A
-  correction is the majority answer of a taxonomy question when it differs from the record's
-  value. ``comments`` are the submitted answers of the rubric's text questions. Rejected
-  records carry no corrections.
+  taxonomy correction is the majority answer of a taxonomy question when it differs from the
+  record's value. With verdict fix, an ``answer`` or ``weights`` correction (the rubric's
+  ``correction`` questions; weights read from ``6/2/2``, whole numbers 1-10 summing to 10) is
+  resolved only when every annotator who chose fix gave the same value: never guessed.
+  ``corrected_by`` names who gave each correction. ``veto`` is set when any submitted
+  response answers the rubric's veto question (``harmful``) with a veto label, whatever the
+  verdict: publish leaves the item out; only a later round (``pull --previous``, whose
+  decision replaces this one) can lift it. ``comments`` are the submitted answers of the
+  rubric's other text questions. Rejected records carry no corrections.
 * ``DIR/needs_edit.jsonl``: the records that cannot be published as decided, one line each
   (``id``, ``category``, ``dataset``, ``verdict``, ``why``, ``comments``, ``answers``: what
-  each annotator chose for the taxonomy questions). ``why`` lists one or more of:
+  each annotator chose for the taxonomy questions, ``corrections``: what each wrote in the
+  correction questions). ``why`` lists one or more of:
 
-  - ``fix_without_correction``: the verdict is fix but no field/subfield correction applies
-    (the edit is in the comments, or nowhere);
+  - ``fix_without_correction``: the verdict is fix but no correction applies (the edit is in
+    the comments, or nowhere);
+  - ``conflicting_corrections``: the annotators who chose fix gave different answer or
+    weights corrections (or some gave none): adjudication, in a second round;
+  - ``invalid_correction``: a correction cannot be read (weights not N/N/... summing to 10);
   - ``impossible_pair``: the majority's (field, subfield) is not in the taxonomy (Argilla
     cannot tie the subfield list to the chosen field); the correction is not applied;
   - ``taxonomy_tie``: annotators disagree on the field or subfield with no majority;
   - ``verdict_tie``: the verdict came from a tie (reported with one of the above).
 
   Their decision lines carry the same ``needs_edit`` list: ``mmloom publish`` leaves them out
-  (reason ``needs_edit``) unless ``--include-needs-edit``; ``mmloom annotate push
-  --needs-edit DIR --dataset NEW`` sends exactly them to a second round with the comments
-  shown; ``pull --previous DIR`` of that round merges its decisions over the first's.
+  (reason ``needs_edit``) unless ``--include-needs-edit`` (never for conflicting or invalid
+  corrections); ``mmloom annotate push --needs-edit DIR --dataset NEW`` sends exactly them
+  to a second round with the comments shown; ``pull --previous DIR`` of that round merges
+  its decisions over the first's.
 * ``DIR/agreement.json``: per question (overall and per category) Krippendorff's alpha
-  (ordinal for ratings, nominal for labels) and percent agreement with 95% bootstrap
-  intervals, counts of records and verdicts, annotators, the rubric's protocol.
+  (ordinal for ratings, nominal for labels; an optional label left empty in a submitted
+  response counts as "none"; alpha only over at least two items judged twice, else null)
+  and percent agreement with 95% bootstrap intervals, counts of records, verdicts,
+  corrections, vetoes and responses by status, annotators, the rubric's protocol.
 
-Only ``submitted`` responses count; drafts and discarded responses are reported by ``status``.
+Only ``submitted`` responses count for decisions and agreement; ``responses.jsonl`` keeps
+drafts and discarded ones too, and ``status`` counts them per annotator.
 """
 
 from __future__ import annotations
