@@ -562,15 +562,24 @@ def annotator_salt(out: Path, previous: str | Path | None = None) -> bytes:
     path = out / SALT
     for source in (path, Path(previous) / SALT if previous is not None else None):
         if source is not None and source.is_file():
-            salt = source.read_text(encoding="ascii").strip()
+            salt = source.read_text(encoding="ascii", errors="replace").strip()
             break
     else:
-        salt = secrets.token_hex(32)
+        source, salt = path, secrets.token_hex(32)
+    try:
+        key = bytes.fromhex(salt)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise PullError(
+            f"{source} is not an annotator salt (hex digits, at least 32); restore it from a "
+            "backup of that pull folder, or remove it to start new annotator ids"
+        )
     if not path.is_file():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(salt + "\n")
-    return bytes.fromhex(salt)
+    return key
 
 
 def _response_key(line: dict[str, Any]) -> tuple:

@@ -438,3 +438,22 @@ def test_harmful_vetoes_whatever_the_verdict():
     assert decision["veto"] == {"question": "harmful", "labels": ["harmful"], "by": ["ann-1"]}
     rec.answers["u1"]["harmful"] = "sensitive"
     assert "veto" not in decide(rec, rubric)[0]
+
+
+def test_annotator_ids_are_salted_stable_and_private(tmp_path):
+    from annotation.pull import PullError, annotator_salt, pseudonym
+
+    first = tmp_path / "r1"
+    first.mkdir()
+    salt = annotator_salt(first)
+    assert (first / "annotator_salt").stat().st_mode & 0o077 == 0
+    assert annotator_salt(first) == salt  # kept
+    second = tmp_path / "r2"
+    second.mkdir()
+    assert annotator_salt(second, previous=first) == salt  # a second round: the same ids
+    ident = pseudonym("3f1c-user-id", salt)
+    assert ident == pseudonym("3f1c-user-id", salt) and ident.startswith("ann-")
+    assert len(ident) == 16 and "3f1c" not in ident
+    (first / "annotator_salt").write_text("not hex")
+    with pytest.raises(PullError, match="not an annotator salt"):
+        annotator_salt(first)
