@@ -5,7 +5,10 @@ computed from a units x values count matrix: ``ordinal`` for rating questions ov
 question's full scale (so the metric knows the distance between 0 and 6 even when nobody
 answered 0), ``nominal`` for labels. A multi-label answer is one nominal value (the set of
 ticked labels). Percent agreement is the share of agreeing annotator pairs within a unit,
-averaged over units with at least two answers. Confidence intervals resample units with
+averaged over units with at least two answers. Alpha is given only where at least
+``MIN_PAIRABLE_UNITS`` (2) units were each judged by two or more annotators: one shared item
+says nothing about agreement (Krippendorff's alpha of a single disagreeing pair is exactly 0),
+so below that it is None (n/a). Confidence intervals resample units with
 replacement (percentile bootstrap, fixed seed, so the output is reproducible).
 """
 
@@ -20,6 +23,8 @@ import krippendorff
 import numpy as np
 
 from annotation.round_args import DEFAULT_BOOTSTRAP
+
+MIN_PAIRABLE_UNITS = 2
 
 
 def count_matrix(
@@ -112,7 +117,9 @@ def agreement(
     """
     counts, domain = count_matrix(units, domain)
     pairable = counts[counts.sum(axis=1) >= 2]
-    alpha = alpha_from_counts(pairable, level, domain)
+    alpha = (
+        alpha_from_counts(pairable, level, domain) if len(pairable) >= MIN_PAIRABLE_UNITS else None
+    )
     percent = percent_from_counts(pairable)
     alpha_ci = percent_ci = None
     if n_boot and len(pairable) >= 2:

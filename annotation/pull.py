@@ -1,4 +1,4 @@
-"""Read submitted responses back from Argilla: decisions, corrections, agreement, progress.
+"""Read responses back from Argilla: decisions, corrections, vetoes, agreement, progress.
 
     mmloom annotate pull --dataset NAME --output DIR
     mmloom annotate status --dataset NAME
@@ -6,45 +6,77 @@
 ``pull`` writes what ``mmloom publish --annotations DIR`` consumes (see
 ``pipelines/publish/__init__.py``):
 
+* ``DIR/responses.jsonl``: every answer of every response, whatever its status (submitted,
+  draft, discarded), one line per record x annotator x question of the record's category
+  (:func:`response_lines`; a question left unanswered has value null)::
+
+      {"record_id", "dataset", "annotator", "question", "value", "status", "updated_at",
+       "round", "category"}
+
+  ``annotator`` is a pseudonymous id, ``ann-`` + 12 hex digits of HMAC-SHA256 of the Argilla
+  user id keyed with ``DIR/annotator_salt`` (made once, mode 0600, taken over from
+  ``--previous``; it never goes into a release), so no username or key is written. With
+  ``--previous`` the earlier round's lines are kept too. ``mmloom publish`` copies the file
+  into the release as ``annotations/responses.jsonl``.
 * ``DIR/decisions.jsonl``: one line per record with at least ``min_responses`` submitted
   responses (default: the rubric's overlap), sorted by id::
 
-      {"id", "verdict": "accept"|"fix"|"reject", "corrections": {"field"?, "subfield"?},
+      {"id", "verdict": "accept"|"fix"|"reject",
+       "corrections": {"field"?, "subfield"?, "answer"?: str, "weights"?: [int, ...]},
+       "corrected_by"?: {correction: [annotator id, ...]},
+       "veto"?: {"question", "labels", "by": [annotator id, ...]},
        "mean_score": float|null, "n_responses": int,
        "comments": [{"annotator", "text"}], "needs_edit": [reason, ...]}
 
   The verdict follows the rubric's rule: ``majority`` (ties go to the most severe tied
   verdict: accept/fix -> fix, accept/reject and fix/reject -> reject) or ``strictest``.
   ``mean_score`` is the mean of the score question (MMIE's 0-6 reference-answer rating). A
-  correction is the majority answer of a taxonomy question when it differs from the record's
-  value. ``comments`` are the submitted answers of the rubric's text questions. Rejected
-  records carry no corrections.
+  taxonomy correction is the majority answer of a taxonomy question when it differs from the
+  record's value. With verdict fix, an ``answer`` or ``weights`` correction (the rubric's
+  ``correction`` questions; weights read from ``6/2/2``, whole numbers 1-10 summing to 10) is
+  resolved only when every annotator who chose fix gave the same value: never guessed.
+  ``corrected_by`` names who gave each correction. ``veto`` is set when any submitted
+  response answers the rubric's veto question (``harmful``) with a veto label, whatever the
+  verdict: publish leaves the item out; only a later round (``pull --previous``, whose
+  decision replaces this one) can lift it. ``comments`` are the submitted answers of the
+  rubric's other text questions. Rejected records carry no corrections.
 * ``DIR/needs_edit.jsonl``: the records that cannot be published as decided, one line each
   (``id``, ``category``, ``dataset``, ``verdict``, ``why``, ``comments``, ``answers``: what
-  each annotator chose for the taxonomy questions). ``why`` lists one or more of:
+  each annotator chose for the taxonomy questions, ``corrections``: what each wrote in the
+  correction questions). ``why`` lists one or more of:
 
-  - ``fix_without_correction``: the verdict is fix but no field/subfield correction applies
-    (the edit is in the comments, or nowhere);
+  - ``fix_without_correction``: the verdict is fix but no correction applies (the edit is in
+    the comments, or nowhere);
+  - ``conflicting_corrections``: the annotators who chose fix gave different answer or
+    weights corrections (or some gave none): adjudication, in a second round;
+  - ``invalid_correction``: a correction cannot be read (weights not N/N/... summing to 10);
   - ``impossible_pair``: the majority's (field, subfield) is not in the taxonomy (Argilla
     cannot tie the subfield list to the chosen field); the correction is not applied;
   - ``taxonomy_tie``: annotators disagree on the field or subfield with no majority;
   - ``verdict_tie``: the verdict came from a tie (reported with one of the above).
 
   Their decision lines carry the same ``needs_edit`` list: ``mmloom publish`` leaves them out
-  (reason ``needs_edit``) unless ``--include-needs-edit``; ``mmloom annotate push
-  --needs-edit DIR --dataset NEW`` sends exactly them to a second round with the comments
-  shown; ``pull --previous DIR`` of that round merges its decisions over the first's.
+  (reason ``needs_edit``) unless ``--include-needs-edit`` (never for conflicting or invalid
+  corrections); ``mmloom annotate push --needs-edit DIR --dataset NEW`` sends exactly them
+  to a second round with the comments shown; ``pull --previous DIR`` of that round merges
+  its decisions over the first's.
 * ``DIR/agreement.json``: per question (overall and per category) Krippendorff's alpha
-  (ordinal for ratings, nominal for labels) and percent agreement with 95% bootstrap
-  intervals, counts of records and verdicts, annotators, the rubric's protocol.
+  (ordinal for ratings, nominal for labels; an optional label left empty in a submitted
+  response counts as "none"; alpha only over at least two items judged twice, else null)
+  and percent agreement with 95% bootstrap intervals, counts of records, verdicts,
+  corrections, vetoes and responses by status, annotators, the rubric's protocol.
 
-Only ``submitted`` responses count; drafts and discarded responses are reported by ``status``.
+Only ``submitted`` responses count for decisions and agreement; ``responses.jsonl`` keeps
+drafts and discarded ones too, and ``status`` counts them per annotator.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +85,10 @@ from typing import Any
 import argilla as rg
 
 from annotation.agreement import DEFAULT_BOOTSTRAP, agreement
-from annotation.client import dataset_names, find_dataset, iter_raw_records, usernames
-from annotation.rubric import CATEGORIES, Rubric
+from annotation.client import dataset_names, find_dataset, http, iter_raw_records, usernames
+from annotation.corrections import CorrectionError
+from annotation.corrections import normalise as normalise_correction
+from annotation.rubric import CATEGORIES, Question, Rubric
 from annotation.settings import dataset_name
 from schemas.taxonomy import is_known
 
@@ -72,6 +106,8 @@ class Annotated:
         category / field / subfield: as pushed (metadata).
         answers: user id -> question name -> value (submitted responses only).
         statuses: user id -> response status (submitted, discarded, draft).
+        responses: user id -> ``{"status", "values", "updated_at"}`` for every response,
+            whatever its status (``values``: question name -> value, as saved).
     """
 
     id: str
@@ -80,6 +116,7 @@ class Annotated:
     subfield: str
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
+    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def collect(
@@ -111,9 +148,16 @@ def collect(
             for response in item.get("responses") or []:
                 user = str(response["user_id"])
                 rec.statuses[user] = response["status"]
+                values = {
+                    q: (v or {}).get("value") for q, v in (response.get("values") or {}).items()
+                }
+                rec.responses[user] = {
+                    "status": response["status"],
+                    "values": values,
+                    "updated_at": str(response.get("updated_at") or response.get("inserted_at")),
+                }
                 if response["status"] == "submitted":
-                    values = response.get("values") or {}
-                    rec.answers[user] = {q: v.get("value") for q, v in values.items()}
+                    rec.answers[user] = values
             out.append(rec)
     if not found:
         suffixes = tuple(dataset_name("", c) for c in CATEGORIES)
@@ -154,12 +198,15 @@ def _is_tie(values: list[Any]) -> bool:
 def comments(
     rec: Annotated, rubric: Rubric, names: dict[str, str] | None = None
 ) -> list[dict[str, str]]:
-    """The non-empty answers of ``rec`` to the rubric's text questions, by annotator name."""
+    """The non-empty answers of ``rec`` to the rubric's text questions (corrections left
+    out: they are the decision's ``corrections``), by annotator name."""
     names = names or {}
     text_questions = [
         q.name
         for q in rubric.questions.values()
-        if q.kind == "text" and q.name in rubric.categories.get(rec.category, ())
+        if q.kind == "text"
+        and not q.correction
+        and q.name in rubric.categories.get(rec.category, ())
     ]
     out = []
     for user in sorted(rec.answers, key=lambda u: names.get(u, u)):
@@ -170,20 +217,57 @@ def comments(
     return out
 
 
+def pseudonym(user_id: str, salt: bytes) -> str:
+    """A stable pseudonymous annotator id: ``ann-`` + the first 12 hex digits of
+    HMAC-SHA256(salt, Argilla user id). Without the salt it cannot be traced to the user."""
+    return "ann-" + hmac.new(salt, user_id.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def _corrections_given(
+    rec: Annotated, rubric: Rubric, users: list[str]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Per correction kind, each user's normalised correction (None: left empty), and the
+    problems of corrections that could not be read."""
+    given: dict[str, dict[str, Any]] = {}
+    invalid = []
+    for q in rubric.corrections(rec.category):
+        given[q.correction] = {}
+        for user in users:
+            try:
+                given[q.correction][user] = normalise_correction(
+                    q.correction, rec.answers[user].get(q.name)
+                )
+            except CorrectionError as exc:
+                given[q.correction][user] = None
+                invalid.append(f"{q.name}: {exc}")
+    return given, invalid
+
+
 def decide(
     rec: Annotated,
     rubric: Rubric,
     rule: str | None = None,
     names: dict[str, str] | None = None,
+    ids: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """The decision line for one record, and a problem note (or None).
 
+    Corrections: a taxonomy correction is the majority answer where it differs from the
+    record. With verdict fix, a correction question (answer text, weights) is resolved only
+    when every annotator who chose fix gave the same value; different values (or some empty)
+    are ``conflicting_corrections``, unreadable ones ``invalid_correction``: both hold the
+    record back, never guessed. ``corrected_by`` names, per correction, the annotators
+    (pseudonymous ids) who gave it. The veto (the rubric's ``veto``: any submitted
+    ``harmful``) is ``veto: {question, labels, by}``, whatever the verdict.
+
     Args:
         rec: the record with at least one submitted answer.
-        rubric: the rubric (verdict, score and taxonomy questions; rule and severity).
+        rubric: the rubric (verdict, score, taxonomy, correction and veto questions; rule).
         rule: overrides the rubric's rule.
         names: user id -> username, for the comments.
+        ids: user id -> pseudonymous id (default: the user id).
     """
+    ids = ids or {}
     answers = list(rec.answers.values())
     verdicts = [a[rubric.verdict_question] for a in answers if a.get(rubric.verdict_question)]
     verdict = decide_verdict(verdicts, rule or rubric.rule, rubric.severity) if verdicts else "fix"
@@ -193,33 +277,58 @@ def decide(
         scores = [
             a[rubric.score_question] for a in answers if a.get(rubric.score_question) is not None
         ]
-    corrections: dict[str, str] = {}
-    problem = None
+    corrections: dict[str, Any] = {}
+    corrected_by: dict[str, list[str]] = {}
+    problems: list[str] = []
+    asked = rubric.categories.get(rec.category, ())
     if verdict != "reject":
         current = {"field": rec.field, "subfield": rec.subfield}
         for q in rubric.questions.values():
-            if q.taxonomy and q.name in rubric.categories.get(rec.category, ()):
+            if q.taxonomy and q.name in asked:
                 given = [a[q.name] for a in answers if a.get(q.name)]
                 chosen = _majority(given)
                 if chosen is None and _is_tie(given) and "taxonomy_tie" not in why:
                     why.append("taxonomy_tie")
                 if chosen is not None and chosen != current[q.taxonomy]:
                     corrections[q.taxonomy] = chosen
-        if corrections:
+                    corrected_by[q.taxonomy] = sorted(
+                        ids.get(u, u) for u, a in rec.answers.items() if a.get(q.name) == chosen
+                    )
+        if corrections.keys() & {"field", "subfield"}:
             fixed = {**current, **corrections}
             if not is_known(fixed["field"], fixed["subfield"]):
-                problem = (
+                problems.append(
                     f"{rec.id}: corrections {corrections} give ({fixed['field']!r}, "
                     f"{fixed['subfield']!r}), not in schemas/taxonomy.yaml; not applied, "
                     "sent back (needs_edit.jsonl)"
                 )
                 why.append("impossible_pair")
-                corrections = {}
-        if verdict == "fix" and not corrections:
-            why.insert(0, "fix_without_correction")
+                corrections, corrected_by = {}, {}
+        if verdict == "fix":
+            vq = rubric.verdict_question
+            fixers = sorted(u for u, a in rec.answers.items() if a.get(vq) == "fix")
+            given, invalid = _corrections_given(rec, rubric, fixers)
+            if invalid:
+                why.append("invalid_correction")
+                problems.append(f"{rec.id}: {'; '.join(invalid)}; sent back (needs_edit.jsonl)")
+            for kind, by_user in given.items():
+                values = list(by_user.values())
+                if all(v is None for v in values):
+                    continue
+                if all(v == values[0] for v in values):
+                    corrections[kind] = values[0]
+                    corrected_by[kind] = sorted(ids.get(u, u) for u in by_user)
+                elif "conflicting_corrections" not in why:
+                    why.append("conflicting_corrections")
+                    problems.append(
+                        f"{rec.id}: the annotators who chose fix gave different {kind} "
+                        "corrections; sent back (needs_edit.jsonl)"
+                    )
+            if not corrections and not {"conflicting_corrections", "invalid_correction"} & set(why):
+                why.insert(0, "fix_without_correction")
         if why and (rule or rubric.rule) == "majority" and _is_tie(verdicts):
             why.append("verdict_tie")
-    decision = {
+    decision: dict[str, Any] = {
         "id": rec.id,
         "verdict": verdict,
         "corrections": dict(sorted(corrections.items())),
@@ -228,7 +337,14 @@ def decide(
         "comments": comments(rec, rubric, names),
         "needs_edit": why,
     }
-    return decision, problem
+    if corrected_by:
+        decision["corrected_by"] = dict(sorted(corrected_by.items()))
+    if rubric.veto is not None and rubric.veto[0] in asked:
+        question, labels = rubric.veto
+        by = sorted(ids.get(u, u) for u, a in rec.answers.items() if a.get(question) in labels)
+        if by:
+            decision["veto"] = {"question": question, "labels": list(labels), "by": by}
+    return decision, "; ".join(problems) or None
 
 
 def needs_edit_line(
@@ -252,11 +368,38 @@ def needs_edit_line(
             names.get(user, user): {q: rec.answers[user].get(q) for q in taxonomy_questions}
             for user in sorted(rec.answers, key=lambda u: names.get(u, u))
         },
+        "corrections": {
+            names.get(user, user): {
+                q.name: rec.answers[user].get(q.name) for q in rubric.corrections(rec.category)
+            }
+            for user in sorted(rec.answers, key=lambda u: names.get(u, u))
+            if any(rec.answers[user].get(q.name) for q in rubric.corrections(rec.category))
+        },
     }
+
+
+NO_LABEL = "(none)"  # an optional label question left empty in a submitted response
 
 
 def _answer_value(value: Any) -> Any:
     return tuple(sorted(value)) if isinstance(value, list) else value
+
+
+def unit_values(rec: Annotated, q: Question) -> list[Any]:
+    """The values the annotators who submitted gave to ``q`` for ``rec``, as agreement
+    counts them: an optional label or multi-label question left empty counts as "none"
+    (``(none)``, or the empty set of labels), so one annotator's ticks against another's
+    nothing count as a disagreement instead of vanishing."""
+    optional_choice = not q.required and q.kind in ("label", "multi_label")
+    out = []
+    for a in rec.answers.values():
+        value = a.get(q.name)
+        if value is None or value == []:
+            if not optional_choice:
+                continue
+            value = [] if q.kind == "multi_label" else NO_LABEL
+        out.append(_answer_value(value))
+    return out
 
 
 def agreement_report(
@@ -268,15 +411,14 @@ def agreement_report(
         if q.level is None:
             continue
         by_cat: dict[str, list[list[Any]]] = defaultdict(list)
+        answered = False
         for rec in records:
             if name not in rubric.categories.get(rec.category, ()):
                 continue
-            values = [
-                _answer_value(a[name]) for a in rec.answers.values() if a.get(name) is not None
-            ]
-            by_cat[rec.category].append(values)
-        if not any(values for units in by_cat.values() for values in units):
-            continue  # nobody answered it (e.g. an optional question)
+            by_cat[rec.category].append(unit_values(rec, q))
+            answered = answered or any(a.get(name) not in (None, []) for a in rec.answers.values())
+        if not answered:
+            continue  # nobody answered it (e.g. an optional question nobody ticked)
         domain = list(q.values) if q.kind == "rating" else None
         units = [u for cat in sorted(by_cat) for u in by_cat[cat]]
         entry = agreement(units, q.level, domain, n_boot=n_boot, seed=seed)
@@ -324,13 +466,17 @@ def pull(
     min_responses = min_responses or rubric.overlap
     records, datasets = collect(client, dataset, workspace)
     names = usernames(client)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    salt = annotator_salt(out, previous)
+    ids = {u: pseudonym(u, salt) for rec in records for u in rec.responses}
     decided, problems, lines, edits = [], [], [], []
     pending = 0
     for rec in records:
         if len(rec.answers) < min_responses:
             pending += 1
             continue
-        decision, problem = decide(rec, rubric, rule, names)
+        decision, problem = decide(rec, rubric, rule, names, ids)
         decided.append(rec)
         lines.append(json.dumps(decision, ensure_ascii=False, sort_keys=True))
         if decision["needs_edit"]:
@@ -355,6 +501,12 @@ def pull(
                if d["id"] not in mine],
             key=lambda line: json.loads(line)["id"],
         )  # fmt: skip
+    responses = response_lines(records, rubric, dataset, datasets, ids)
+    if previous is not None:
+        mine_keys = {_response_key(r) for r in responses}
+        old = _read_jsonl(Path(previous) / RESPONSES, required=False)
+        responses += [r for r in old if _response_key(r) not in mine_keys]
+        responses.sort(key=_response_key)
     verdicts = Counter(json.loads(line)["verdict"] for line in lines)
     annotators = sorted({names.get(u, u) for rec in decided for u in rec.answers})
     report = {
@@ -375,6 +527,11 @@ def pull(
         },
         "verdicts": {v: verdicts.get(v, 0) for v in rubric.severity},
         "corrected": sum(1 for line in lines if json.loads(line)["corrections"]),
+        "corrections": dict(
+            sorted(Counter(k for line in lines for k in json.loads(line)["corrections"]).items())
+        ),
+        "vetoed": sum(1 for line in lines if json.loads(line).get("veto")),
+        "responses": dict(sorted(Counter(r["status"] for r in responses).items())),
         "needs_edit": dict(
             sorted(Counter(w for line in edits for w in json.loads(line)["why"]).items())
         ),
@@ -384,12 +541,86 @@ def pull(
         "questions": agreement_report(decided, rubric, n_boot, seed),
         "problems": problems,
     }
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
     _write(out / "decisions.jsonl", "".join(line + "\n" for line in lines))
+    _write(
+        out / RESPONSES,
+        "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in responses),
+    )
     _write(out / "needs_edit.jsonl", "".join(line + "\n" for line in edits))
     _write(out / "agreement.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
+
+
+RESPONSES = "responses.jsonl"
+SALT = "annotator_salt"  # per release: keep it private, next to the pull's files
+
+
+def annotator_salt(out: Path, previous: str | Path | None = None) -> bytes:
+    """The salt of the pseudonymous annotator ids: ``out/annotator_salt`` (mode 0600), taken
+    from ``previous`` when ``out`` has none (so a second round names annotators the same),
+    else made new. It never goes into a release."""
+    path = out / SALT
+    for source in (path, Path(previous) / SALT if previous is not None else None):
+        if source is not None and source.is_file():
+            salt = source.read_text(encoding="ascii", errors="replace").strip()
+            break
+    else:
+        source, salt = path, secrets.token_hex(32)
+    try:
+        key = bytes.fromhex(salt)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise PullError(
+            f"{source} is not an annotator salt (hex digits, at least 32); restore it from a "
+            "backup of that pull folder, or remove it to start new annotator ids"
+        )
+    if not path.is_file():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(salt + "\n")
+    return key
+
+
+def _response_key(line: dict[str, Any]) -> tuple:
+    return (line["record_id"], line["dataset"], line["annotator"], line["question"])
+
+
+def response_lines(
+    records: list[Annotated],
+    rubric: Rubric,
+    round_name: str,
+    datasets: dict[str, str],
+    ids: dict[str, str],
+) -> list[dict[str, Any]]:
+    """``responses.jsonl``: one line per record x annotator x question of the record's
+    category, for every response whatever its status (a question left unanswered has value
+    null)::
+
+        {"record_id", "dataset", "annotator", "question", "value", "status", "updated_at",
+         "round", "category"}
+
+    ``annotator`` is the pseudonymous id (:func:`pseudonym`), never a username or key.
+    """
+    out = []
+    for rec in records:
+        questions = rubric.categories.get(rec.category, ())
+        for user, response in rec.responses.items():
+            for q in questions:
+                out.append(
+                    {
+                        "record_id": rec.id,
+                        "dataset": datasets[rec.category],
+                        "annotator": ids[user],
+                        "question": q,
+                        "value": response["values"].get(q),
+                        "status": response["status"],
+                        "updated_at": response["updated_at"],
+                        "round": round_name,
+                        "category": rec.category,
+                    }
+                )
+    return sorted(out, key=_response_key)
 
 
 def _read_jsonl(path: Path, required: bool) -> list[dict[str, Any]]:
@@ -414,13 +645,17 @@ def status(
 ) -> dict[str, Any]:
     """Progress of the round: per category, per category x field, per annotator.
 
-    A record is complete once it has ``overlap`` submitted responses.
+    A record is complete once it has ``overlap`` submitted responses. ``by_annotator`` lists
+    every annotator of the round's workspace (those with no response yet too, with no
+    counts) and anyone else who responded.
     """
     records, datasets = collect(client, dataset, workspace)
     names = usernames(client)
     per_cat: dict[str, Counter] = defaultdict(Counter)
     per_field: dict[str, Counter] = defaultdict(Counter)
     per_user: dict[str, Counter] = defaultdict(Counter)
+    for name in workspace_annotators(client, next(iter(datasets.values())), workspace):
+        per_user[name] = Counter()  # listed with no counts
     for rec in records:
         done = len(rec.answers) >= overlap
         for table, key in ((per_cat, rec.category), (per_field, f"{rec.category}/{rec.field}")):
@@ -440,6 +675,23 @@ def status(
         "by_field": {k: dict(v) for k, v in sorted(per_field.items())},
         "by_annotator": {k: dict(sorted(v.items())) for k, v in sorted(per_user.items())},
     }
+
+
+def workspace_annotators(client: rg.Argilla, dataset: str, workspace: str | None) -> list[str]:
+    """Usernames of the annotators (role ``annotator``) of the workspace holding ``dataset``;
+    empty when the key may not list them."""
+    ds = find_dataset(client, dataset, workspace)
+    if ds is None:
+        return []
+    response = http(client).get(f"/api/v1/datasets/{ds.id}")
+    if response.status_code != 200:
+        return []
+    response = http(client).get(f"/api/v1/workspaces/{response.json()['workspace_id']}/users")
+    if response.status_code != 200:
+        return []
+    return sorted(
+        u["username"] for u in response.json().get("items", []) if u.get("role") == "annotator"
+    )
 
 
 def format_status(report: dict[str, Any]) -> str:

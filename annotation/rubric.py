@@ -10,6 +10,7 @@ a label question over accept / fix / reject, the score question is a rating ques
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class Question:
         values: rating values (rating only).
         labels: label values (label and multi-label; filled from the taxonomy when set).
         taxonomy: ``field`` or ``subfield`` when the labels come from the taxonomy.
+        correction: ``answer`` or ``weights`` for an optional text question whose answer
+            corrects the record when the verdict is fix (see :mod:`annotation.corrections`).
     """
 
     name: str
@@ -57,6 +60,7 @@ class Question:
     values: tuple[int, ...] = ()
     labels: tuple[str, ...] = ()
     taxonomy: str | None = None
+    correction: str | None = None
 
     @property
     def level(self) -> str | None:
@@ -77,6 +81,8 @@ class Rubric:
         rule: ``majority`` or ``strictest``.
         severity: verdicts from most lenient to most severe.
         protocol: free text describing the protocol (goes into agreement.json).
+        veto: ``(question, labels)``: a submitted response answering ``question`` with one
+            of ``labels`` keeps the item out whatever the verdict; None: no veto.
         source: where the rubric was read from.
     """
 
@@ -88,8 +94,13 @@ class Rubric:
     rule: str = "majority"
     severity: tuple[str, ...] = VERDICTS
     protocol: str = ""
+    veto: tuple[str, tuple[str, ...]] | None = None
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def corrections(self, category: str) -> list[Question]:
+        """The correction questions (``correction`` set) ``category`` asks, in order."""
+        return [q for q in self.for_category(category) if q.correction]
 
     def for_category(self, category: str) -> list[Question]:
         """The questions of ``category``, in order."""
@@ -144,6 +155,7 @@ def parse_rubric(data: Any, source: str = "<rubric>") -> Rubric:
             values=tuple(spec.get("values", ())),
             labels=labels,
             taxonomy=spec.get("taxonomy"),
+            correction=spec.get("correction"),
         )
     categories = {cat: tuple(names) for cat, names in data["categories"].items()}
     problems = [
@@ -171,6 +183,20 @@ def parse_rubric(data: Any, source: str = "<rubric>") -> Rubric:
     score = data["score_question"]
     if score is not None and (score not in questions or questions[score].kind != "rating"):
         problems.append(f"score_question {score!r} must name a rating question")
+    veto = data.get("veto")
+    if veto is not None:
+        vq = questions.get(veto["question"])
+        if vq is None or vq.kind != "label" or not set(veto["labels"]) <= set(vq.labels):
+            problems.append(
+                f"veto.question {veto['question']!r} must name a label question whose labels "
+                f"include {veto['labels']}"
+            )
+    kinds = Counter(q.correction for q in questions.values() if q.correction)
+    problems += [
+        f"{n} questions are `correction: {kind}`; keep one (a record has one answer)"
+        for kind, n in kinds.items()
+        if n > 1
+    ]
     if problems:
         raise RubricError(
             f"{source} is not a valid rubric:\n" + "\n".join(f"  {p}" for p in problems)
@@ -185,6 +211,7 @@ def parse_rubric(data: Any, source: str = "<rubric>") -> Rubric:
         rule=decision["rule"],
         severity=tuple(decision.get("severity", VERDICTS)),
         protocol=" ".join(data.get("protocol", "").split()),
+        veto=None if veto is None else (veto["question"], tuple(veto["labels"])),
         source=source,
         raw=raw,
     )

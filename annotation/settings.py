@@ -111,12 +111,21 @@ def guidelines(rubric: Rubric, category: str) -> str:
         "",
         "## Verdicts that need an edit",
         "",
-        "Choose **fix** only with a field or subfield correction above, or describe the edit in "
-        "the comment. A fix without an applicable correction, a field/subfield pair that is "
-        "not in the taxonomy, or annotators who disagree on the correction, hold the item "
-        "back (needs_edit): it is not published until a second round or an editor settles it, "
-        "and your comments are shown to that round.",
+        "Choose **fix** only with a correction above: the field or subfield, or the corrected "
+        "answer text or weights (written in full, as they should read); describe anything else "
+        "in the comment. A fix is applied only when every annotator who chose fix gave the "
+        "same correction. A fix without an applicable correction, a field/subfield pair that "
+        "is not in the taxonomy, annotators who disagree on the correction, or weights that "
+        "are not whole numbers summing to 10, hold the item back (needs_edit): it is not "
+        "published until a second round settles it, and your comments are shown to that round.",
     ]
+    if rubric.veto is not None and rubric.veto[0] in rubric.categories.get(category, ()):
+        question, labels = rubric.veto
+        lines += [
+            "",
+            f"An item that any annotator marks **{question}: {' / '.join(labels)}** is left out "
+            "of the release whatever the verdict.",
+        ]
     if any(q.taxonomy == "subfield" for q in questions):
         lines += [
             "",

@@ -15,14 +15,22 @@ Inputs
 
           {"id": "PBL_wikihow_1_0",            # an mmloom record id
            "verdict": "accept" | "fix" | "reject",
-           "corrections": {"field": "Health", "subfield": "Fitness"},  # both keys optional
+           "corrections": {"field": "Health", "subfield": "Fitness",   # every key optional
+                           "answer": "the whole reference answer", "weights": [6, 2, 2]},
+           "corrected_by": {"subfield": ["ann-0123456789ab", ...]},   # optional
+           "veto": {"question": "harmful", "labels": ["harmful"], "by": [...]},  # optional
            "mean_score": 4.5 | null,           # mean of the annotators' 0-6 ratings
            "n_responses": 2,                   # submitted responses behind the decision
            "comments": [{"annotator": "alice", "text": "..."}],   # optional
            "needs_edit": ["fix_without_correction"]}              # optional, see below
 
-      ``reject`` removes the record; ``fix`` and ``accept`` apply ``corrections`` (if any) and the
-      record is validated again with :func:`schemas.validation.validate_record`. A line that is
+      A ``veto`` removes the record whatever the verdict (reason ``harmful_veto``); ``reject``
+      removes it; ``fix`` and ``accept`` apply ``corrections`` (if any: an answer text goes
+      into ``answer``/``gt_answer`` and ``answer_value``, weights into the IF
+      sub-instructions, see :mod:`annotation.corrections`) and the record is validated again
+      with :func:`schemas.validation.validate_record`; a correction that does not fit is
+      ``correction_invalid``. The row's ``annotation.edits`` keeps each applied correction
+      with its value before and after and ``corrected_by``. A line that is
       not valid JSON or breaks this contract, and a decision for an id the build does not hold,
       become entries of the release's ``dropped.jsonl`` (stage ``read_annotations``); they never
       stop the run.
@@ -32,8 +40,13 @@ Inputs
       numbers found in it are plotted. An optional top-level ``"protocol"`` string describes the
       annotation protocol in the card.
 
+  ``<DIR>/responses.jsonl`` (optional): every answer of the round under pseudonymous
+      annotator ids; copied into the release as ``annotations/responses.jsonl``.
+
   A decision that needs an edit (a non-empty ``needs_edit``, or a ``fix`` without
-  corrections) is left out with reason ``needs_edit`` unless ``--include-needs-edit``.
+  corrections) is left out with reason ``needs_edit`` unless ``--include-needs-edit``; one
+  whose corrections conflict or cannot be read is left out whatever the flags. When no
+  decision matches a record of the build, publish warns on stderr and in the card and report.
   With ``--require-annotation`` only records with an ``accept`` decision or an applied fix are
   published; without it, records without a decision are published too (and the card says how
   many were annotated).
@@ -59,6 +72,7 @@ Outputs (a folder, written to a hidden temporary folder next to it and renamed i
 * ``mmie/data.json`` + ``mmie/images/``: MMIE's evaluation input format, and
   ``mmie/scorer_limits.json`` (items MMIE's scorer truncates or skips; IF items left out).
 * ``report/index.html`` + PNG plots.
+* ``annotations/responses.jsonl`` (with ``--annotations``, when the pull wrote it).
 * ``dropped.jsonl``: every build record not published, and every rejected annotation line, with
   stage and reason (``build written == published + dropped records``).
 

@@ -354,13 +354,51 @@ def agreement_section(agreement: Any) -> str:
     )
     return (
         "Agreement: Krippendorff's alpha with its 95% interval, over all items and per "
-        f"category; n/a where too few items were rated twice.{note}\n\n"
+        f"category; n/a where fewer than two items were each judged by two or more "
+        f"annotators.{note}\n\n"
         + _table(
             ["question", "level", "α all items", *(f"α {md(c)}" for c in scopes), "% agreement"],
             table,
             trusted=True,  # every cell was escaped or formatted above
         )
     )
+
+
+def coverage_section(ann: dict[str, Any]) -> str:
+    """Per category: build records, decisions, vetoes, published items and how many of them
+    were judged; then the verdicts of every decision, the edits applied, and what
+    ``annotations/responses.jsonl`` holds."""
+    rows = [
+        [md(c), v["build"], v["decided"], v["vetoed"], v["published"], v["judged"]]
+        for c, v in ann["coverage"].items()
+    ]
+    keys = ("build", "decided", "vetoed", "published", "judged")
+    rows.append(["total", *(sum(v[k] for v in ann["coverage"].values()) for k in keys)])
+    table = _table(
+        ["category", "build records", "decisions", "vetoed", "published", "published and judged"],
+        rows,
+        trusted=True,  # escaped above; the rest are numbers
+    )
+    verdicts = ", ".join(f"{md(k)} {v}" for k, v in ann["decision_verdicts"].items()) or "none"
+    edits = ", ".join(f"{md(k)} {v}" for k, v in ann["edits"].items()) or "none"
+    text = (
+        f"Decisions read: {ann['decisions']}; {ann['matched']} match a record of the build "
+        f"({ann['unknown_id']} name no record of it). Their verdicts: {verdicts}. "
+        f"{ann['vetoed']} vetoed as harmful (an item that any annotator marks harmful is left "
+        f"out whatever the verdict), {ann['needs_edit']} held back for an edit nobody settled, "
+        f"{ann['correction_invalid']} whose correction did not fit the item. Corrections "
+        f"applied to published items: {edits}; each row's `annotation.edits` gives the value "
+        "before and after and the annotators who asked for it (pseudonymous ids).\n\n"
+    )
+    if ann.get("responses") is not None:
+        text += (
+            f"`annotations/responses.jsonl` holds every answer of the round ({ann['responses']} "
+            "lines): one line per item, annotator and question, with the value, the response's "
+            "status (submitted, draft or discarded), its time and the Argilla dataset. "
+            "Annotators are named by pseudonymous ids (`ann-` and 12 hex digits of a salted "
+            "hash), never by name.\n"
+        )
+    return table + text
 
 
 def personal_information_section(summary: dict[str, Any]) -> str:
@@ -390,8 +428,9 @@ def personal_information_section(summary: dict[str, Any]) -> str:
         )
     lines.append(
         "- mmloom neither blurs faces nor detects personal data. Human annotators answered a "
-        "`harmful` question (none / sensitive / harmful) where the release was annotated. To ask "
-        "for an item's removal, contact the release's maintainers with its `id`."
+        "`harmful` question (none / sensitive / harmful) where the release was annotated; an "
+        "item that any of them marked harmful is not published. To ask for an item's "
+        "removal, contact the release's maintainers with its `id`."
     )
     return "#### Personal and Sensitive Information\n\n" + "\n".join(lines) + "\n"
 
@@ -694,15 +733,25 @@ def render(
     if annotations_used:
         agreement = ann["agreement"]
         protocol = agreement.get("protocol") if isinstance(agreement, dict) else None
+        warning = (
+            f"**Warning: {md(ann['warning'])}.**\n\n" if ann.get("warning") else ""
+        )  # no decision matched the build
         ann_text = (
+            warning
+            + f"Protocol: {md(ann['coverage_line'])} "
+            + f"{md(protocol).rstrip('.') if protocol else DEFAULT_PROTOCOL}.\n\n"
             f"{ann['annotated']} published items carry a human decision "
             f"({', '.join(f'{md(k)}: {v}' for k, v in ann['verdicts'].items()) or 'none'}; "
-            f"{ann['corrected']} with a corrected field or subfield; "
-            f"{ann['mean_responses']} responses per item on average). Rejected items are "
-            "excluded; corrections were re-validated against the record schema.\n\n"
-            f"Protocol: {md(protocol) if protocol else DEFAULT_PROTOCOL}.\n\n"
-            + agreement_section(agreement)
+            f"{ann['corrected']} with a corrected field or subfield, answer text or weights"
+            + (
+                f"; {ann['mean_responses']} responses per item on average"
+                if ann["mean_responses"] is not None
+                else ""
+            )
+            + "). Rejected and vetoed items are excluded; corrections were re-validated "
+            "against the record schema.\n\n" + agreement_section(agreement)
         )
+        ann_text += "\n#### Coverage, verdicts and edits\n\n" + coverage_section(ann)
         n = agreement.get("annotators") if isinstance(agreement, dict) else None
         who = (
             f"{n} annotators" if isinstance(n, int) else "The annotators of the round"

@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from annotation.corrections import CorrectionError
+from annotation.corrections import apply as apply_correction
 from schemas import yamlsafe
 from schemas.buildio import read_records, read_stats, require_complete
 from schemas.errors import MmloomError
@@ -26,8 +30,12 @@ from schemas.records import CATEGORIES, FIELDS
 from schemas.store import ImageStore
 from schemas.validation import validate_record
 
+log = logging.getLogger("mmloom.publish")
+
 VERDICTS = ("accept", "fix", "reject")
-CORRECTABLE = ("field", "subfield")
+CORRECTABLE = ("field", "subfield", "answer", "weights")
+# needs_edit reasons that no flag publishes: an edit annotators asked for but did not settle
+UNRESOLVED = ("conflicting_corrections", "invalid_correction")
 
 
 @dataclass
@@ -97,6 +105,9 @@ class Annotations:
     agreement: dict[str, Any] | None
     rejected_lines: list[Dropped]
     source: str
+    tally: dict[str, Any] = field(default_factory=dict)  # filled by apply_decisions
+    responses: str | None = None  # the pull's responses.jsonl, copied into the release
+    n_responses: int = 0  # its lines
 
 
 def _check_decision(obj: Any) -> str | None:
@@ -113,8 +124,23 @@ def _check_decision(obj: Any) -> str | None:
     for key, value in corrections.items():
         if key not in CORRECTABLE:
             return f"correction of {key!r} is not supported (only {list(CORRECTABLE)})"
-        if not isinstance(value, str) or not value:
+        if key == "weights":
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(w, int) and not isinstance(w, bool) for w in value)
+            ):
+                return "correction 'weights' must be a non-empty list of integers"
+        elif not isinstance(value, str) or not value:
             return f"correction {key!r} must be a non-empty string"
+    by = obj.get("corrected_by") or {}
+    if not isinstance(by, dict) or not all(
+        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in by.values()
+    ):
+        return "'corrected_by' must map a correction to a list of annotator ids"
+    veto = obj.get("veto")
+    if veto is not None and not (isinstance(veto, dict) and isinstance(veto.get("by"), list)):
+        return "'veto' must be null or an object with a 'by' list"
     score = obj.get("mean_score")
     if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
         return "'mean_score' must be a number or null"
@@ -125,7 +151,8 @@ def _check_decision(obj: Any) -> str | None:
 
 
 def read_annotations(annotations_dir: str) -> Annotations:
-    """Read ``decisions.jsonl`` (required) and ``agreement.json`` (optional).
+    """Read ``decisions.jsonl`` (required) and ``agreement.json`` (optional), and find
+    ``responses.jsonl`` (optional: every answer of the round, which the release carries).
 
     Raises:
         MmloomError: ``decisions.jsonl`` is missing or ``agreement.json`` is not JSON.
@@ -181,7 +208,21 @@ def read_annotations(annotations_dir: str) -> Annotations:
                 raise MmloomError(
                     f"{agreement_path} is not valid JSON ({exc}); fix or remove it"
                 ) from exc
-    return Annotations(decisions, agreement, rejected, annotations_dir)
+    responses = os.path.join(annotations_dir, "responses.jsonl")
+    n_responses = 0
+    if os.path.isfile(responses):
+        with open(responses, encoding="utf-8") as f:
+            n_responses = sum(1 for line in f if line.strip())
+    else:
+        responses = None
+    return Annotations(
+        decisions,
+        agreement,
+        rejected,
+        annotations_dir,
+        responses=responses,
+        n_responses=n_responses,
+    )
 
 
 def needs_edit(decision: dict[str, Any]) -> list[str]:
@@ -198,22 +239,83 @@ def needs_edit(decision: dict[str, Any]) -> list[str]:
     return why
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def apply_corrections(
+    record: dict[str, Any], decision: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``record`` with the decision's corrections applied, and one provenance entry per
+    correction that changed it: ``{target, before, after, by}`` (``before``/``after`` as JSON
+    text, ``by`` the pseudonymous ids of the annotators who gave it).
+
+    Raises:
+        CorrectionError: an answer or weights correction does not fit the record.
+    """
+    corrections = decision.get("corrections") or {}
+    by = decision.get("corrected_by") or {}
+    fixed = copy.deepcopy(record)
+    edits = []
+    for key in CORRECTABLE:
+        if key not in corrections:
+            continue
+        value = corrections[key]
+        if key in ("field", "subfield"):
+            if value == record[key]:
+                continue
+            before: Any = record[key]
+            fixed[key] = value
+            after: Any = value
+        else:
+            fixed, before = apply_correction(fixed, key, value)
+            after = {k: _after(fixed, k) for k in before}
+            if before == after:
+                continue
+        edits.append(
+            {
+                "target": key,
+                "before": _json_text(before),
+                "after": _json_text(after),
+                "by": sorted(str(x) for x in by.get(key, [])),
+            }
+        )
+    return fixed, edits
+
+
+def _after(record: dict[str, Any], key: str) -> Any:
+    if key == "answer":
+        return [s["text"] for s in record["answer"] if s["text"] is not None]
+    if key == "gt_answer":
+        return record["gt_answer"][0]["text"]
+    if key == "weights":
+        return [c["weight"] for c in record["instruction"]["components"]]
+    return record[key]
+
+
 def apply_decisions(
     records: list[dict[str, Any]],
     annotations: Annotations | None,
     require: bool,
     include_needs_edit: bool = False,
 ) -> tuple[list[dict[str, Any]], list[Dropped]]:
-    """Drop rejected records, hold back those that need an edit, apply corrections and
-    re-validate.
+    """Drop vetoed and rejected records, hold back those that need an edit, apply
+    corrections and re-validate.
 
-    A decision that needs an edit (:func:`needs_edit`: a fix without an applicable
-    correction, an impossible field/subfield pair, an unresolved tie) is dropped with reason
-    ``needs_edit`` unless ``include_needs_edit``; with ``require`` (``--require-annotation``)
-    it is always dropped, so only accepted records and records with an applied fix are
-    published. Each published record gains ``annotation``: ``{verdict, mean_score,
-    n_responses, corrected}`` or None when it has no decision. Returns the kept records
-    (input order) and what was dropped.
+    A decision with a ``veto`` (an annotator marked the item harmful) is dropped with reason
+    ``harmful_veto`` whatever its verdict and whatever the flags. A decision that needs an
+    edit (:func:`needs_edit`: a fix without an applicable correction, an impossible
+    field/subfield pair, an unresolved tie) is dropped with reason ``needs_edit`` unless
+    ``include_needs_edit``; one whose corrections conflict or cannot be read
+    (``UNRESOLVED``) is always dropped, and with ``require`` (``--require-annotation``) any
+    is, so only accepted records and records with an applied fix are published. A
+    correction that does not fit the record is dropped as ``correction_invalid``.
+
+    Each published record gains ``annotation``: ``{verdict, mean_score, n_responses,
+    corrected, edits}`` (``edits``: see :func:`apply_corrections`) or None when it has no
+    decision. ``annotations.tally`` gets the counts the card and report show. When no
+    decision matches a record of the build, a warning goes to stderr and into the tally.
+    Returns the kept records (input order) and what was dropped.
     """
     dropped: list[Dropped] = []
     if annotations is None:
@@ -222,11 +324,27 @@ def apply_decisions(
         return [{**r, "annotation": None} for r in records], dropped
     kept: list[dict[str, Any]] = []
     known = {r["id"] for r in records}
-    for rid in sorted(set(annotations.decisions) - known):
+    unknown = sorted(set(annotations.decisions) - known)
+    for rid in unknown:
         dropped.append(
             Dropped("read_annotations", "unknown_id", rid, "the build holds no record with this id")
         )
+    tally: dict[str, Any] = {
+        "decisions": len(annotations.decisions),
+        "unknown_id": len(unknown),
+        "matched": 0,
+        "by_category": defaultdict(lambda: defaultdict(int)),
+        "verdicts": defaultdict(int),
+        "vetoed": 0,
+        "needs_edit": 0,
+        "correction_invalid": 0,
+        "edits": defaultdict(int),
+        "warning": None,
+        "responses": annotations.n_responses if annotations.responses else None,
+    }
     for record in records:
+        cat = tally["by_category"][record.get("category") or record["id"].split("_", 1)[0]]
+        cat["build"] += 1
         decision = annotations.decisions.get(record["id"])
         if decision is None:
             if require:
@@ -235,6 +353,24 @@ def apply_decisions(
                 )
             else:
                 kept.append({**record, "annotation": None})
+            continue
+        tally["matched"] += 1
+        cat["decided"] += 1
+        tally["verdicts"][decision["verdict"]] += 1
+        veto = decision.get("veto")
+        if veto:
+            tally["vetoed"] += 1
+            cat["vetoed"] += 1
+            dropped.append(
+                Dropped(
+                    "apply_annotations",
+                    "harmful_veto",
+                    record["id"],
+                    f"verdict={decision['verdict']}; {len(veto.get('by') or [])} annotator(s) "
+                    f"answered {veto.get('question', 'harmful')}: "
+                    f"{'/'.join(map(str, veto.get('labels') or ['harmful']))}",
+                )
+            )
             continue
         if decision["verdict"] == "reject":
             dropped.append(
@@ -248,7 +384,8 @@ def apply_decisions(
             )
             continue
         why = needs_edit(decision)
-        if why and (require or not include_needs_edit):
+        if why and (require or not include_needs_edit or set(why) & set(UNRESOLVED)):
+            tally["needs_edit"] += 1
             n_comments = len(decision.get("comments") or [])
             dropped.append(
                 Dropped(
@@ -260,11 +397,13 @@ def apply_decisions(
                 )
             )
             continue
-        corrections = decision.get("corrections") or {}
-        fixed = copy.deepcopy(record)
-        fixed.update({k: corrections[k] for k in sorted(corrections)})
-        issues = validate_record(fixed) if corrections else []
+        try:
+            fixed, edits = apply_corrections(record, decision)
+            issues = validate_record(fixed) if edits else []
+        except CorrectionError as exc:
+            issues = [str(exc)]
         if issues:
+            tally["correction_invalid"] += 1
             dropped.append(
                 Dropped(
                     "apply_annotations",
@@ -274,15 +413,30 @@ def apply_decisions(
                 )
             )
             continue
+        for edit in edits:
+            tally["edits"][edit["target"]] += 1
         fixed["annotation"] = {
             "verdict": decision["verdict"],
             "mean_score": None
             if decision.get("mean_score") is None
             else float(decision["mean_score"]),
             "n_responses": int(decision.get("n_responses", 0)),
-            "corrected": sorted(k for k in corrections if corrections[k] != record[k]),
+            "corrected": sorted(e["target"] for e in edits),
+            "edits": edits,
         }
         kept.append(fixed)
+    if annotations.decisions and not tally["matched"]:
+        tally["warning"] = (
+            f"none of the {len(annotations.decisions)} decisions in {annotations.source} "
+            "matches a record of this build (all unknown_id): the annotations come from "
+            "another build; publish with the build the round was pushed from"
+        )
+        log.warning("%s", tally["warning"])
+        print(f"mmloom publish: WARNING: {tally['warning']}", file=sys.stderr)
+    tally["by_category"] = {k: dict(v) for k, v in tally["by_category"].items()}
+    tally["verdicts"] = dict(sorted(tally["verdicts"].items()))
+    tally["edits"] = dict(sorted(tally["edits"].items()))
+    annotations.tally = tally
     return kept, dropped
 
 

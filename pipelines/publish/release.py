@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,8 +206,9 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
     settings = summary.build_settings(build.stats, opts.build)
     agreement = annotations.agreement if annotations else None
     stats_summary = summary.summarize(
-        records, build.stats, dropped_json, selection, agreement, settings
-    )
+        records, build.stats, dropped_json, selection, agreement, settings,
+        annotations.tally if annotations else None,
+    )  # fmt: skip
     report.write_report(stats_summary, build.stats, opts.version, os.path.join(tmp, "report"))
     shard_files = [
         (f"data/{name}", os.path.getsize(os.path.join(tmp, "data", name)), rows)
@@ -229,6 +231,10 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
     )
 
     rows = {path: n for path, _, n in shard_files}
+    if annotations is not None and annotations.responses:  # every answer of the round
+        os.makedirs(os.path.join(tmp, "annotations"))
+        shutil.copyfile(annotations.responses, os.path.join(tmp, "annotations", "responses.jsonl"))
+        rows["annotations/responses.jsonl"] = annotations.n_responses
     rows["mmie/data.json"] = mmie["items"]
     rows["dropped.jsonl"] = len(dropped_json)
     files: dict[str, dict[str, Any]] = {}
@@ -243,7 +249,7 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
     annotation_inputs = None
     if opts.annotations:
         annotation_inputs = {}
-        for fname in ("decisions.jsonl", "agreement.json"):
+        for fname in ("decisions.jsonl", "agreement.json", "responses.jsonl"):
             path = os.path.join(opts.annotations, fname)
             if os.path.isfile(path):
                 annotation_inputs[fname] = sha256_file(path)[0]

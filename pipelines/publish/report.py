@@ -2,12 +2,13 @@
 
 Sections: counts against MMIE's published distribution (SA, PBL, MSR only: MMIE has no IF),
 CLIP score histograms per category with the build's thresholds (and a warning when the scores
-come from the tiny test model), dedupe cluster sizes, drops per stage and reason, annotation
-agreement (a table of alpha with its 95% interval per question, overall and per category, and
-one interval plot). A section with nothing to show is a sentence, not an empty plot; counts
-have integer axes; no plot is taller than 2,000 px and no raw JSON is shown. All text is
-HTML-escaped; PNGs are written without timestamps, so the same inputs give the same bytes with
-the same matplotlib.
+come from the tiny test model), dedupe cluster sizes, drops per stage and reason, the human
+round (coverage per category, verdicts, vetoes, edits, and a warning when no decision matched
+the build), annotation agreement (a table of alpha with its 95% interval per question,
+overall and per category, n/a below two items judged twice, and one interval plot). A
+section with nothing to show is a sentence, not an empty plot; counts have integer axes; no
+plot is taller than 2,000 px and no raw JSON is shown. All text is HTML-escaped; PNGs are
+written without timestamps, so the same inputs give the same bytes with the same matplotlib.
 """
 
 from __future__ import annotations
@@ -285,7 +286,7 @@ def _agreement_section(agreement: Any, out_dir: str, plot: Callable[[str], str])
             r["question"],
             "all items" if r["scope"] == "all" else r["scope"],
             r["level"],
-            _fmt(r["alpha"]),
+            "n/a" if r["alpha"] is None else _fmt(r["alpha"]),
             _interval(r["ci"]),
             _fmt(r["percent"]),
             r["pairable"],
@@ -301,7 +302,44 @@ def _agreement_section(agreement: Any, out_dir: str, plot: Callable[[str], str])
         "% agreement",
         "items rated ≥ 2×",
     ]
-    return body + _table(header, table)
+    return (
+        body
+        + _table(header, table)
+        + "<p>α is n/a where fewer than two items were each judged by two or more annotators.</p>"
+    )
+
+
+def _coverage_section(ann: dict[str, Any]) -> str:
+    """Coverage per category, verdicts of every decision, vetoes, edits, and the warning when
+    no decision matched the build."""
+    esc = html.escape
+    body = ""
+    if ann.get("warning"):
+        body += f'<p class="warn">Warning: {esc(str(ann["warning"]))}.</p>'
+    body += f"<p>{esc(ann['coverage_line'])}</p>"
+    keys = ("build", "decided", "vetoed", "published", "judged")
+    rows = [[c, *(v[k] for k in keys)] for c, v in ann["coverage"].items()]
+    rows.append(["total", *(sum(v[k] for v in ann["coverage"].values()) for k in keys)])
+    body += _table(
+        ["category", "build records", "decisions", "vetoed (harmful)", "published",
+         "published and judged"],
+        rows,
+    )  # fmt: skip
+    verdicts = [[k, v] for k, v in ann["decision_verdicts"].items()]
+    body += "<p>Verdicts of the decisions that match the build:</p>" + (
+        _table(["verdict", "decisions"], verdicts) if verdicts else "<p>none</p>"
+    )
+    body += (
+        f"<p>{ann['matched']} of {ann['decisions']} decisions match a record of the build "
+        f"({ann['unknown_id']} do not); {ann['vetoed']} items vetoed as harmful, "
+        f"{ann['needs_edit']} held back for an edit, {ann['correction_invalid']} with a "
+        "correction that did not fit.</p>"
+    )
+    edits = [[k, v] for k, v in ann["edits"].items()]
+    body += "<p>Corrections applied to published items:</p>" + (
+        _table(["target", "items"], edits) if edits else "<p>none</p>"
+    )
+    return body
 
 
 def write_report(
@@ -396,9 +434,13 @@ def write_report(
     else:
         body = "<p>Nothing was dropped.</p>"
     sections.append("<h2>Drops per stage and reason</h2>" + body)
+    ann = summary["annotation"]
+    if ann.get("decisions") is not None:
+        sections.append(
+            "<h2>Human annotation: coverage, verdicts, edits</h2>" + _coverage_section(ann)
+        )
     sections.append(
-        "<h2>Annotation agreement</h2>"
-        + _agreement_section(summary["annotation"]["agreement"], out_dir, plot)
+        "<h2>Annotation agreement</h2>" + _agreement_section(ann["agreement"], out_dir, plot)
     )
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

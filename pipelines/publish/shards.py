@@ -86,6 +86,7 @@ FEATURES = Features(
             "mean_score": Value("float64"),
             "n_responses": Value("int32"),
             "corrected": List(_S),
+            "edits": List({"target": _S, "before": _S, "after": _S, "by": List(_S)}),
         },
     }
 )
@@ -105,7 +106,9 @@ COLUMN_DOCS = {
     "provenance / source_metadata": "source, split, original id, licence, file; source fields "
     "as JSON text",
     "scores": "CLIP image-text scores (`scored` false when the build ran without CLIP)",
-    "annotation": "human decision (`verdict`, mean 0-6 score, responses) or null",
+    "annotation": "human decision (`verdict`, mean 0-6 score, responses, `corrected`) or "
+    "null; `edits`: each applied correction (`target`, the value `before` and `after` as JSON "
+    "text, `by`: pseudonymous annotator ids)",
 }
 
 

@@ -35,6 +35,8 @@ MMIE_FORMATS = {"multiple_choice": 663, "open_ended": 19340}  # sums to 20,003, 
 MMIE_IMAGES_PER_QUESTION = 1.32
 MMIE_QUESTION_LENGTH = "76.0 (unit not stated)"
 
+MIN_PAIRED_ITEMS = 2  # alpha is shown only over at least this many items judged twice or more
+
 CATEGORY_NAMES = {
     "SA": "situational analysis",
     "PBL": "project-based learning",
@@ -137,7 +139,9 @@ def agreement_rows(agreement: Any) -> list[dict[str, Any]]:
     rows: one ``scope="all"`` row per question, then one per category asking it.
 
     Each row: ``question, scope, level, alpha, ci (None or [lo, hi]), percent, pairable,
-    units``; alpha, ci and percent are finite numbers or None. Empty when the file has no
+    units``; alpha, ci and percent are finite numbers or None. Alpha (and its interval) is
+    None (n/a) where fewer than ``MIN_PAIRED_ITEMS`` items were judged by two or more
+    annotators. Empty when the file has no
     ``questions`` section in that shape.
     """
     questions = agreement.get("questions") if isinstance(agreement, dict) else None
@@ -150,12 +154,16 @@ def agreement_rows(agreement: Any) -> list[dict[str, Any]]:
             return
         ci = entry.get("alpha_ci95")
         ci = [_number(v) for v in ci] if isinstance(ci, list) and len(ci) == 2 else None
+        pairable = entry.get("pairable_units")
+        alpha = _number(entry.get("alpha"))
+        if isinstance(pairable, int) and pairable < MIN_PAIRED_ITEMS:
+            alpha = ci = None  # one shared item says nothing about agreement: n/a
         rows.append(
             {
                 "question": name,
                 "scope": scope,
                 "level": entry.get("level"),
-                "alpha": _number(entry.get("alpha")),
+                "alpha": alpha,
                 "ci": ci if ci and None not in ci else None,
                 "percent": _number(entry.get("percent_agreement")),
                 "pairable": entry.get("pairable_units"),
@@ -250,8 +258,10 @@ def summarize(
     selection: list[dict[str, Any]],
     agreement: Any,
     settings: dict[str, Any],
+    tally: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """All the numbers of the card and the report, from the published records."""
+    """All the numbers of the card and the report, from the published records (and, for the
+    human round, ``tally``: what :func:`pipelines.publish.inputs.apply_decisions` counted)."""
     by_cat = Counter(r["category"] for r in records)
     by_field = Counter((r["category"], r["field"]) for r in records)
     by_sub = Counter((r["category"], r["field"], r["subfield"]) for r in records)
@@ -294,7 +304,6 @@ def summarize(
         clip = r["scores"]["clip"]
         if clip["scored"]:
             clip_scores[r["category"]].extend(p["score"] for p in clip["pairs"])
-    annotated = [r["annotation"] for r in records if r.get("annotation")]
     publish_reasons = Counter((d["stage"], d["reason"]) for d in publish_dropped)
     build_drops: dict[tuple[str, str], int] = Counter()
     for source in (stats.get("sources") or {}).values():
@@ -345,13 +354,7 @@ def summarize(
         },
         "dedupe": settings.get("dedupe"),
         "settings_origin": settings.get("origin", {}),
-        "annotation": {
-            "annotated": len(annotated),
-            "verdicts": dict(sorted(Counter(a["verdict"] for a in annotated).items())),
-            "corrected": sum(1 for a in annotated if a["corrected"]),
-            "mean_responses": _mean([a["n_responses"] for a in annotated]),
-            "agreement": agreement,
-        },
+        "annotation": annotation_summary(records, agreement, tally),
         "selection": selection,
         "build": {
             "name": stats.get("build"),
@@ -366,6 +369,63 @@ def summarize(
         "publish_drops": [
             {"stage": s, "reason": r, "count": n} for (s, r), n in sorted(publish_reasons.items())
         ],
+    }
+
+
+def coverage_line(judged: int, total: int, responses: list[int]) -> str:
+    """What happened in the human round, in one sentence: how many published items were
+    judged, and by how many annotators each."""
+    if not judged:
+        return f"None of the {total} published items was judged by human annotators."
+    lo, hi = min(responses), max(responses)
+    each = f"{lo}" if lo == hi else f"{lo} to {hi}"
+    return (
+        f"{judged} of {total} published items were judged by human annotators, each by "
+        f"{each} annotator{'s' if hi != 1 else ''}."
+    )
+
+
+def annotation_summary(
+    records: list[dict[str, Any]], agreement: Any, tally: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The human round as the card and report show it: coverage per category (published
+    items, and how many of them were judged), verdicts, vetoes, edits, the coverage line,
+    agreement, and the warning when no decision matched the build."""
+    annotated = [r["annotation"] for r in records if r.get("annotation")]
+    tally = tally or {}
+    per_cat: dict[str, dict[str, int]] = {}
+    for cat in sorted({r["category"] for r in records} | set(tally.get("by_category", {})),
+                      key=category_order):  # fmt: skip
+        published = [r for r in records if r["category"] == cat]
+        counts = tally.get("by_category", {}).get(cat, {})
+        per_cat[cat] = {
+            "build": int(counts.get("build", 0)),
+            "decided": int(counts.get("decided", 0)),
+            "vetoed": int(counts.get("vetoed", 0)),
+            "published": len(published),
+            "judged": sum(1 for r in published if r.get("annotation")),
+        }
+    responses = [a["n_responses"] for a in annotated]
+    edits = Counter(e["target"] for a in annotated for e in a.get("edits") or [])
+    return {
+        "annotated": len(annotated),
+        "verdicts": dict(sorted(Counter(a["verdict"] for a in annotated).items())),
+        "corrected": sum(1 for a in annotated if a["corrected"]),
+        "mean_responses": _mean(responses),
+        "responses_range": [min(responses), max(responses)] if responses else None,
+        "coverage": per_cat,
+        "coverage_line": coverage_line(len(annotated), len(records), responses),
+        "decisions": tally.get("decisions"),
+        "matched": tally.get("matched"),
+        "unknown_id": tally.get("unknown_id"),
+        "decision_verdicts": tally.get("verdicts") or {},
+        "vetoed": tally.get("vetoed", 0),
+        "needs_edit": tally.get("needs_edit", 0),
+        "correction_invalid": tally.get("correction_invalid", 0),
+        "edits": dict(sorted(edits.items())),
+        "warning": tally.get("warning"),
+        "responses": tally.get("responses"),
+        "agreement": agreement,
     }
 
 

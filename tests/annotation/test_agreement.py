@@ -81,3 +81,26 @@ def test_report_per_question_and_category():
     assert report["verdict"]["by_category"]["SA"]["alpha"] == report["verdict"]["alpha"]
     assert report["irrelevant_images"]["percent_agreement"] == 1.0
     assert "comment" not in report
+
+
+def test_one_sided_optional_labels_count_and_single_annotators_give_no_alpha():
+    rubric = load_rubric()
+    recs = []
+    for i, ticks in enumerate([["image_1"], [], ["image_2"]]):
+        rec = Annotated(f"SA_{i}", "SA", "Literature", "Everyday Life")
+        rec.answers = {
+            "u1": {"verdict": "accept", "irrelevant_images": ticks},
+            "u2": {"verdict": "accept"},
+        }
+        recs.append(rec)
+    report = agreement_report(recs, rubric, n_boot=0)
+    images = report["irrelevant_images"]
+    assert images["pairable_units"] == 3  # u2's empty answer is "none", not missing
+    assert images["percent_agreement"] == pytest.approx(1 / 3, abs=1e-4)
+    alone = Annotated("MSR_1", "MSR", "Math", "Geometry")
+    alone.answers = {"u1": {"verdict": "accept"}}
+    report = agreement_report([*recs, alone], rubric, n_boot=0)
+    assert report["verdict"]["by_category"]["MSR"]["alpha"] is None
+    assert report["verdict"]["by_category"]["MSR"]["pairable_units"] == 0
+    # one shared item is not enough for an alpha either (it would be exactly 0)
+    assert agreement([["a", "b"]], "nominal", n_boot=0)["alpha"] is None

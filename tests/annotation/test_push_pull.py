@@ -24,6 +24,7 @@ import pytest
 from annotation.annotate_cli import main as annotate_main
 from annotation.client import connect, find_dataset, iter_raw_records
 from annotation.images import stop_image_server, url_builder
+from annotation.pull import pseudonym
 from annotation.push import push
 from annotation.rubric import load_rubric
 from annotation.settings import TEMPLATE, build_settings, dataset_name
@@ -207,6 +208,9 @@ def test_annotate_pull_and_publish(pushed, env, build, tmp_path, capsys, caplog)
         (ids[4], "fix", {}, 5.5, ["fix_without_correction", "verdict_tie"]),
     ]
     assert set(decisions) == set(ids[:5])  # ids[5] has one response: pending
+    salt = bytes.fromhex((out / "annotator_salt").read_text().strip())
+    pair = sorted(pseudonym(str(u["id"]), salt) for u in (a, b))
+    assert decisions[ids[3]].pop("corrected_by") == {"subfield": pair}  # who corrected it
     for rid, verdict, corrections, score, why in expected:
         assert decisions[rid] == {
             "id": rid, "verdict": verdict, "corrections": corrections, "mean_score": score,
@@ -225,7 +229,7 @@ def test_annotate_pull_and_publish(pushed, env, build, tmp_path, capsys, caplog)
         "pending": len(pushed["records"]) - 5, "by_category": {"SA": 5},
     }  # fmt: skip
     assert agreement["verdicts"] == {"accept": 1, "fix": 2, "reject": 2}
-    assert agreement["annotators"] == 2 and agreement["protocol"].startswith("Each record")
+    assert agreement["annotators"] == 2 and agreement["protocol"].startswith("Annotators judge")
 
     release = tmp_path / "release"
     publish_argv = ["--build", str(build), "--output", str(release), "--version", "0.1.0"]

@@ -298,6 +298,7 @@ def test_decide_mean_score_and_corrections():
         "n_responses": 2,
         "comments": [],
         "needs_edit": [],
+        "corrected_by": {"subfield": ["u1", "u2"]},  # pseudonymous ids when pull passes them
     }
     tied = copy.deepcopy(rec)
     tied.answers["u2"]["correct_subfield"] = "Everyday Life"
@@ -385,3 +386,74 @@ def test_publish_holds_back_decisions_that_need_an_edit():
     assert [r["id"] for r in kept] == ["r0", "r1", "r2", "r3"]
     kept, dropped = apply_decisions(records, ann, require=True, include_needs_edit=True)
     assert [r["id"] for r in kept] == ["r0"]
+    # an unsettled edit and a harmful veto are never published, whatever the flags
+    decisions["r1"]["needs_edit"] = ["conflicting_corrections"]
+    decisions["r3"] = {"id": "r3", "verdict": "accept", "veto": {"by": ["ann-1"]}}
+    kept, dropped = apply_decisions(records, ann, require=False, include_needs_edit=True)
+    assert [r["id"] for r in kept] == ["r0", "r2"]
+    assert {d.id: d.reason for d in dropped} == {"r1": "needs_edit", "r3": "harmful_veto"}
+    assert ann.tally["vetoed"] == 1 and ann.tally["matched"] == 4
+
+
+def _if_record(**answers) -> Annotated:
+    rec = Annotated("IF_1", "IF", "Art", "Photography")
+    base = {"verdict": "fix", "answer_quality": 3, "correct_field": "Art"}
+    rec.answers = {u: {**base, "correct_subfield": "Photography", **a} for u, a in answers.items()}
+    return rec
+
+
+def test_corrections_resolve_only_when_every_fixer_agrees():
+    rubric = load_rubric()
+    ids = {"u1": "ann-1", "u2": "ann-2", "u3": "ann-3"}
+    same = _if_record(
+        u1={"corrected_weights": "6/2/2", "corrected_answer": "Checks:\r\n1. a  \n"},
+        u2={"corrected_weights": " 6 / 2 / 2 ", "corrected_answer": "Checks:\n1. a"},
+    )
+    decision, problem = decide(same, rubric, ids=ids)
+    assert problem is None and decision["needs_edit"] == []
+    assert decision["corrections"] == {"answer": "Checks:\n1. a", "weights": [6, 2, 2]}
+    assert decision["corrected_by"] == {"answer": ["ann-1", "ann-2"], "weights": ["ann-1", "ann-2"]}
+    # different weights, or one fixer silent: conflicting, never guessed
+    for other in ("5/3/2", ""):
+        rec = _if_record(u1={"corrected_weights": "6/2/2"}, u2={"corrected_weights": other})
+        decision, problem = decide(rec, rubric, ids=ids)
+        assert decision["needs_edit"] == ["conflicting_corrections"], other
+        assert "weights" not in decision["corrections"] and "different weights" in problem
+    # weights that do not sum to 10: invalid, held back
+    rec = _if_record(u1={"corrected_weights": "6/2/3"}, u2={"corrected_weights": "6/2/3"})
+    decision, problem = decide(rec, rubric, ids=ids)
+    assert decision["needs_edit"] == ["invalid_correction"] and "sum to 11" in problem
+    # an accept majority ignores the fixer's correction; the fixers are who decide
+    rec = _if_record(
+        u1={"verdict": "accept"}, u2={"verdict": "accept"}, u3={"corrected_weights": "5/5"}
+    )
+    assert decide(rec, rubric, ids=ids)[0]["corrections"] == {}
+
+
+def test_harmful_vetoes_whatever_the_verdict():
+    rubric = load_rubric()
+    rec = _if_record(u1={"verdict": "accept", "harmful": "harmful"}, u2={"verdict": "accept"})
+    decision = decide(rec, rubric, ids={"u1": "ann-1"})[0]
+    assert decision["verdict"] == "accept"
+    assert decision["veto"] == {"question": "harmful", "labels": ["harmful"], "by": ["ann-1"]}
+    rec.answers["u1"]["harmful"] = "sensitive"
+    assert "veto" not in decide(rec, rubric)[0]
+
+
+def test_annotator_ids_are_salted_stable_and_private(tmp_path):
+    from annotation.pull import PullError, annotator_salt, pseudonym
+
+    first = tmp_path / "r1"
+    first.mkdir()
+    salt = annotator_salt(first)
+    assert (first / "annotator_salt").stat().st_mode & 0o077 == 0
+    assert annotator_salt(first) == salt  # kept
+    second = tmp_path / "r2"
+    second.mkdir()
+    assert annotator_salt(second, previous=first) == salt  # a second round: the same ids
+    ident = pseudonym("3f1c-user-id", salt)
+    assert ident == pseudonym("3f1c-user-id", salt) and ident.startswith("ann-")
+    assert len(ident) == 16 and "3f1c" not in ident
+    (first / "annotator_salt").write_text("not hex")
+    with pytest.raises(PullError, match="not an annotator salt"):
+        annotator_salt(first)

@@ -75,7 +75,7 @@ def _values(rubric, category: str, verdict: str, fld: str, sub: str, comment: st
         elif q.name == rubric.verdict_question:
             out[q.name] = verdict
         elif q.kind == "text":
-            if comment:
+            if comment and not q.correction:  # the comment, not a correction
                 out[q.name] = comment
         elif q.required:
             out[q.name] = q.values[-2] if q.kind == "rating" else q.labels[0]

@@ -164,6 +164,7 @@ def annotated(rich_build, tmp_path_factory):
     ]  # fmt: skip
     assert publish_main(argv) == 0
     expected = {"reject": reject, "fix_ok": fix_ok, "fix_bad": fix_bad, "accepted": accepted}
+    expected["fix_ok_before"] = next(r["subfield"] for r in records if r["id"] == fix_ok)
     return out, expected, len(records)
 
 
@@ -180,6 +181,14 @@ def test_annotation_decisions_are_applied(annotated, tmp_path):
         "mean_score": 4.0,
         "n_responses": 2,
         "corrected": ["subfield"],
+        "edits": [
+            {
+                "target": "subfield",
+                "before": json.dumps(exp["fix_ok_before"]),
+                "after": '"General Education"',
+                "by": [],  # the decision line names no annotators
+            }
+        ],
     }
     dropped = [json.loads(x) for x in (out / "dropped.jsonl").read_text().splitlines()]
     reasons = Counter((d["stage"], d["reason"]) for d in dropped)
