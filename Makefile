@@ -57,3 +57,11 @@ config-table: venv
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .ruff_cache
+
+# argilla-server 2.8.0's own search-engine tests (tests/unit/search_engine from its pinned
+# sdist) against mmloom's SQL engine, in a separate test venv (~/.cache/mmloom/
+# argilla-conformance); needs only python3 and the package index. Uses the project venv's
+# Python (and so uv) when it exists. See annotation/server/conformance.py.
+.PHONY: test-argilla-conformance
+test-argilla-conformance:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m annotation.server.conformance
