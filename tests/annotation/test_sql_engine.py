@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
 import argilla as rg
 import pytest
@@ -328,3 +332,73 @@ def test_create_index_twice_keeps_the_text_index(argilla_server):
     _engine(argilla_server, f"await engine.create_index(dataset({str(ds.id)!r}))")
     assert (hits("beta"), hits("gamma")) == (2, 1)
     ds.delete()
+
+
+# -- the launcher's speed-ups of argilla-server change no result (launcher._speed_up_server)
+
+
+def test_metadata_values_are_still_validated(argilla_server):
+    client = _client(argilla_server)
+    settings = rg.Settings(
+        fields=[rg.TextField("text")],
+        questions=[rg.TextQuestion("note")],
+        metadata=[rg.IntegerMetadataProperty("n", min=0, max=10), rg.TermsMetadataProperty("t")],
+    )
+    ds = _new_dataset(client, argilla_server, settings)
+
+    def put(metadata):
+        item = {"fields": {"text": "x"}, "metadata": metadata}
+        with argilla_server.http() as http:
+            return http.put(f"/api/v1/datasets/{ds.id}/records/bulk", json={"items": [item]})
+
+    assert put({"n": 3, "t": "a"}).status_code == 200
+    for bad in ({"n": "3"}, {"n": 2.5}, {"n": 11}):
+        response = put(bad)
+        assert response.status_code == 422, (bad, response.text)
+        assert "'n' metadata property validation failed" in response.text
+    ds.delete()
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    events: ClassVar[list[dict]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"]))
+        type(self).events.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_record_webhooks_still_fire_on_bulk_upserts(argilla_server):
+    client = _client(argilla_server)
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.events = []
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hook = {
+        "url": f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+        "events": ["record.created", "record.updated"],
+    }
+    with argilla_server.http() as http_client:
+        webhook = http_client.post("/api/v1/webhooks", json=hook)
+        assert webhook.status_code == 201, webhook.text
+    try:
+        settings = rg.Settings(fields=[rg.TextField("text")], questions=[rg.TextQuestion("note")])
+        ds = _new_dataset(client, argilla_server, settings)
+        ds.records.log([rg.Record(id=f"w{i}", fields={"text": f"w {i}"}) for i in range(3)])
+        ds.records.log([rg.Record(id="w0", fields={"text": "w 0, edited"})])
+        want = {("record.created", f"w{i}") for i in range(3)} | {("record.updated", "w0")}
+        got: set = set()
+        for _ in range(600):  # the worker delivers them; give it up to a minute
+            got = {(e["type"], e["data"]["external_id"]) for e in _Receiver.events}
+            if want <= got:
+                break
+            time.sleep(0.1)
+        assert want <= got
+        ds.delete()
+    finally:
+        with argilla_server.http() as http_client:
+            http_client.delete(f"/api/v1/webhooks/{webhook.json()['id']}").raise_for_status()
+        receiver.shutdown()
