@@ -225,8 +225,9 @@ async def _update_records_responses(
 
     Upstream appends these responses to the records' Elasticsearch documents; here they are
     rows of ``responses``. Argilla allows one response per user and record, so where the
-    upstream data gives ``user`` a second one on a record, it replaces the first (only
-    ``user``-scoped filters could tell, and no test filters on a record answered twice).
+    upstream data gives ``user`` a second one on a record, it replaces the first. Only a
+    filter scoped to ``user`` could tell; the one test that has such a filter on those
+    records (``..._does_not_affect_the_result_scores``) asks for every status the user gave.
     """
     another_user = await UserFactory.create()
     db = TestSession()
