@@ -72,6 +72,7 @@ setup(
         "schemas": ["*.json", "*.yaml", "CHANGELOG.md"],
         "sources": ["*/*.yaml", "*/README.md", "*/CITATION.bib", "*/checksums.tsv"],
         "annotation": ["rubric.yaml"],
+        "pipelines": ["publish/templates/*.j2"],
     },
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,
