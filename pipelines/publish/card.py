@@ -105,6 +105,24 @@ SOURCE_LICENCES = {
         "[COCO terms of use](https://cocodataset.org/#termsofuse)",
     ),
 }
+# Per source: what its data holds about people (the card's "Personal and Sensitive
+# Information"). mmloom's own text: written into the card unescaped. FLICKR_PHOTOS: sources
+# whose images are Flickr photographs.
+FLICKR_PHOTOS = ("vist", "coco")
+SOURCE_PERSONAL_INFORMATION = {
+    "vist": (
+        "VIST stories use the normalised text, in which person names are replaced with "
+        "placeholders such as `[male]` and `[female]`; other story details (places, events) "
+        "remain."
+    ),
+    "wikihow": (
+        "wikiHow articles include health, finance and relationship advice; they are how-to "
+        "text, not personal data, but the Health field describes medical situations."
+    ),
+    "mathvista": (
+        "MathVista reuses images from public datasets, some of them photographs of people."
+    ),
+}
 LICENCE_SECTION = "Licences and restrictions"
 LICENCE_ANCHOR = "licences-and-restrictions"  # the Hub's (GitHub's) heading slug
 _NON_COMMERCIAL = re.compile(r"non-?commercial|\bNC\b|BY-NC", re.IGNORECASE)
@@ -276,6 +294,14 @@ def source_category(name: str) -> str:
 def source_licence(name: str) -> tuple[str, str, str]:
     """(licence in short, restrictions, links to the terms) of a source."""
     return SOURCE_LICENCES.get(name, ("see provenance.license", "see the source's terms", "-"))
+
+
+def personal_information(sources: dict[str, int]) -> tuple[list[str], list[str]]:
+    """(titles of the sources with Flickr photographs, per-source notes) for the sources in
+    the release."""
+    photos = [source_title(name) for name in FLICKR_PHOTOS if name in sources]
+    notes = [text for name, text in SOURCE_PERSONAL_INFORMATION.items() if name in sources]
+    return photos, notes
 
 
 def licence_rows(summary: dict[str, Any]) -> list[list[Any]]:
@@ -451,7 +477,8 @@ def card_context(
             ]
             for src, n in s["sources"].items()
         ],
-        "photo_sources": [source_title(src) for src in ("vist", "coco") if src in s["sources"]],
+        "photo_sources": personal_information(s["sources"])[0],
+        "personal_notes": personal_information(s["sources"])[1],
         "category_rows": _category_rows(s),
         "field_rows": _field_rows(s),
         "subfield_rows": [
