@@ -245,8 +245,8 @@ def card_data(
         features=FEATURES, splits=splits, download_size=data_bytes, dataset_size=data_bytes
     )
     DatasetInfosDict({"default": info}).to_dataset_card_data(data)
-    # datasets leaves the name of a lone "default" config out of dataset_info; name it, as
-    # `configs` does, so that the two sections say which config they describe
+    # datasets leaves the name of a lone "default" config out of dataset_info; mmloom's cards
+    # have always named it there, as `configs` does (the Hub reads both forms)
     data["dataset_info"] = {"config_name": "default", **data["dataset_info"]}
     return data
 
