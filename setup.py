@@ -30,6 +30,8 @@ INSTALL_REQUIRES = [
     "pyarrow>=17,<26",
     "pyyaml>=6,<7",
     "numpy>=1.26,<3",
+    # the release card's and report's templates (pipelines/publish/templates)
+    "jinja2>=3.1,<4",
 ]
 
 # What Dataflow workers never need: the annotation round (Argilla client, agreement) and the
@@ -72,6 +74,7 @@ setup(
         "schemas": ["*.json", "*.yaml", "CHANGELOG.md"],
         "sources": ["*/*.yaml", "*/README.md", "*/CITATION.bib", "*/checksums.tsv"],
         "annotation": ["rubric.yaml"],
+        "pipelines": ["publish/templates/*.j2"],
     },
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,

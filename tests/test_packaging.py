@@ -67,6 +67,8 @@ def test_worker_package_holds_the_stages_but_not_the_argilla_plugin(wheel):
             "schemas/record.schema.json",
             "sources/vist/fields.yaml",
             "sources/coco/checksums.tsv",
+            "pipelines/publish/templates/card.md.j2",  # the card and report templates
+            "pipelines/publish/templates/report.html.j2",
         ):
             assert module in names, module
         plugin = [n for n in names if "argilla_ext" in n]

@@ -106,8 +106,8 @@ def test_report_fits_the_window_in_headless_chromium(report_release, tmp_path):
     assert f"verdict\tall items\tnominal\t{row['alpha']:.3f}\t[{lo:.3f}, {hi:.3f}]" in dom["text"]
     n_rows = sum(1 + len(q["by_category"]) for q in agreement["questions"].values())
     questions = agreement["questions"]
-    # agreement rows: a question, then its scope (the verdict-count table's header row
-    # "verdict / decisions" also starts with a question's name)
+    # (rows of the agreement table's 7 columns: the human round's verdict table starts with a
+    # "verdict" cell too)
     table_rows = [
         t
         for t in dom["text"].splitlines()
