@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import resources
 from typing import Any
 
 import yaml
@@ -35,7 +34,9 @@ from pipelines.publish.summary import (
     clip_is_untrained,
     numeric_leaves,
 )
+from sources import get_source
 from sources import names as source_names
+from sources.spec import CardInfo
 
 MMIE_BIB = """@inproceedings{xia2025mmie,
   title     = {{MMIE}: Massive Multimodal Interleaved Comprehension Benchmark for Large
@@ -54,49 +55,61 @@ DEFAULT_PROTOCOL = (
     "reference item, overlapping annotators, verdict accept / fix / reject per item"
 )
 
-SOURCE_TITLES = {
-    "vist": "VIST (Visual Storytelling, SIS)",
-    "wikihow": "wikiHow (VGSI corpus)",
-    "mathvista": "MathVista",
-    "remi": "ReMI",
-    "coco": "COCO 2017 (MIA-Bench-style items)",
-}
-_SOURCE_CATEGORY = {"vist": "SA", "wikihow": "PBL", "mathvista": "MSR", "remi": "MSR", "coco": "IF"}
+UNKNOWN_LICENCE = ("see provenance.license", "see the source's terms", "-")
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-# Per source: the licence in short, what it restricts, and where its terms are (from
-# sources/<name>/README.md, "Licence"). mmloom's own text: written into the card unescaped.
-SOURCE_LICENCES = {
-    "vist": (
-        "annotations: no explicit licence found; images: Flickr, each photo's own licence",
-        "**per-photo Flickr terms**, many non-commercial; check each photo before redistributing",
-        "[VIST](https://visionandlanguage.net/VIST/), "
-        "[Flickr licences](https://www.flickr.com/creativecommons/)",
-    ),
-    "wikihow": (
-        "CC BY-NC-SA 3.0 (variant unverified)",
-        "**non-commercial**; share-alike",
-        "[CC BY-NC-SA 3.0](https://creativecommons.org/licenses/by-nc-sa/3.0/), "
-        "[wikiHow terms](https://www.wikihow.com/wikiHow:Terms-of-Use)",
-    ),
-    "mathvista": (
-        "CC BY-SA 4.0 (MathVista's contributions); images and questions: the terms of its "
-        "31 source datasets",
-        "**test-set use only: no training**; share-alike",
-        "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/), "
-        "[MathVista](https://huggingface.co/datasets/AI4Math/MathVista)",
-    ),
-    "remi": (
-        "unclear: the HF card says `cc` with no variant and the LICENSE file is empty",
-        "**licence unclear**: leave ReMI items out where a clear licence is required",
-        "[ReMI](https://huggingface.co/datasets/mehrankazemi/ReMI)",
-    ),
-    "coco": (
-        "annotations: CC BY 4.0; images: Flickr, each photo's own licence",
-        "**per-photo Flickr terms**, mostly non-commercial",
-        "[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/), "
-        "[COCO terms of use](https://cocodataset.org/#termsofuse)",
-    ),
-}
+
+# What the card says about each source comes from the source registry (sources/<name>/
+# card.yaml, CITATION.bib): titles, categories, licences and the per-source phrases of the
+# prose below. A source no longer registered (an old build) is named by its registry name.
+
+
+def _cards() -> dict[str, CardInfo]:
+    """Every registered source's card metadata, in registry order."""
+    return {name: get_source(name).card for name in source_names()}
+
+
+def source_title(name: str) -> str:
+    card = _cards().get(name)
+    return card.title if card else name
+
+
+def source_category(name: str) -> str:
+    card = _cards().get(name)
+    return card.category if card else "-"
+
+
+def source_licence(name: str) -> tuple[str, str, str]:
+    """(licence in short, what it restricts, where its terms are); mmloom's own text."""
+    card = _cards().get(name)
+    if card is None or not card.licence:
+        return UNKNOWN_LICENCE
+    lic = card.licence
+    return (lic.get("short", ""), lic.get("restrictions", ""), lic.get("terms", ""))
+
+
+def _phrases(key: str, among: set[str] | None = None) -> list[Any]:
+    """The sources' phrase ``key`` (of those in ``among``, if given), in registry order; a
+    phrase two sources share once."""
+    found = [
+        c.phrase(key)
+        for n, c in _cards().items()
+        if c.phrase(key) and (among is None or n in among)
+    ]
+    return list(dict.fromkeys(found))
+
+
+def _short_names() -> list[str]:
+    return [c.name for c in _cards().values()]
+
+
+def _series(items: list[str], final: str = ", and ") -> str:
+    """``a``; ``a and b``; ``a, b, and c`` (``final`` joins the last two of three or more)."""
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + final + items[-1]
+
+
 LICENCE_SECTION = "Licences and restrictions"
 LICENCE_ANCHOR = "licences-and-restrictions"  # the Hub's (GitHub's) heading slug
 _NON_COMMERCIAL = re.compile(r"non-?commercial|\bNC\b|BY-NC", re.IGNORECASE)
@@ -137,13 +150,12 @@ def _table(header: list[str], rows: list[list[Any]], trusted: bool = False) -> s
 
 
 def _citations() -> list[str]:
-    """The five sources' CITATION.bib files, then MMIE's (MIA-Bench is in COCO's file)."""
-    out = []
-    for name in source_names():
-        text = resources.files("sources").joinpath(name, "CITATION.bib").read_text("utf-8")
-        out.append(text.strip())
-    out.append(MMIE_BIB)
-    return out
+    """The registered sources' CITATION.bib files, then MMIE's (MIA-Bench is in COCO's file)."""
+    return [c.citation for c in _cards().values() if c.citation] + [MMIE_BIB]
+
+
+def _count_word(n: int) -> str:
+    return NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)
 
 
 def _size_category(n: int) -> str:
@@ -169,7 +181,7 @@ def release_citation(summary: dict[str, Any], version: str, mmloom_version: str)
         "  author       = {{mmloom contributors}},\n"
         f"  howpublished = {{Dataset release {version}, built with mmloom {mmloom_version} "
         f"(build config sha256 {sha})}},\n"
-        "  note         = {Built from VIST, wikiHow, MathVista, ReMI and COCO; cite them too}\n"
+        f"  note         = {{Built from {_series(_short_names(), ' and ')}; cite them too}}\n"
         "}"
     )
 
@@ -275,15 +287,13 @@ def licences_section(summary: dict[str, Any]) -> str:
     where its terms are, and how many of its images carry a non-commercial licence."""
     rows = []
     for name, n in summary["sources"].items():
-        short, restrictions, links = SOURCE_LICENCES.get(
-            name, ("see provenance.license", "see the source's terms", "-")
-        )
+        short, restrictions, links = source_licence(name)
         counts = summary["image_licence_counts"].get(name, {})
         images = sum(counts.values())
         nc = sum(k for lic, k in counts.items() if non_commercial(lic))
         rows.append(
             [
-                md(SOURCE_TITLES.get(name, name)),
+                md(source_title(name)),
                 n,
                 md(short),
                 restrictions,
@@ -292,12 +302,16 @@ def licences_section(summary: dict[str, Any]) -> str:
             ]
         )
     header = ["source", "items", "licence", "restrictions", "images under an NC licence", "terms"]
+    nc_parts = _phrases("non_commercial") + _phrases("non_commercial_images")
+    clauses = _phrases("caveat")
+    if nc_parts:
+        whole = "**Non-commercial terms apply to the release as a whole**"
+        clauses.insert(0, f"{whole} ({', '.join(nc_parts)})")
+    warnings = f"{_series(clauses)}. " if clauses else ""
     return (
         f"## {LICENCE_SECTION}\n\n"
         "There is no single licence: every item keeps its source's licence (the record's "
-        "`provenance.license`, each image's `license`). **Non-commercial terms apply to the "
-        "release as a whole** (wikiHow text, most Flickr photos), MathVista items may be used "
-        "**for testing only, not for training**, and ReMI's licence is unclear. Filter on the "
+        f"`provenance.license`, each image's `license`). {warnings}Filter on the "
         "licence columns before any other use.\n\n" + _table(header, rows, trusted=True)
     )
 
@@ -404,28 +418,15 @@ def coverage_section(ann: dict[str, Any]) -> str:
 def personal_information_section(summary: dict[str, Any]) -> str:
     sources = set(summary["sources"])
     lines = []
-    photos = [SOURCE_TITLES[s] for s in ("vist", "coco") if s in sources]
+    cards = _cards()
+    photos = [c.title for n, c in cards.items() if c.phrase("flickr_photos") and n in sources]
     if photos:
         lines.append(
             f"- {' and '.join(photos)} images are Flickr photographs taken by Flickr users, "
             "many of identifiable people (faces, family events, children, homes), published "
             "under the photographers' licences. The people shown did not consent to this use."
         )
-    if "vist" in sources:
-        lines.append(
-            "- VIST stories use the normalised text, in which person names are replaced with "
-            "placeholders such as `[male]` and `[female]`; other story details (places, events) "
-            "remain."
-        )
-    if "wikihow" in sources:
-        lines.append(
-            "- wikiHow articles include health, finance and relationship advice; they are how-to "
-            "text, not personal data, but the Health field describes medical situations."
-        )
-    if "mathvista" in sources:
-        lines.append(
-            "- MathVista reuses images from public datasets, some of them photographs of people."
-        )
+    lines += [f"- {note}" for note in _phrases("personal", sources)]
     lines.append(
         "- mmloom neither blurs faces nor detects personal data. Human annotators answered a "
         "`harmful` question (none / sensitive / harmful) where the release was annotated; an "
@@ -455,7 +456,7 @@ def render(
         f"# Dataset Card for {md(head['pretty_name'])}\n\n"
         f"An MMIE-style interleaved image-text benchmark: **{total} test items** whose "
         "questions and reference answers mix text and images, restructured from public "
-        f"datasets (VIST, wikiHow, MathVista, ReMI, COCO) into the categories {cats_present}. "
+        f"datasets ({', '.join(_short_names())}) into the categories {cats_present}. "
         "It is for evaluating vision-language models, not for training them.\n"
     )
     parts.append(licences_section(s))
@@ -478,13 +479,17 @@ def render(
         "### Dataset Sources\n\n"
         + _table(
             ["source", "category", "items"],
-            [
-                [SOURCE_TITLES.get(src, src), _SOURCE_CATEGORY.get(src, "-"), n]
-                for src, n in s["sources"].items()
-            ],
+            [[source_title(src), source_category(src), n] for src, n in s["sources"].items()],
             trusted=True,
         )
         + "MMIE, whose format and categories this follows: arXiv 2410.10139 (ICLR 2025).\n"
+    )
+    no_training = ", and ".join([*_phrases("training"), "training on a benchmark spoils it"])
+    no_commerce = " and of ".join(
+        [
+            *_phrases("commercial_use"),
+            *(["non-commercially licensed photos"] if _phrases("non_commercial_images") else []),
+        ]
     )
     parts.append(
         "## Uses\n\n### Direct Use\n\n"
@@ -494,10 +499,9 @@ def render(
         "(`mmie/data.json`).\n"
         "- Comparing models on one fixed, checksummed set of items, per category and field.\n\n"
         "### Out-of-Scope Use\n\n"
-        "- **Training or fine-tuning models**: MathVista's terms forbid it, and training on a "
-        "benchmark spoils it.\n"
-        "- **Commercial use** of the wikiHow items and of non-commercially licensed photos.\n"
-        "- Identifying, profiling or making decisions about the people in the photos.\n"
+        f"- **Training or fine-tuning models**: {no_training}.\n"
+        + (f"- **Commercial use** of {no_commerce}.\n" if no_commerce else "")
+        + "- Identifying, profiling or making decisions about the people in the photos.\n"
         "- Treating scores as a measure of MMIE itself: this is an MMIE-style rebuild, not "
         "MMIE's data.\n"
     )
@@ -714,7 +718,7 @@ def render(
         )
     src_rows = [
         [
-            SOURCE_TITLES.get(src, src),
+            source_title(src),
             n,
             " / ".join(s["licences"][src]),
             " / ".join(s["image_licences"][src]),
@@ -723,10 +727,9 @@ def render(
     ]
     parts.append(
         "#### Who are the source data producers?\n\n"
-        "The authors of the five source datasets and the people whose work they collected: "
-        "Flickr photographers and VIST's crowd workers (VIST; COCO images and captions), "
-        "wikiHow's volunteer authors and illustrators, the creators of MathVista's 31 source "
-        "datasets, and ReMI's authors. The licences as the records state them:\n\n"
+        f"The authors of the {_count_word(len(_cards()))} source datasets and the people whose "
+        f"work they collected: {_series(_phrases('producers'))}. The licences as the records "
+        "state them:\n\n"
         + _table(["source", "items", "licence (records)", "licence (images)"], src_rows)
     )
     ann = s["annotation"]
@@ -775,13 +778,18 @@ def render(
         if others
         else ""
     )
+    leakage = _phrases("leakage")
+    by_category: dict[str, list[str]] = {}
+    for card in _cards().values():
+        by_category.setdefault(card.category, []).append(card.name)
+    categories = ", ".join(f"{c} = {' + '.join(n)}" for c, n in by_category.items())
     parts.append(
         "## Bias, Risks, and Limitations\n\n"
-        "- Every source is public (VIST, wikiHow, MathVista, ReMI, COCO), and MathVista is "
-        "assembled from public test sets: items may have leaked into the pretraining data of "
-        "the models evaluated.\n"
-        "- Categories follow sources (SA = VIST, PBL = wikiHow, MSR = MathVista + ReMI, "
-        "IF = COCO), so category scores partly measure source style.\n"
+        f"- Every source is public ({', '.join(_short_names())})"
+        + (f", and {' and '.join(leakage)}" if leakage else "")
+        + ": items may have leaked into the pretraining data of the models evaluated.\n"
+        f"- Categories follow sources ({categories}), so category scores partly measure "
+        "source style.\n"
         "- References for SA and PBL are one acceptable continuation, not the only one; MSR "
         "references are text only.\n"
         "- MMIE's scorer reads at most 3 images per item and skips items with more than 4 "
