@@ -103,9 +103,11 @@ def get_source(name: str) -> Source:
 
 def config_schema() -> dict[str, Any]:
     """The full build config schema: ``schemas/config.schema.json`` with each registered
-    source's ``config.schema.json`` as ``$defs.<name>`` and ``sources.properties.<name>``."""
+    source's ``config.schema.json`` as ``$defs.<name>`` and ``sources.properties.<name>``, and
+    ``$defs.source_name`` (where the config names sources) the enum of the registered names."""
     schema = copy.deepcopy(load_schema("config"))
     props = schema["properties"]["sources"]["properties"]
+    schema["$defs"]["source_name"] = {"enum": list(_sorted())}  # images.exempt_sources, ...
     for name, package in _sorted().items():
         schema["$defs"][name] = copy.deepcopy(package_config_block(package))
         props[name] = {"$ref": f"#/$defs/{name}"}
