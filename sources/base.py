@@ -249,10 +249,12 @@ class SourceReader(beam.PTransform):
     Input: the pipeline root. The files are listed when the transform is built; none is a
     ``PipelineConfigError``.
 
-    Output: a ``DoOutputsTuple``: main ``items``; ``DEAD``: read-stage dead letters.
+    Output: a ``DoOutputsTuple``: main ``drafts`` (each item :meth:`iter_units` yields,
+    restructured by the source's ``restructure`` hook, :meth:`restructure_item`); ``DEAD``:
+    read-stage and restructure-stage dead letters.
 
     Counters (namespace ``namespace``): ``files``, ``items``, ``dropped_<reason>``,
-    ``side_files``.
+    ``side_files``; (namespace ``RestructureRecords``): ``out``, ``dropped_<reason>``.
     """
 
     source: ClassVar[str]
