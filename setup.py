@@ -72,7 +72,15 @@ setup(
     packages=find_packages(include=["pipelines*", "schemas*", "sources*", "annotation*"]),
     package_data={
         "schemas": ["*.json", "*.yaml", "CHANGELOG.md"],
-        "sources": ["*/*.yaml", "*/README.md", "*/CITATION.bib", "*/checksums.tsv"],
+        # every source folder's data files (sources/spec.py): card.yaml and fields.yaml,
+        # config.schema.json, checksums.tsv, CITATION.bib, README.md
+        "sources": [
+            "*/*.yaml",
+            "*/config.schema.json",
+            "*/README.md",
+            "*/CITATION.bib",
+            "*/checksums.tsv",
+        ],
         "annotation": ["rubric.yaml"],
         "pipelines": ["publish/templates/*.j2"],
     },

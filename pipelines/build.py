@@ -1,8 +1,9 @@
 """``mmloom build``: the main Beam job.
 
-    Read<Source> (per source) -> RestructureRecords -> LoadImages (fetch, integrity, pHash,
-      write once into the image store <output>/images/) -> ValidateRecords
-      -> DropDuplicateIds -> ScoreImageText (CLIP, pixels read from the store; or
+    Read<Source> (per source; its items restructured into drafts by the source's hook)
+      -> LoadImages (fetch, integrity, pHash, write once into the image store
+      <output>/images/) -> ValidateRecords -> DropDuplicateIds -> ScoreImageText (CLIP,
+      pixels read from the store; or
       SkipClipScoring with --no-clip) -> DedupeRecords (pHash + embedding image clusters,
       frequency rule, duplicate items) -> FilterByClipScore -> WriteRecords;
       (each record checked against the Parquet column types first; what cannot be written
@@ -56,7 +57,6 @@ from pipelines.options import BUILD_DESCRIPTION, BuildArgs, add_build_arguments
 from pipelines.transforms.images import LoadImages
 from pipelines.transforms.io import WriteDeadLetters, WriteManifest, WriteRecords
 from pipelines.transforms.progress import ReportProgress
-from pipelines.transforms.restructure import RestructureRecords
 from pipelines.transforms.stats import DROPPED, IMAGES_DROPPED, READ, WRITTEN, ComputeStats
 from pipelines.transforms.validate import DropDuplicateIds, ValidateRecords
 from schemas import output as output_io
@@ -249,23 +249,22 @@ def build_pipeline(
     """
     started = time.time()
     store = ImageStore(output)
-    items, dead, restructure_dead, byteless, loaded_here, load_dead = [], [], [], [], [], []
+    source_drafts, dead, byteless, loaded_here, load_dead = [], [], [], [], []
     for name, options in config.sources.items():
         label = get_source(name).reader.__name__
         reader = get_source(name).reader(options, max_file_bytes=config.limits.max_file_bytes)
+        # the reader yields drafts: it calls the source's restructure hook on every item;
+        # its DEAD output holds the read and the restructure dead letters
         read = p | label >> reader
-        items.append(read.items)
+        source_drafts.append(read.drafts)
         dead.append(read[DEAD])
-        restructured = (
-            read.items
-            | f"{label}Progress" >> ReportProgress(label, "items", started, progress_every)
-            | f"RestructureRecords{label[4:]}" >> RestructureRecords(config.sources)
+        drafts = read.drafts | f"{label}Progress" >> ReportProgress(
+            label, "drafts", started, progress_every
         )
-        restructure_dead.append(restructured[DEAD])
         # Drafts of parquet sources carry their image bytes: they are loaded right here,
         # fused with their reader (spread by file), so that no shuffle or runner buffer ever
         # holds image bytes. The other drafts name their images and are reshuffled below.
-        parts = restructured.drafts | f"SplitEmbedded{label[4:]}" >> beam.Partition(
+        parts = drafts | f"SplitEmbedded{label[4:]}" >> beam.Partition(
             lambda d, _n: 1 if embeds_bytes(d) else 0, 2
         )
         byteless.append(parts[0])
@@ -274,8 +273,10 @@ def build_pipeline(
         )
         loaded_here.append(here.records)
         load_dead.append(here[DEAD])
-    # every unit a reader saw is read: good items and the read-stage dead letters alike
-    read_events = [i | f"ReadEvent{n}" >> beam.Map(_event(READ)) for n, i in enumerate(items)] + [
+    # every unit a reader saw is read: its drafts and its (read and restructure) dead letters
+    read_events = [
+        i | f"ReadEvent{n}" >> beam.Map(_event(READ)) for n, i in enumerate(source_drafts)
+    ] + [
         d | f"ReadDeadEvent{n}" >> beam.Map(lambda dl: (READ, dl["source"], "", ""))
         for n, d in enumerate(dead)
     ]
@@ -333,7 +334,6 @@ def build_pipeline(
 
     all_dead = [
         *dead,
-        *restructure_dead,
         *load_dead,
         validated[DEAD],
         unique[DEAD],

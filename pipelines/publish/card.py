@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import resources
+from collections.abc import Iterable
 from typing import Any
 
 from datasets import DatasetInfo
@@ -43,7 +43,9 @@ from pipelines.publish.summary import (
     clip_is_untrained,
     numeric_leaves,
 )
+from sources import get_source
 from sources import names as source_names
+from sources.spec import CardInfo
 
 MMIE_BIB = """@inproceedings{xia2025mmie,
   title     = {{MMIE}: Massive Multimodal Interleaved Comprehension Benchmark for Large
@@ -62,67 +64,47 @@ DEFAULT_PROTOCOL = (
     "reference item, overlapping annotators, verdict accept / fix / reject per item"
 )
 
-SOURCE_TITLES = {
-    "vist": "VIST (Visual Storytelling, SIS)",
-    "wikihow": "wikiHow (VGSI corpus)",
-    "mathvista": "MathVista",
-    "remi": "ReMI",
-    "coco": "COCO 2017 (MIA-Bench-style items)",
-}
-_SOURCE_CATEGORY = {"vist": "SA", "wikihow": "PBL", "mathvista": "MSR", "remi": "MSR", "coco": "IF"}
+UNKNOWN_LICENCE = ("see provenance.license", "see the source's terms", "-")
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-# Per source: the licence in short, what it restricts, and where its terms are (from
-# sources/<name>/README.md, "Licence"). mmloom's own text: written into the card unescaped.
-SOURCE_LICENCES = {
-    "vist": (
-        "annotations: no explicit licence found; images: Flickr, each photo's own licence",
-        "**per-photo Flickr terms**, many non-commercial; check each photo before redistributing",
-        "[VIST](https://visionandlanguage.net/VIST/), "
-        "[Flickr licences](https://www.flickr.com/creativecommons/)",
-    ),
-    "wikihow": (
-        "CC BY-NC-SA 3.0 (variant unverified)",
-        "**non-commercial**; share-alike",
-        "[CC BY-NC-SA 3.0](https://creativecommons.org/licenses/by-nc-sa/3.0/), "
-        "[wikiHow terms](https://www.wikihow.com/wikiHow:Terms-of-Use)",
-    ),
-    "mathvista": (
-        "CC BY-SA 4.0 (MathVista's contributions); images and questions: the terms of its "
-        "31 source datasets",
-        "**test-set use only: no training**; share-alike",
-        "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/), "
-        "[MathVista](https://huggingface.co/datasets/AI4Math/MathVista)",
-    ),
-    "remi": (
-        "unclear: the HF card says `cc` with no variant and the LICENSE file is empty",
-        "**licence unclear**: leave ReMI items out where a clear licence is required",
-        "[ReMI](https://huggingface.co/datasets/mehrankazemi/ReMI)",
-    ),
-    "coco": (
-        "annotations: CC BY 4.0; images: Flickr, each photo's own licence",
-        "**per-photo Flickr terms**, mostly non-commercial",
-        "[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/), "
-        "[COCO terms of use](https://cocodataset.org/#termsofuse)",
-    ),
-}
-# Per source: what its data holds about people (the card's "Personal and Sensitive
-# Information"). mmloom's own text: written into the card unescaped. FLICKR_PHOTOS: sources
-# whose images are Flickr photographs.
-FLICKR_PHOTOS = ("vist", "coco")
-SOURCE_PERSONAL_INFORMATION = {
-    "vist": (
-        "VIST stories use the normalised text, in which person names are replaced with "
-        "placeholders such as `[male]` and `[female]`; other story details (places, events) "
-        "remain."
-    ),
-    "wikihow": (
-        "wikiHow articles include health, finance and relationship advice; they are how-to "
-        "text, not personal data, but the Health field describes medical situations."
-    ),
-    "mathvista": (
-        "MathVista reuses images from public datasets, some of them photographs of people."
-    ),
-}
+
+# What the card says about each source comes from the source registry (sources/<name>/
+# card.yaml, CITATION.bib): titles, categories, licences and the per-source phrases of the
+# prose. A source no longer registered (an old build) is named by its registry name.
+
+
+def _cards() -> dict[str, CardInfo]:
+    """Every registered source's card metadata, in registry order."""
+    return {name: get_source(name).card for name in source_names()}
+
+
+def _phrases(key: str, among: Iterable[str] | None = None) -> list[Any]:
+    """The sources' phrase ``key`` (of those in ``among``, if given), in registry order; a
+    phrase two sources share once."""
+    among = None if among is None else set(among)
+    found = [
+        c.phrase(key)
+        for n, c in _cards().items()
+        if c.phrase(key) and (among is None or n in among)
+    ]
+    return list(dict.fromkeys(found))
+
+
+def _short_names() -> list[str]:
+    return [c.name for c in _cards().values()]
+
+
+def _series(items: list[str], final: str = ", and ") -> str:
+    """``a``; ``a and b``; ``a, b, and c`` (``final`` joins the last two of three or more)."""
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + final + items[-1]
+
+
+def _count_word(n: int) -> str:
+    return NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)
+
+
 LICENCE_SECTION = "Licences and restrictions"
 LICENCE_ANCHOR = "licences-and-restrictions"  # the Hub's (GitHub's) heading slug
 _NON_COMMERCIAL = re.compile(r"non-?commercial|\bNC\b|BY-NC", re.IGNORECASE)
@@ -153,13 +135,8 @@ def md(value: Any) -> str:
 
 
 def _citations() -> list[str]:
-    """The five sources' CITATION.bib files, then MMIE's (MIA-Bench is in COCO's file)."""
-    out = []
-    for name in source_names():
-        text = resources.files("sources").joinpath(name, "CITATION.bib").read_text("utf-8")
-        out.append(text.strip())
-    out.append(MMIE_BIB)
-    return out
+    """The registered sources' CITATION.bib files, then MMIE's (MIA-Bench is in COCO's file)."""
+    return [c.citation for c in _cards().values() if c.citation] + [MMIE_BIB]
 
 
 def _size_category(n: int) -> str:
@@ -185,7 +162,7 @@ def release_citation(summary: dict[str, Any], version: str, mmloom_version: str)
         "  author       = {{mmloom contributors}},\n"
         f"  howpublished = {{Dataset release {version}, built with mmloom {mmloom_version} "
         f"(build config sha256 {sha})}},\n"
-        "  note         = {Built from VIST, wikiHow, MathVista, ReMI and COCO; cite them too}\n"
+        f"  note         = {{Built from {_series(_short_names(), ' and ')}; cite them too}}\n"
         "}"
     )
 
@@ -282,26 +259,62 @@ def _json_block(obj: Any) -> str:
     return "```json\n" + text.replace("```", "` ` `") + "\n```"
 
 
-# Per-source card metadata, looked up by source name: the template only sees these values.
+# Per-source card metadata, looked up in the source registry: the template only sees these
+# values.
 def source_title(name: str) -> str:
-    return SOURCE_TITLES.get(name, name)
+    card = _cards().get(name)
+    return card.title if card else name
 
 
 def source_category(name: str) -> str:
-    return _SOURCE_CATEGORY.get(name, "-")
+    card = _cards().get(name)
+    return card.category if card else "-"
 
 
 def source_licence(name: str) -> tuple[str, str, str]:
-    """(licence in short, restrictions, links to the terms) of a source."""
-    return SOURCE_LICENCES.get(name, ("see provenance.license", "see the source's terms", "-"))
+    """(licence in short, what it restricts, where its terms are); mmloom's own text."""
+    card = _cards().get(name)
+    if card is None or not card.licence:
+        return UNKNOWN_LICENCE
+    lic = card.licence
+    return (lic.get("short", ""), lic.get("restrictions", ""), lic.get("terms", ""))
 
 
 def personal_information(sources: dict[str, int]) -> tuple[list[str], list[str]]:
     """(titles of the sources with Flickr photographs, per-source notes) for the sources in
     the release."""
-    photos = [source_title(name) for name in FLICKR_PHOTOS if name in sources]
-    notes = [text for name, text in SOURCE_PERSONAL_INFORMATION.items() if name in sources]
-    return photos, notes
+    photos = [c.title for n, c in _cards().items() if c.phrase("flickr_photos") and n in sources]
+    return photos, _phrases("personal", sources)
+
+
+def source_prose() -> dict[str, str]:
+    """The card's sentences that name the registered sources (mmloom's own text, from each
+    source's card.yaml phrases)."""
+    nc_parts = _phrases("non_commercial") + _phrases("non_commercial_images")
+    clauses = _phrases("caveat")
+    if nc_parts:
+        whole = "**Non-commercial terms apply to the release as a whole**"
+        clauses.insert(0, f"{whole} ({', '.join(nc_parts)})")
+    no_commerce = " and of ".join(
+        [
+            *_phrases("commercial_use"),
+            *(["non-commercially licensed photos"] if _phrases("non_commercial_images") else []),
+        ]
+    )
+    leakage = _phrases("leakage")
+    by_category: dict[str, list[str]] = {}
+    for card in _cards().values():
+        by_category.setdefault(card.category, []).append(card.name)
+    return {
+        "short_names": ", ".join(_short_names()),
+        "licence_warnings": f"{_series(clauses)}. " if clauses else "",
+        "no_training": ", and ".join([*_phrases("training"), "training on a benchmark spoils it"]),
+        "no_commerce": no_commerce,
+        "n_sources": _count_word(len(_cards())),
+        "producers": _series(_phrases("producers")),
+        "leakage": f", and {' and '.join(leakage)}" if leakage else "",
+        "categories_by_source": ", ".join(f"{c} = {' + '.join(n)}" for c, n in by_category.items()),
+    }
 
 
 def licence_rows(summary: dict[str, Any]) -> list[list[Any]]:
@@ -508,6 +521,7 @@ def card_context(
         "other_languages": {c: n for c, n in s["languages"].items() if c not in ("en", "und")},
         "release_citation": release_citation(s, version, mmloom_version),
         "citations": _citations(),
+        "prose": source_prose(),
     }
 
 
