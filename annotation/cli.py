@@ -54,9 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in _subcommands(server_parser()) + _subcommands(round_parser()):
-        sub.add_parser(name, help=text, add_help=False).add_argument(
-            "rest", nargs=argparse.REMAINDER
-        )
+        delegated = sub.add_parser(name, help=text, add_help=False, allow_abbrev=False)
+        delegated.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
