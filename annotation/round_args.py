@@ -129,8 +129,9 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     p = sub.add_parser(
         "status",
         help="progress per category, field and annotator",
-        description="Print how far a round is: records complete, pending and answered, per "
-        "category, field and annotator.",
+        description="Print how far a round is: records, complete records and submitted "
+        "responses per category and per category x field, and each annotator's submitted, "
+        "discarded and draft responses.",
         allow_abbrev=False,
     )
     common(p)
