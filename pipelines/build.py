@@ -81,7 +81,9 @@ LOG = logging.getLogger("mmloom.build")
 
 def parse_args(argv: list[str] | None) -> tuple[BuildArgs, list[str]]:
     """Split mmloom's own flags from Beam's (which go to ``PipelineOptions``)."""
-    parser = argparse.ArgumentParser(prog="mmloom build", description=BUILD_DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="mmloom build", description=BUILD_DESCRIPTION, allow_abbrev=False
+    )
     known, beam_args = add_build_arguments(parser).parse_known_args(argv)
     return BuildArgs.from_namespace(known), beam_args
 

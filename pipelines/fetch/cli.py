@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmloom fetch",
         description="Download the real sources, verify them and lay them out for a build.",
+        allow_abbrev=False,
         epilog="Splits: "
         + "; ".join(
             f"{n}: {', '.join(s.splits)} (default {','.join(s.default_splits)})"

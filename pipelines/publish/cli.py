@@ -19,7 +19,9 @@ from schemas.errors import MmloomError
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmloom publish", description=PUBLISH_DESCRIPTION)
+    p = argparse.ArgumentParser(
+        prog="mmloom publish", description=PUBLISH_DESCRIPTION, allow_abbrev=False
+    )
     return add_publish_arguments(p)
 
 
