@@ -403,6 +403,8 @@ def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeli
         std.runner = "DirectRunner"
     local = std.runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
     dry_run = options.view_as(TestOptions).dry_run
+    if local:  # remote workers have their own caches (and network)
+        ClipSettings.from_config(config.clip).require_weights(config.path)
     with contextlib.ExitStack() as locks:
         target = dest
         if local_output:
