@@ -284,16 +284,19 @@ def build_pipeline(
     ]
     # A reader emits all items of one file from one element: reshuffle the drafts so that
     # image loading spreads over workers instead of staying fused with the file's reader.
-    drafts = byteless | "FlattenDrafts" >> beam.Flatten() | "ReshuffleDrafts" >> beam.Reshuffle()
+    # (their count, known once the readers are done, is the total of LoadImages' progress)
+    all_byteless = byteless | "FlattenDrafts" >> beam.Flatten()
+    drafts = (
+        all_byteless
+        | "ReshuffleDrafts" >> beam.Reshuffle()
+        | "LoadProgress"
+        >> ReportProgress("LoadImages", "drafts", started, progress_every, total_of=all_byteless)
+    )
     loaded = drafts | "LoadImages" >> LoadImages(
         relative_to=config.base_dir, images=config.images, store=store, limits=config.limits
     )
     load_dead.append(loaded[DEAD])
-    records = (
-        (loaded.records, *loaded_here)
-        | "FlattenLoaded" >> beam.Flatten()
-        | "LoadProgress" >> ReportProgress("LoadImages", "records", started, progress_every)
-    )
+    records = (loaded.records, *loaded_here) | "FlattenLoaded" >> beam.Flatten()
     validated = records | "ValidateRecords" >> ValidateRecords()
     unique = validated.valid | "DropDuplicateIds" >> DropDuplicateIds()
 
@@ -405,6 +408,8 @@ def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeli
         std.runner = "DirectRunner"
     local = std.runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
     dry_run = options.view_as(TestOptions).dry_run
+    if local:  # remote workers have their own caches (and network)
+        ClipSettings.from_config(config.clip).require_weights(config.path)
     with contextlib.ExitStack() as locks:
         target = dest
         if local_output:

@@ -177,9 +177,10 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def add_publish_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--build", required=True, help="the --output folder of `mmloom build`")
-    parser.add_argument("--output", required=True, help="release folder to write")
-    parser.add_argument("--version", required=True, help="release version X.Y.Z")
+    # required unless --upload-only (checked by pipelines.publish.cli, one message)
+    parser.add_argument("--build", help="the --output folder of `mmloom build` (required)")
+    parser.add_argument("--output", help="release folder to write (required)")
+    parser.add_argument("--version", help="release version X.Y.Z (required)")
     parser.add_argument(
         "--annotations",
         help="folder of `mmloom annotate pull` (decisions.jsonl, agreement.json)",
@@ -217,6 +218,14 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument(
         "--push-to-hub",
         metavar="REPO",
-        help="upload the release to this Hugging Face dataset repo (token from HF_TOKEN)",
+        help="upload the release to this Hugging Face dataset repo, OWNER/NAME (token from "
+        "HF_TOKEN or `hf auth login`); the repo id, the token and the Hub are checked before "
+        "anything is written",
+    )
+    parser.add_argument(
+        "--upload-only",
+        metavar="RELEASE",
+        help="upload a release already written (checked first) to --push-to-hub, and nothing "
+        "else: retries a failed upload (no --build, --output or --version)",
     )
     return parser
