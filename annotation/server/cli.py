@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (runtime.ServeError, InstallError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2  # a user-facing error: one message, exit status 2
     print(f"Argilla is running at {info.url} (home: {info.home}, redis: {info.redis_url})")
     owner = info.accounts[0] if info.accounts else None
     key = os.environ.get(runtime.ENV_OWNER_API_KEY) or (owner.api_key if owner else None)
