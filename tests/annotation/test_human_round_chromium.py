@@ -33,6 +33,7 @@ from annotation.corrections import normalise_answer
 from annotation.images import stop_image_server
 from annotation.pull import pseudonym
 from annotation.push import select_records, selection_key
+from annotation.render import image_count
 from annotation.rubric import load_rubric
 from annotation.settings import dataset_name
 from pipelines.cli import main as mmloom
@@ -83,7 +84,7 @@ def _choose(build: Path) -> tuple[dict, dict]:
             and r["answer_type"] == "text"
             and not r["options"]
             and len(texts) == 1
-            and len(r["images"]) >= 2
+            and image_count(r) >= 2
             and len(taxonomy()[r["field"]]) >= 2
         )
 
@@ -119,7 +120,8 @@ def _rewrite_checklist(answer: str, weights: list[int]) -> str:
 
 
 class Annotator:
-    """Answers the questions of the item open in ``page``; remembers what it sent."""
+    """Answers the questions of the item open in ``page`` the way an annotator does: by
+    clicking labels, typing into the text boxes and pressing Submit."""
 
     def __init__(self, page) -> None:
         self.page = page
@@ -144,19 +146,24 @@ class Annotator:
         self.choose(question, value)
 
     def write(self, question: str, text: str) -> None:
+        """Type ``text`` into a text question's editor."""
         editor = self.question(question).locator("[contenteditable=true]")
         editor.fill(text)
         playwright_api.expect(editor).to_have_text(re.compile(r"\S"))
 
     def submit(self) -> dict:
         """Submit; return the values the browser sent (the server answered 2xx)."""
-        with self.page.expect_response(
-            lambda r: "/responses" in r.url and r.request.method in ("POST", "PUT")
-        ) as sent:
+
+        def submitted(response) -> bool:  # not a draft the page may save meanwhile
+            request = response.request
+            if "/responses" not in response.url or request.method not in ("POST", "PUT"):
+                return False
+            return json.loads(request.post_data or "{}").get("status") == "submitted"
+
+        with self.page.expect_response(submitted) as sent:
             self.page.click("button.button--submit")
         assert sent.value.ok, (sent.value.status, sent.value.text())
         body = json.loads(sent.value.request.post_data)
-        assert body["status"] == "submitted"
         return {q: v["value"] for q, v in body["values"].items()}
 
 
@@ -173,7 +180,7 @@ def _open_item(page, url: str, user: dict, dataset_id, record: dict, signed_in: 
     frame.wait_for_function(
         "n => document.images.length === n"
         " && [...document.images].every(i => i.complete && i.naturalWidth > 0)",
-        arg=len(record["images"]),
+        arg=image_count(record),
     )
     return frame
 
