@@ -106,6 +106,20 @@ def _answer_value(record: dict[str, Any], text: str) -> tuple[str, Any]:
     return text, text
 
 
+def _reweigh_checklist(text: str | None, comps: list[dict[str, Any]], weights: list) -> str | None:
+    """``text`` with each checklist line ``N. TYPE (W/10):`` of sub-instruction N given its
+    corrected weight (lines that do not name sub-instruction N's type are left alone)."""
+    if not text:
+        return text
+    lines = text.split("\n")
+    for n, (comp, weight) in enumerate(zip(comps, weights, strict=True), 1):
+        prefix = f"{n}. {comp.get('type')} ({comp.get('weight')}/10):"
+        for i, line in enumerate(lines):
+            if line.startswith(prefix):
+                lines[i] = f"{n}. {comp.get('type')} ({int(weight)}/10):" + line[len(prefix) :]
+    return "\n".join(lines)
+
+
 def apply(record: dict[str, Any], kind: str, value: Any) -> tuple[dict[str, Any], Any]:
     """``record`` with one resolved correction applied, and what it replaced.
 
@@ -113,7 +127,8 @@ def apply(record: dict[str, Any], kind: str, value: Any) -> tuple[dict[str, Any]
       paragraphs, separated by a blank line, in order; images stay); a reference text in
       ``gt_answer`` (MSR, IF) becomes the whole text; ``answer_value`` follows it (an option
       label for multiple choice, a number for numeric answers).
-    * ``weights``: the weights of ``instruction``'s sub-instructions, in order.
+    * ``weights``: the weights of ``instruction``'s sub-instructions, in order, and the
+      ``(W/10)`` of each line of the reference's checklist (``answer``, ``gt_answer``).
 
     Returns:
         ``(new record, before)``: ``before`` holds the replaced values, same keys as changed.
@@ -131,7 +146,19 @@ def apply(record: dict[str, Any], kind: str, value: Any) -> tuple[dict[str, Any]
             )
         for comp, weight in zip(fixed["instruction"]["components"], value, strict=True):
             comp["weight"] = int(weight)
-        return fixed, {"weights": [c["weight"] for c in comps]}
+        before: dict[str, Any] = {"weights": [c["weight"] for c in comps]}
+        # the reference's checklist ("2. count (3/10): ...", sources/coco/instructions.py)
+        # states each weight too: it follows the corrected weights
+        for key in ("answer", "gt_answer"):
+            texts = [seg.get("text") for seg in fixed.get(key) or []]
+            new_texts = [_reweigh_checklist(t, comps, value) for t in texts]
+            if new_texts != texts:
+                # as an answer correction records them: the answer's texts, gt_answer's text
+                kept = [t for t in texts if t is not None]
+                before[key] = kept if key == "answer" else kept[0]
+                for seg, text in zip(fixed[key], new_texts, strict=True):
+                    seg["text"] = text
+        return fixed, before
     if kind != "answer" or not isinstance(value, str) or not value:
         raise CorrectionError(f"unknown correction {kind!r}")
     slots = [i for i, s in enumerate(record["answer"]) if s["text"] is not None]

@@ -260,10 +260,15 @@ def test_release_applies_corrections_with_previous_values(round_, tmp_path):
     new = [int(x) for x in round_["weights"].split("/")]
     assert [c["weight"] for c in ifr["instruction"]["components"]] == new
     (edit,) = ifr["annotation"]["edits"]
-    assert json.loads(edit["before"]) == {
-        "weights": [c["weight"] for c in items["weights"]["instruction"]["components"]]
-    }
-    assert json.loads(edit["after"]) == {"weights": new} and edit["by"] == pair
+    old_if = items["weights"]
+    before, after = json.loads(edit["before"]), json.loads(edit["after"])
+    assert before["weights"] == [c["weight"] for c in old_if["instruction"]["components"]]
+    assert after["weights"] == new and edit["by"] == pair
+    # the reference's checklist states the corrected weights too, and the edit keeps the old text
+    checklist = [ln for ln in ifr["gt_answer"][0]["text"].splitlines() if "/10):" in ln]
+    assert [int(ln.split("(")[1].split("/")[0]) for ln in checklist] == new
+    assert before["gt_answer"] == old_if["gt_answer"][0]["text"]
+    assert after["gt_answer"] == ifr["gt_answer"][0]["text"]
     pbl = published[items["subfield"]["id"]]
     assert pbl["subfield"] == round_["sub"]
     assert pbl["annotation"]["edits"] == [
