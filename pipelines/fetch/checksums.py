@@ -20,7 +20,6 @@ are comments and are kept when the file is rewritten.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -100,14 +99,6 @@ def write_checksums(path: Path, rows: dict[str, Checksum], header: str = "") -> 
 
 def committed_path(source: str, checksums_dir: Path | None = None) -> Path:
     return (checksums_dir or SOURCES_DIR) / source / CHECKSUMS_FILE
-
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ChecksumBook:

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.fetch import hub as hubmod
-from pipelines.fetch.checksums import Checksum, ChecksumBook, sha256_of
+from pipelines.fetch.checksums import Checksum, ChecksumBook
 from pipelines.fetch.extract import ArchiveTooLargeError, RefusedFileError
 from pipelines.fetch.http import RetryPolicy, SizeBound, download, mirror_url
 from pipelines.fetch.limits import FetchLimits, check_disk, human
 from pipelines.fetch.sources import FileJob, Plan
 from schemas.errors import MmloomError
+from schemas.fs import sha256_size
 
 LOG = logging.getLogger("mmloom.fetch")
 STAMPS = ".mmloom-fetch"
@@ -229,7 +230,7 @@ def _verify(
     """The file's row, and whether a known checksum vouches for it (False: not known yet;
     it is recorded only once the file is laid out)."""
     size = local.stat().st_size
-    sha = sha256_of(local)
+    sha = sha256_size(str(local))[0]
     expected = book.expected(job.filename)
     if expected is not None and (
         sha != expected.sha256 or (expected.size is not None and size != expected.size)
