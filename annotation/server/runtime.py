@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from annotation.server.install import ensure_server_venv
+from schemas.procs import alive, process_start
 
 EXT_DIR = Path(__file__).resolve().parent / "argilla_ext"
 ENGINE_NAME = "mmloom-sql"
@@ -78,18 +79,8 @@ def default_home() -> Path:
 # -- processes -------------------------------------------------------------------------
 
 
-def _start_time(pid: int) -> int | None:
-    """Kernel start time of ``pid`` (clock ticks since boot), or None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
-
-
 def _alive(entry: dict) -> bool:
-    return _start_time(entry["pid"]) == entry["start_time"]
+    return alive(entry["pid"], entry["start_time"])
 
 
 def running_url(home: Path | str | None = None) -> str | None:
@@ -122,7 +113,7 @@ def _spawn(name: str, cmd: list[str], env: dict, home: Path, state: dict) -> sub
     log.close()
     start = None
     for _ in range(50):
-        start = _start_time(proc.pid)
+        start = process_start(proc.pid)
         if start is not None:
             break
         time.sleep(0.01)
