@@ -91,3 +91,20 @@ def _no_network(monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+# The tiers (`make test-fast` leaves out slow, server and browser tests; `make test` runs all):
+# a test is marked by what it uses, so a new test lands in the right tier by itself.
+SERVER_FIXTURES = frozenset({"argilla_server"})  # a real Argilla (Redis + argilla-server)
+SLOW_FIXTURES = frozenset({"sample_build"})  # one full `mmloom build` of the sample
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))  # every fixture, requested or indirect
+        if used & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.server)
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if "chromium" in item.path.name:  # headless Chromium: tests/**/test_*_chromium.py
+            item.add_marker(pytest.mark.browser)

@@ -4,7 +4,9 @@ One row per record. ``question``, ``answer`` and ``gt_answer`` are lists of segm
 ``{text, image}`` whose ``image`` is a ``datasets.Image`` (bytes embedded, ``path`` the record's
 relative ``images/<sha256>.<ext>``), so ``load_dataset("parquet", ...)`` yields PIL images in
 reading order. The features are declared in the Parquet schema metadata (key ``huggingface``),
-which is where ``datasets`` and the Hugging Face viewer look for them.
+which is where ``datasets`` and the Hugging Face viewer look for them. They are derived from
+``record.schema.json`` (:func:`release_shape`, ``schemas.shape``) plus the release's declared
+extensions (embedded images, image counts, ``annotation``).
 """
 
 from __future__ import annotations
