@@ -95,8 +95,10 @@ def pytest_configure(config):
 
 # The tiers (`make test-fast` leaves out slow, server and browser tests; `make test` runs all):
 # a test is marked by what it uses, so a new test lands in the right tier by itself.
-SERVER_FIXTURES = frozenset({"argilla_server"})  # a real Argilla (Redis + argilla-server)
-SLOW_FIXTURES = frozenset({"sample_build"})  # one full `mmloom build` of the sample
+# a real Argilla (Redis + argilla-server); the loopback file and hub servers of tests/fetch
+SERVER_FIXTURES = frozenset({"argilla_server", "files_server"})
+# one full `mmloom build` of the sample; the tiny open_clip model (torch inference)
+SLOW_FIXTURES = frozenset({"sample_build", "tiny_clip_checkpoint"})
 
 
 def pytest_collection_modifyitems(config, items):

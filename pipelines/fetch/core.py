@@ -34,7 +34,6 @@ from pipelines.fetch.http import RetryPolicy, SizeBound, download, mirror_url
 from pipelines.fetch.limits import FetchLimits, check_disk, human
 from pipelines.fetch.sources import FileJob, Plan
 from schemas.errors import MmloomError
-from schemas.fs import sha256_size
 
 LOG = logging.getLogger("mmloom.fetch")
 STAMPS = ".mmloom-fetch"
@@ -229,6 +228,10 @@ def _verify(
 ) -> tuple[Checksum, bool]:
     """The file's row, and whether a known checksum vouches for it (False: not known yet;
     it is recorded only once the file is laid out)."""
+    # imported here: schemas.fs loads Beam's filesystems, which `mmloom fetch` (its --help
+    # above all) must not pay for before it hashes anything
+    from schemas.fs import sha256_size
+
     size = local.stat().st_size
     sha = sha256_size(str(local))[0]
     expected = book.expected(job.filename)
