@@ -350,9 +350,11 @@ def stop_image_server(root: Path) -> bool:
     for _ in range(50):
         with contextlib.suppress(ChildProcessError):
             os.waitpid(state["pid"], os.WNOHANG)  # reap it if it is our own child
-        if not alive(state["pid"], state["start_time"]):
+        if not alive(state["pid"], state["start_time"]):  # gone, or a zombie
             break
         time.sleep(0.1)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(state["pid"], os.WNOHANG)  # it may have turned zombie since the last reap
     return True
 
 

@@ -133,14 +133,16 @@ def _terminate(entry: dict, timeout_s: float = 20.0) -> bool:
         return False
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(entry):
-            break
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap if it is our own child
+        if not _alive(entry):  # gone, or a zombie (which the reap below clears)
+            break
         time.sleep(0.1)
     else:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # it may have turned zombie since the last reap
     try:  # the group may still hold forked children (rq work horses)
         os.killpg(pid, 0)
         time.sleep(0.5)
