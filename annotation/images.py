@@ -348,13 +348,11 @@ def stop_image_server(root: Path) -> bool:
         return False
     os.kill(state["pid"], signal.SIGTERM)
     for _ in range(50):
+        if process_start(state["pid"]) != state["start_time"]:  # gone, zombie included
+            break
         with contextlib.suppress(ChildProcessError):
             os.waitpid(state["pid"], os.WNOHANG)  # reap it if it is our own child
-        if not alive(state["pid"], state["start_time"]):  # gone, or a zombie
-            break
         time.sleep(0.1)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(state["pid"], os.WNOHANG)  # it may have turned zombie since the last reap
     return True
 
 

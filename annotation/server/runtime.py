@@ -83,6 +83,12 @@ def _alive(entry: dict) -> bool:
     return alive(entry["pid"], entry["start_time"])
 
 
+def _gone(entry: dict) -> bool:
+    """No process with the entry's pid and start time is left, not even a zombie (a zombie of
+    ours stays until it is reaped; while its threads exit it cannot be reaped yet)."""
+    return process_start(entry["pid"]) != entry["start_time"]
+
+
 def running_url(home: Path | str | None = None) -> str | None:
     """The URL of the Argilla started from ``home`` if its processes are alive, else None."""
     home = Path(home).expanduser() if home else default_home()
@@ -124,7 +130,7 @@ def _spawn(name: str, cmd: list[str], env: dict, home: Path, state: dict) -> sub
 
 def _terminate(entry: dict, timeout_s: float = 20.0) -> bool:
     """SIGTERM the process group serve started for ``entry``; SIGKILL it after ``timeout_s``."""
-    if not _alive(entry):
+    if _gone(entry):
         return False
     pid = entry["pid"]
     try:
@@ -133,16 +139,14 @@ def _terminate(entry: dict, timeout_s: float = 20.0) -> bool:
         return False
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if _gone(entry):
+            break
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap if it is our own child
-        if not _alive(entry):  # gone, or a zombie (which the reap below clears)
-            break
         time.sleep(0.1)
     else:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # it may have turned zombie since the last reap
     try:  # the group may still hold forked children (rq work horses)
         os.killpg(pid, 0)
         time.sleep(0.5)
