@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
 OUT    ?= out/sample
 TINY_CLIP := out/models/mmloom-tiny-clip.safetensors
 
-.PHONY: venv sysdeps tiny-clip demo test lint style bench clean
+.PHONY: venv sysdeps tiny-clip demo test test-fast lint style bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,16 @@ tiny-clip: $(TINY_CLIP)
 demo: venv sysdeps tiny-clip
 	OUT=$(OUT) ./scripts/demo.sh
 
-# the whole suite, then argilla-server's own search-engine tests against mmloom's SQL engine
+# the whole suite (every tier, with a real Argilla and headless Chromium), then
+# argilla-server's own search-engine tests against mmloom's SQL engine
 test: venv sysdeps
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-argilla-conformance
+
+# pure and TestPipeline tests only: no sample build, no server, no browser (markers set by
+# tests/conftest.py from the fixtures and files a test uses)
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow and not server and not browser"
 
 lint: venv
 	$(BIN)/ruff check .

@@ -35,8 +35,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from annotation import images as image_store
 from annotation.client import ClientError, connect, credentials, install_redaction, server_lost
 from annotation.pull import PullError, format_status, pull, status
@@ -50,7 +48,7 @@ from annotation.push import (
 from annotation.round_args import build_parser, default_image_root
 from annotation.rounds import record_round, rounds_path, second_round_command
 from annotation.rubric import RubricError, load_rubric
-from schemas import yamlsafe
+from schemas import selection, yamlsafe
 from schemas.errors import MmloomError
 
 log = logging.getLogger("mmloom.annotate")
@@ -71,18 +69,9 @@ def _sizes(path: Path | None) -> dict[str, dict[str, int]] | None:
     if path is None:
         return None
     try:
-        data = yamlsafe.load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PushError(f"cannot read --sizes {path}: {exc}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(v, dict) and all(isinstance(n, int) and n >= 0 for n in v.values())
-        for v in data.values()
-    ):
-        raise PushError(
-            f"--sizes {path} must map category -> field -> count, "
-            '(e.g. {"PBL": {"Health": 20, "*": 5}})'
-        )
-    return data
+        return selection.read_sizes(str(path), "--sizes")
+    except MmloomError as exc:
+        raise PushError(str(exc)) from None
 
 
 def _push(args: argparse.Namespace, client: Any) -> int:

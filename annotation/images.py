@@ -41,6 +41,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from schemas.procs import alive, process_start
+
 log = logging.getLogger("mmloom.annotate")
 
 DEFAULT_PORT = 6901
@@ -203,14 +205,6 @@ def serve_forever(root: Path, port: int) -> None:
 # -- the detached server -----------------------------------------------------------------
 
 
-def _start_time(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2 :].split()[19])
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/images/", timeout=1):
@@ -226,7 +220,7 @@ def _state(root: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     state = json.loads(path.read_text())
-    return state if _start_time(state["pid"]) == state["start_time"] else None
+    return state if alive(state["pid"], state["start_time"]) else None
 
 
 def registry_path() -> Path:
@@ -337,7 +331,7 @@ def start_image_server(root: Path, port: int = DEFAULT_PORT) -> str:
     else:
         proc.terminate()
         raise ImageServerError(f"the image server did not answer; see {root / 'image-server.log'}")
-    state = {"pid": proc.pid, "start_time": _start_time(proc.pid), "url": url, "root": str(root)}
+    state = {"pid": proc.pid, "start_time": process_start(proc.pid), "url": url, "root": str(root)}
     (root / STATE_NAME).write_text(json.dumps(state))
     _register(root, add=True)
     return url
@@ -354,10 +348,10 @@ def stop_image_server(root: Path) -> bool:
         return False
     os.kill(state["pid"], signal.SIGTERM)
     for _ in range(50):
-        if _start_time(state["pid"]) != state["start_time"]:
+        if process_start(state["pid"]) != state["start_time"]:  # gone, zombie included
             break
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(state["pid"], os.WNOHANG)
+            os.waitpid(state["pid"], os.WNOHANG)  # reap it if it is our own child
         time.sleep(0.1)
     return True
 

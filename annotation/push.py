@@ -5,7 +5,8 @@
 Selection (:func:`select_records`):
 
 * ``all``: every record of the build;
-* ``stratified``: per category x field, the records with the smallest
+* ``stratified`` (``schemas.selection``, the rule ``publish --targets`` uses too): per
+  category x field, the records with the smallest
   ``sha256(f"{seed}:{id}")``, as many as ``sizes`` says (``{"PBL": {"Health": 20, "*": 5}}``,
   ``"*"`` for the fields not named) or ``per_cell`` for every cell;
 * ``near-threshold``: scored records whose CLIP ``min_score`` lies within ``margin`` of their
@@ -26,7 +27,6 @@ their responses in Argilla, so a record pushed again into its old dataset would 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -48,6 +48,7 @@ from annotation.settings import (
     per_item_kind,
     question_names,
 )
+from schemas import selection
 
 log = logging.getLogger("mmloom.annotate")
 
@@ -90,10 +91,6 @@ class PushReport:
             "skipped": dict(self.skipped),
             "oversized": dict(self.oversized),
         }
-
-
-def _rank(seed: int, rid: str) -> str:
-    return hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest()
 
 
 def selection_key(record: dict[str, Any]) -> dict[str, Any]:
@@ -142,18 +139,11 @@ def select_records(
     if sample == "stratified":
         if not sizes and per_cell is None:
             raise PushError("--sample stratified needs --sizes FILE or --per-cell N")
-        cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for r in records:
-            cells[(r["category"], r["field"])].append(r)
         chosen = []
-        for (cat, fld), members in sorted(cells.items()):
-            table = (sizes or {}).get(cat, {})
-            size = table.get(fld, table.get("*", per_cell))
-            members.sort(key=lambda r: _rank(seed, r["id"]))
-            keep = members if size is None else members[:size]
-            chosen.extend(keep)
-            if len(members) > len(keep):
-                skipped["not_sampled"] += len(members) - len(keep)
+        for cell in selection.stratify(records, sizes, seed, default=per_cell):
+            chosen.extend(cell.kept)
+            if cell.left:
+                skipped["not_sampled"] += len(cell.left)
         return sorted(chosen, key=lambda r: (r["category"], r["id"]))
     if sample == "near-threshold":
         if not thresholds:

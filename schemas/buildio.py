@@ -23,7 +23,6 @@ Paths may be local or any Beam filesystem URI (``gs://...``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.errors import MmloomError
+from schemas.fs import sha256_size
 from schemas.parquet import from_row
 
 RECORDS_DIR = "records"
@@ -66,16 +66,6 @@ def _glob(build_dir: str, *parts: str) -> list[str]:
 def _rel(build_dir: str, path: str) -> str:
     root = build_dir.rstrip("/")
     return path[len(root) :].lstrip("/\\").replace("\\", "/")
-
-
-def sha256_size(path: str) -> tuple[str, int]:
-    """sha256 hex digest and size of a file, read in 1 MiB chunks."""
-    digest, size = hashlib.sha256(), 0
-    with FileSystems.open(path, compression_type="uncompressed") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _size(path: str) -> int:

@@ -10,6 +10,7 @@ Bottom layer: imports nothing of the project but ``schemas.errors``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import posixpath
@@ -81,6 +82,17 @@ def glob_root(pattern: str | None) -> str | None:
     if cut < 0:
         return None
     return posixpath.dirname(pattern[:cut]) or "."
+
+
+def sha256_size(path: str) -> tuple[str, int]:
+    """sha256 hex digest and size of a local file or Beam filesystem URI, read in 1 MiB
+    chunks (the project's one file-hash helper)."""
+    digest, size = hashlib.sha256(), 0
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def exists(uri: str) -> bool:

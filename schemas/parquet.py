@@ -1,7 +1,8 @@
 """The Parquet layout of records (``<build>/records/*.parquet``) and row <-> record conversion.
 
-Columns mirror ``record.schema.json`` one to one. Values whose shape varies by source are
-stored as JSON text (``answer_value``, ``instruction``, ``source_metadata``); images are a
+Columns mirror ``record.schema.json`` one to one: :data:`RECORD_SCHEMA` is derived from it
+(``schemas.shape``). Values whose shape varies by source are stored as JSON text
+(``answer_value``, ``instruction``, ``source_metadata``, ``scores``); images are a
 list of structs of metadata whose ``path`` (``images/<sha256>.<ext>``) names the file in the
 build's image store (``schemas.store``): no image bytes are stored in the records.
 """
@@ -16,57 +17,14 @@ import pyarrow as pa
 from schemas.errors import RecordError
 from schemas.jsonsafe import replace_non_finite
 from schemas.records import Record
+from schemas.shape import arrow_schema, json_columns, record_shape
 
-SEGMENT = pa.struct([("text", pa.string()), ("image", pa.string())])
-OPTION = pa.struct([("label", pa.string()), ("text", pa.string())])
-IMAGE = pa.struct(
-    [
-        ("path", pa.string()),
-        ("sha256", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("format", pa.string()),
-        ("source_uri", pa.string()),
-        ("license", pa.string()),
-        ("phash", pa.string()),
-    ]
-)
-PROVENANCE = pa.struct(
-    [
-        ("source", pa.string()),
-        ("split", pa.string()),
-        ("source_id", pa.string()),
-        ("license", pa.string()),
-        ("source_file", pa.string()),
-    ]
-)
+# the build stores the record's shape (schemas.shape) with two objects kept whole as JSON text,
+# as the record has them; answer_value and source_metadata are JSON text by their own shape
+RECORD_SHAPE = record_shape(overrides={"instruction": "json", "scores": "json"})
+RECORD_SCHEMA = arrow_schema(RECORD_SHAPE)
 
-RECORD_SCHEMA = pa.schema(
-    [
-        ("schema_version", pa.string()),
-        ("id", pa.string()),
-        ("category", pa.string()),
-        ("field", pa.string()),
-        ("subfield", pa.string()),
-        ("question_format", pa.string()),
-        ("question", pa.list_(SEGMENT)),
-        ("answer", pa.list_(SEGMENT)),
-        ("model", pa.string()),
-        ("gt_answer", pa.list_(SEGMENT)),
-        ("options", pa.list_(OPTION)),
-        ("answer_type", pa.string()),
-        ("unit", pa.string()),
-        ("precision", pa.int64()),
-        ("answer_value", pa.string()),  # JSON
-        ("instruction", pa.string()),  # JSON
-        ("images", pa.list_(IMAGE)),
-        ("provenance", PROVENANCE),
-        ("source_metadata", pa.string()),  # JSON
-        ("scores", pa.string()),  # JSON
-    ]
-)
-
-_JSON_COLUMNS = ("answer_value", "instruction", "source_metadata", "scores")
+_JSON_COLUMNS = json_columns(RECORD_SHAPE)
 
 
 # source_metadata gains this key when non-finite numbers in it were replaced by null

@@ -23,7 +23,6 @@ the one published beside a release.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
@@ -47,9 +46,9 @@ from schemas.buildio import (
     list_folder,
     parquet_rows,
     safe_relpath,
-    sha256_size,
 )
 from schemas.errors import MmloomError
+from schemas.fs import sha256_size
 from schemas.store import IMAGES_DIR, PARTIAL_SUFFIX, ImageStore, is_ref
 
 # problems shown by `mmloom verify`, and by the quick checks of show and publish
@@ -287,13 +286,8 @@ def verify_release(release_dir: str, full: bool = True) -> Verification:
         result.files = len(manifest["files"])
         result.rows = (manifest.get("publish") or {}).get("records") or 0
         path = FileSystems.join(release_dir, RELEASE_MANIFEST)
-        result.manifest_sha256 = hashlib.sha256(_read(path)).hexdigest()
+        result.manifest_sha256 = sha256_size(path)[0]
     return result
-
-
-def _read(path: str) -> bytes:
-    with FileSystems.open(path, compression_type="uncompressed") as f:
-        return f.read()
 
 
 def require_release(release_dir: str) -> dict[str, Any]:

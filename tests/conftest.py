@@ -91,3 +91,22 @@ def _no_network(monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+# The tiers (`make test-fast` leaves out slow, server and browser tests; `make test` runs all):
+# a test is marked by what it uses, so a new test lands in the right tier by itself.
+# a real Argilla (Redis + argilla-server); the loopback file and hub servers of tests/fetch
+SERVER_FIXTURES = frozenset({"argilla_server", "files_server"})
+# one full `mmloom build` of the sample; the tiny open_clip model (torch inference)
+SLOW_FIXTURES = frozenset({"sample_build", "tiny_clip_checkpoint"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))  # every fixture, requested or indirect
+        if used & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.server)
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if "chromium" in item.path.name:  # headless Chromium: tests/**/test_*_chromium.py
+            item.add_marker(pytest.mark.browser)

@@ -26,11 +26,34 @@ def _run(code: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_help_lists_every_command(capsys):
+COMMANDS = ("build", "show", "verify", "fetch", "annotate", "publish")
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    """The subcommands registered on the parser (not words found in its help text)."""
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(sub.choices)
+
+
+def test_every_command_is_registered_and_listed(capsys):
+    from pipelines.cli import make_parser
+
+    assert sorted(_commands(make_parser())) == sorted(COMMANDS)
     assert main(["--help"]) == 0
+    listed = capsys.readouterr().out.split("positional arguments:", 1)[1]
+    for command in COMMANDS:
+        assert f"\n    {command} " in listed, command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_answers_its_help(command, capsys):
+    try:
+        code = main([command, "--help"])
+    except SystemExit as exc:
+        code = exc.code or 0
+    assert code == 0
     out = capsys.readouterr().out
-    for command in ("build", "show", "verify", "fetch", "annotate", "publish"):
-        assert command in out
+    assert f"mmloom {command}" in out.split("\n")[0], out[:300]  # its own help, not mmloom's
 
 
 def test_version(capsys):

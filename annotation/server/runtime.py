@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from annotation.server.install import ensure_server_venv
+from schemas.procs import alive, process_start
 
 EXT_DIR = Path(__file__).resolve().parent / "argilla_ext"
 ENGINE_NAME = "mmloom-sql"
@@ -78,18 +79,14 @@ def default_home() -> Path:
 # -- processes -------------------------------------------------------------------------
 
 
-def _start_time(pid: int) -> int | None:
-    """Kernel start time of ``pid`` (clock ticks since boot), or None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
-
-
 def _alive(entry: dict) -> bool:
-    return _start_time(entry["pid"]) == entry["start_time"]
+    return alive(entry["pid"], entry["start_time"])
+
+
+def _gone(entry: dict) -> bool:
+    """No process with the entry's pid and start time is left, not even a zombie (a zombie of
+    ours stays until it is reaped; while its threads exit it cannot be reaped yet)."""
+    return process_start(entry["pid"]) != entry["start_time"]
 
 
 def running_url(home: Path | str | None = None) -> str | None:
@@ -122,7 +119,7 @@ def _spawn(name: str, cmd: list[str], env: dict, home: Path, state: dict) -> sub
     log.close()
     start = None
     for _ in range(50):
-        start = _start_time(proc.pid)
+        start = process_start(proc.pid)
         if start is not None:
             break
         time.sleep(0.01)
@@ -133,7 +130,7 @@ def _spawn(name: str, cmd: list[str], env: dict, home: Path, state: dict) -> sub
 
 def _terminate(entry: dict, timeout_s: float = 20.0) -> bool:
     """SIGTERM the process group serve started for ``entry``; SIGKILL it after ``timeout_s``."""
-    if not _alive(entry):
+    if _gone(entry):
         return False
     pid = entry["pid"]
     try:
@@ -142,7 +139,7 @@ def _terminate(entry: dict, timeout_s: float = 20.0) -> bool:
         return False
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(entry):
+        if _gone(entry):
             break
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap if it is our own child

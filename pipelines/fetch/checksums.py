@@ -20,7 +20,6 @@ are comments and are kept when the file is rewritten.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -102,14 +101,6 @@ def committed_path(source: str, checksums_dir: Path | None = None) -> Path:
     if checksums_dir is not None:
         return checksums_dir / source / CHECKSUMS_FILE
     return get_source(source).checksums_file
-
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ChecksumBook:

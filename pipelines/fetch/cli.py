@@ -32,7 +32,6 @@ import argparse
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -317,14 +316,3 @@ def _run(argv: list[str]) -> int:
     print(f"fetched {', '.join(names)} into {to}")
     print(f"build with: mmloom build --config {config} --output OUT")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (``python -m pipelines.fetch.cli``); ``mmloom fetch`` is the usual one."""
-    from pipelines.cli import main as mmloom_main
-
-    return mmloom_main(["fetch", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

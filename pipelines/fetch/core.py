@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.fetch import hub as hubmod
-from pipelines.fetch.checksums import Checksum, ChecksumBook, sha256_of
+from pipelines.fetch.checksums import Checksum, ChecksumBook
 from pipelines.fetch.extract import ArchiveTooLargeError, RefusedFileError
 from pipelines.fetch.http import RetryPolicy, SizeBound, download, mirror_url
 from pipelines.fetch.limits import FetchLimits, check_disk, human
@@ -228,8 +228,12 @@ def _verify(
 ) -> tuple[Checksum, bool]:
     """The file's row, and whether a known checksum vouches for it (False: not known yet;
     it is recorded only once the file is laid out)."""
+    # imported here: schemas.fs loads Beam's filesystems, which `mmloom fetch` (its --help
+    # above all) must not pay for before it hashes anything
+    from schemas.fs import sha256_size
+
     size = local.stat().st_size
-    sha = sha256_of(local)
+    sha = sha256_size(str(local))[0]
     expected = book.expected(job.filename)
     if expected is not None and (
         sha != expected.sha256 or (expected.size is not None and size != expected.size)

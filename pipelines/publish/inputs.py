@@ -9,7 +9,6 @@ release of tens of thousands of items never holds its pictures in RAM.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -19,14 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from annotation.corrections import CorrectionError
 from annotation.corrections import apply as apply_correction
-from schemas import yamlsafe
+from schemas import selection
 from schemas.buildio import read_records, read_stats, require_complete
 from schemas.errors import MmloomError
-from schemas.records import CATEGORIES, FIELDS
 from schemas.store import ImageStore
 from schemas.validation import validate_record
 
@@ -442,30 +438,7 @@ def apply_decisions(
 
 def read_targets(path: str) -> dict[str, dict[str, int]]:
     """Read and check a targets file (YAML or JSON) of counts per category x field."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yamlsafe.load(f)
-    except (OSError, yaml.YAMLError) as exc:
-        raise MmloomError(f"cannot read targets file {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise MmloomError(f"{path} must map category -> field -> count, e.g. {{PBL: {{Art: 10}}}}")
-    out: dict[str, dict[str, int]] = {}
-    for cat, cells in data.items():
-        if cat not in CATEGORIES:
-            raise MmloomError(f"{path}: unknown category {cat!r}; use one of {list(CATEGORIES)}")
-        if not isinstance(cells, dict):
-            raise MmloomError(f"{path}: {cat} must map field -> count")
-        for fld, n in cells.items():
-            if fld != "*" and fld not in FIELDS:
-                raise MmloomError(f"{path}: unknown field {fld!r}; use '*' or one of {FIELDS}")
-            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                raise MmloomError(f"{path}: {cat}/{fld} must be a non-negative integer")
-        out[str(cat)] = {str(k): int(v) for k, v in cells.items()}
-    return out
-
-
-def _rank(seed: int, rid: str) -> str:
-    return hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest()
+    return selection.read_sizes(path, "targets file")
 
 
 def select(
@@ -479,37 +452,29 @@ def select(
     records = list(records)
     if not targets:
         return sorted(records, key=lambda r: r["id"]), [], []
-    cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        cells[(r["category"], r["field"])].append(r)
     kept: list[dict[str, Any]] = []
     dropped: list[Dropped] = []
     report: list[dict[str, Any]] = []
-    all_cells = set(cells)
-    for cat, fields in targets.items():
-        for fld in fields:
-            if fld != "*":
-                all_cells.add((cat, fld))
-    for cat, fld in sorted(all_cells):
-        members = cells.get((cat, fld), [])
-        spec = targets.get(cat)
-        target = None if spec is None else spec.get(fld, spec.get("*"))
-        if target is None:
-            kept.extend(members)
+    for cell in selection.stratify(records, targets, seed):
+        kept.extend(cell.kept)
+        if cell.size is None:
             continue
-        ranked = sorted(members, key=lambda r: _rank(seed, r["id"]))
-        kept.extend(ranked[:target])
-        for r in ranked[target:]:
+        for r in cell.left:
             dropped.append(
-                Dropped("select", "not_selected", r["id"], f"{cat}/{fld}: target {target}")
+                Dropped(
+                    "select",
+                    "not_selected",
+                    r["id"],
+                    f"{cell.category}/{cell.field}: target {cell.size}",
+                )
             )
         report.append(
             {
-                "available": len(members),
-                "category": cat,
-                "field": fld,
-                "selected": min(target, len(members)),
-                "target": target,
+                "available": len(cell.ranked),
+                "category": cell.category,
+                "field": cell.field,
+                "selected": len(cell.kept),
+                "target": cell.size,
             }
         )
     return sorted(kept, key=lambda r: r["id"]), dropped, report

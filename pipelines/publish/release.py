@@ -33,6 +33,7 @@ from schemas import output as output_io
 from schemas import yamlsafe
 from schemas.buildio import require_complete
 from schemas.errors import MmloomError
+from schemas.fs import sha256_size
 from schemas.verify import check_release
 
 log = logging.getLogger("mmloom.publish")
@@ -54,17 +55,6 @@ class PublishOptions:
     seed: int = 0
     force: bool = False
     max_shard_bytes: int = shards.DEFAULT_MAX_SHARD_BYTES
-
-
-def sha256_file(path: str) -> tuple[str, int]:
-    """sha256 hex digest and size of a local file or Beam filesystem URI."""
-    digest = hashlib.sha256()
-    size = 0
-    with FileSystems.open(path, compression_type="uncompressed") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _folder_of(value: str) -> str:
@@ -147,7 +137,7 @@ def _source_checksums(records: list[dict[str, Any]], stats: dict[str, Any]) -> l
         elif found is None:
             entry["status"] = "missing: the file no longer exists where the build read it"
         else:
-            entry["sha256"], entry["bytes"] = sha256_file(found)
+            entry["sha256"], entry["bytes"] = sha256_size(found)
             entry["status"] = "ok"
         out.append(entry)
     return out
@@ -244,7 +234,7 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
             rel = os.path.relpath(full, tmp).replace(os.sep, "/")
             if rel == output_io.MARKER:  # dropped before the release is put in place
                 continue
-            digest, size = sha256_file(full)
+            digest, size = sha256_size(full)
             files[rel] = {"bytes": size, "rows": rows.get(rel), "sha256": digest}
     annotation_inputs = None
     if opts.annotations:
@@ -252,7 +242,7 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
         for fname in ("decisions.jsonl", "agreement.json", "responses.jsonl"):
             path = os.path.join(opts.annotations, fname)
             if os.path.isfile(path):
-                annotation_inputs[fname] = sha256_file(path)[0]
+                annotation_inputs[fname] = sha256_size(path)[0]
     manifest = {
         "release_version": opts.version,
         "mmloom_version": pipelines.__version__,
@@ -269,7 +259,7 @@ def _write_release(opts: PublishOptions, tmp: str) -> dict[str, Any]:
             "require_annotation": opts.require_annotation,
             "include_needs_edit": opts.include_needs_edit,
             "annotations_sha256": annotation_inputs,
-            "targets_sha256": sha256_file(opts.targets)[0] if opts.targets else None,
+            "targets_sha256": sha256_size(opts.targets)[0] if opts.targets else None,
             "seed": opts.seed,
         },
         "source_files": _source_checksums(build.records, build.stats),

@@ -4,7 +4,9 @@ One row per record. ``question``, ``answer`` and ``gt_answer`` are lists of segm
 ``{text, image}`` whose ``image`` is a ``datasets.Image`` (bytes embedded, ``path`` the record's
 relative ``images/<sha256>.<ext>``), so ``load_dataset("parquet", ...)`` yields PIL images in
 reading order. The features are declared in the Parquet schema metadata (key ``huggingface``),
-which is where ``datasets`` and the Hugging Face viewer look for them.
+which is where ``datasets`` and the Hugging Face viewer look for them. They are derived from
+``record.schema.json`` (:func:`release_shape`, ``schemas.shape``) plus the release's declared
+extensions (embedded images, image counts, ``annotation``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pyarrow.parquet as pq
 from datasets import Features, Image, List, Value
 
 from schemas.errors import MmloomError
+from schemas.shape import Node, record_shape
 from schemas.store import ImageStore
 
 SPLIT = "test"
@@ -28,68 +31,60 @@ MAX_GROUP_BYTES = 100 * 1024 * 1024  # a row group of huge images is cut earlier
 DEFAULT_MAX_SHARD_BYTES = 500 * 1000 * 1000
 
 _S = Value("string")
-SEGMENT = {"text": _S, "image": Image()}
 
-FEATURES = Features(
-    {
-        "id": _S,
-        "category": _S,
-        "field": _S,
-        "subfield": _S,
-        "question_format": _S,
-        "question": List(SEGMENT),
-        "answer": List(SEGMENT),
-        "model": _S,
-        "gt_answer": List(SEGMENT),
-        "options": List({"label": _S, "text": _S}),
-        "answer_type": _S,
-        "unit": _S,
-        "precision": Value("int64"),
-        "answer_value": _S,
-        "instruction": {
-            "complexity": _S,
-            "components": List({"text": _S, "type": _S, "weight": Value("int32"), "facts": _S}),
-        },
-        "n_images_question": Value("int32"),
-        "n_images_answer": Value("int32"),
-        "images": List(
-            {
-                "path": _S,
-                "sha256": _S,
-                "width": Value("int32"),
-                "height": Value("int32"),
-                "format": _S,
-                "source_uri": _S,
-                "license": _S,
-                "phash": _S,
-            }
+# The release row is the record's shape (schemas.shape, from record.schema.json) with these
+# declared differences, and nothing else written out by hand:
+# - images are embedded: a segment's ``image`` is a ``datasets.Image`` (bytes and path);
+# - ``schema_version`` is left out (the card and manifest carry it);
+# - ``scores.clip`` keeps the column order of the first releases (min_score before pairs);
+# - two counts follow ``instruction``, and the human decision ``annotation`` comes last.
+IMAGE_SEGMENTS = ("question", "answer", "gt_answer")
+DROPPED = ("schema_version",)
+ORDER = {"scores.clip": ("scored", "model", "reason", "min_score", "pairs")}
+COUNTS_AFTER = "instruction"
+COUNTS: dict[str, Node] = {"n_images_question": "int32", "n_images_answer": "int32"}
+ANNOTATION: dict[str, Node] = {
+    "annotation": {
+        "verdict": "string",
+        "mean_score": "float64",
+        "n_responses": "int32",
+        "corrected": ("list", "string"),
+        "edits": (
+            "list",
+            {"target": "string", "before": "string", "after": "string", "by": ("list", "string")},
         ),
-        "provenance": {
-            "source": _S,
-            "split": _S,
-            "source_id": _S,
-            "license": _S,
-            "source_file": _S,
-        },
-        "source_metadata": _S,
-        "scores": {
-            "clip": {
-                "scored": Value("bool"),
-                "model": _S,
-                "reason": _S,
-                "min_score": Value("float64"),
-                "pairs": List({"image": _S, "text_from": _S, "score": Value("float64")}),
-            }
-        },
-        "annotation": {
-            "verdict": _S,
-            "mean_score": Value("float64"),
-            "n_responses": Value("int32"),
-            "corrected": List(_S),
-            "edits": List({"target": _S, "before": _S, "after": _S, "by": List(_S)}),
-        },
     }
-)
+}
+
+
+def release_shape(schema: dict[str, Any] | None = None) -> dict[str, Node]:
+    """The release row's shape: the record's (``schema``: default ``record.schema.json``)
+    with the declared differences above."""
+    record = record_shape(
+        overrides={f"{key}[].image": "image" for key in IMAGE_SEGMENTS}, order=ORDER, schema=schema
+    )
+    row: dict[str, Node] = {}
+    for name, node in record.items():
+        if name not in DROPPED:
+            row[name] = node
+        if name == COUNTS_AFTER:
+            row.update(COUNTS)
+    row.update(ANNOTATION)
+    return row
+
+
+def feature(node: Node) -> Any:
+    """The ``datasets`` feature of a shape node (``json``: JSON text in a string)."""
+    if isinstance(node, dict):
+        return {name: feature(child) for name, child in node.items()}
+    if isinstance(node, tuple):
+        return List(feature(node[1]))
+    if node == "image":
+        return Image()
+    return _S if node == "json" else Value(node)
+
+
+FEATURES = Features({name: feature(node) for name, node in release_shape().items()})
 
 # What each column holds, for the card.
 COLUMN_DOCS = {

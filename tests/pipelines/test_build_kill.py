@@ -124,36 +124,30 @@ def test_overwrite_killed_midway_keeps_the_previous_build(good_build, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-# exactly what ``mmloom show --jsonl`` does with each shard (schemas.buildio.iter_parquet_rows,
-# local branch, then from_row and strict JSON), without importing Beam: under a loaded machine
-# Beam's import alone takes seconds, which would make 50 full CLI runs take many minutes
-SHOW_READ = """
-import sys
-import pyarrow.parquet as pq
-from schemas.jsonsafe import dumps_strict
-from schemas.parquet import from_row
-for path in sys.argv[1:]:
-    pfile = pq.ParquetFile(path)
-    try:
-        for group in range(pfile.num_row_groups):
-            table = pfile.read_row_group(group, columns=None, use_threads=False)
-            for row in table.to_pylist():
-                sys.stdout.write(dumps_strict(from_row(row), ensure_ascii=False) + "\\n")
-    finally:
-        pfile.close()
+# the real ``mmloom show --jsonl`` (pipelines.cli.main), run several times in each process: every
+# run goes through the command's own code, and a process pays Beam's import (seconds on a
+# loaded machine) once rather than once per run
+SHOW_RUNS = """
+import contextlib, io, sys
+from pipelines.cli import main
+build, runs = sys.argv[1], int(sys.argv[2])
+for n in range(runs):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["show", build, "--jsonl"])
+    print(code, len(out.getvalue().splitlines()))
 """
+PROCESSES, RUNS_EACH = 10, 5
 
 
 def test_show_runs_50_times_without_aborting(tmp_path):
     """Issue 14, item 5: ``mmloom show`` exited 134 in 1-3 of 10 runs (pyarrow's threaded
     read of a Python file object). It reads by path, one row group at a time, without threads.
-    The real command runs 3 times; its read path runs 50 times, each its own process."""
+    The real command runs 50 times, in 10 processes of its own."""
     out = write_tiny_build(tmp_path / "b", n=400, shards=2, row_group_size=50)
-    shards = [str(p) for p in sorted((out / "records").glob("*.parquet"))]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    runs = [[sys.executable, "-c", SHOW_READ, *shards]] * 50
-    runs += [[sys.executable, "-m", "pipelines.cli", "show", str(out), "--jsonl"]] * 3
-    for n, cmd in enumerate(runs):
+    cmd = [sys.executable, "-c", SHOW_RUNS, str(out), str(RUNS_EACH)]
+    for n in range(PROCESSES):
         done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, (n, done.returncode, done.stderr[-2000:])
-        assert len(done.stdout.splitlines()) == 400, n
+        assert done.stdout.splitlines() == ["0 400"] * RUNS_EACH, (n, done.stdout)
