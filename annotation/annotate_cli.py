@@ -48,7 +48,7 @@ from annotation.push import (
 from annotation.round_args import build_parser, default_image_root
 from annotation.rounds import record_round, rounds_path, second_round_command
 from annotation.rubric import RubricError, load_rubric
-from schemas import selection, yamlsafe
+from schemas import selection
 from schemas.errors import MmloomError
 
 log = logging.getLogger("mmloom.annotate")
