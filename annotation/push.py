@@ -140,7 +140,9 @@ def select_records(
         if not sizes and per_cell is None:
             raise PushError("--sample stratified needs --sizes FILE or --per-cell N")
         chosen = []
-        for cell in selection.stratify(records, sizes, seed, default=per_cell):
+        # a cell --sizes does not cover keeps --per-cell, or nothing without it
+        default = per_cell if per_cell is not None else 0
+        for cell in selection.stratify(records, sizes, seed, default=default):
             chosen.extend(cell.kept)
             if cell.left:
                 skipped["not_sampled"] += len(cell.left)

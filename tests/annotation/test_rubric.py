@@ -251,6 +251,9 @@ def test_select_records_all_stratified_and_near_threshold():
         recs, "stratified", sizes={"PBL": {"Health": 2, "*": 1}}, per_cell=0, seed=7
     )
     assert len(other) == 3
+    # without --per-cell, a category or field --sizes does not name sends nothing
+    only = select_records(recs, "stratified", sizes={"PBL": {"Health": 1}})
+    assert [(r["category"], r["field"]) for r in only] == [("PBL", "Health")]
     skipped = Counter()
     near = select_records(
         recs, "near-threshold", thresholds={"PBL": 0.25}, margin=0.015, skipped=skipped
