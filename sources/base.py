@@ -60,10 +60,10 @@ from typing import Any, ClassVar
 import apache_beam as beam
 
 from schemas import load_schema, source_options, with_defaults
-from schemas.deadletter import DEAD, STAGE_READ, reject
+from schemas.deadletter import STAGE_READ
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.fs import display_path, match, open_bounded, read_bytes, read_text
-from schemas.metrics import inc
+from schemas.stage import RecordStage, StageReason
 
 Item = dict[str, Any]
 Unit = Item | RecordError  # what ``iter_units`` yields
@@ -72,9 +72,29 @@ Unit = Item | RecordError  # what ``iter_units`` yields
 # validation and ``json.dumps`` all recurse, and fail at a few hundred levels. Real items are
 # under 10 levels deep.
 MAX_ITEM_DEPTH = 100
-TOO_DEEP = "too_deeply_nested"
+
+
+class ReadReason(StageReason):
+    """The reasons of every reader (each source adds its own: its README lists them)."""
+
+    MALFORMED_FILE = (
+        "malformed_file",
+        "a whole input file cannot be parsed (the default file reason; a source may name it "
+        "otherwise)",
+    )
+    TOO_DEEPLY_NESTED = (
+        "too_deeply_nested",
+        f"an item nested more than {MAX_ITEM_DEPTH} levels deep",
+    )
+    FILE_NAME_NOT_UTF8 = "file_name_not_utf8", "a matched file whose name is not UTF-8"
+    NOT_A_REGULAR_FILE = "not_a_regular_file", "an input path that is a FIFO, device or socket"
+    FILE_TOO_LARGE = "file_too_large", "an input file over `limits.max_file_bytes`"
+    PATH_ESCAPES_ROOT = "path_escapes_root", "a symlinked input file outside its source folder"
+
+
+TOO_DEEP = ReadReason.TOO_DEEPLY_NESTED
 # a matched file whose name holds bytes that are not UTF-8 (kept by Python as lone surrogates)
-BAD_NAME = "file_name_not_utf8"
+BAD_NAME = ReadReason.FILE_NAME_NOT_UTF8
 
 
 def utf8(text: str) -> bool:
@@ -148,7 +168,7 @@ class Source:
     check_options: Callable[[dict[str, Any]], None]
 
 
-class SourceReader(beam.PTransform):
+class SourceReader(RecordStage):
     """Base of every ``Read<Source>``: input files -> items + read-stage dead letters.
 
     Subclasses set ``source`` (the registry name) and ``namespace`` (the counter namespace,
@@ -165,7 +185,8 @@ class SourceReader(beam.PTransform):
     Input: the pipeline root. The files are listed when the transform is built; none is a
     ``PipelineConfigError``.
 
-    Output: a ``DoOutputsTuple``: main ``items``; ``DEAD``: read-stage dead letters.
+    Output: a :class:`schemas.stage.StageResult`: main ``items``; ``DEAD``: read-stage dead
+    letters (reasons: :class:`ReadReason` and the source's own).
 
     Counters (namespace ``namespace``): ``files``, ``items``, ``dropped_<reason>``,
     ``side_files``.
@@ -173,7 +194,11 @@ class SourceReader(beam.PTransform):
 
     source: ClassVar[str]
     namespace: ClassVar[str]
-    file_error_reason: ClassVar[str] = "malformed_file"
+    file_error_reason: ClassVar[str] = ReadReason.MALFORMED_FILE
+    stage = STAGE_READ
+    Reason = ReadReason
+    main = "items"
+    more_reasons = "and each source's own reasons: see its README (`sources/<name>/README.md`)"
 
     def __init__(self, options: dict[str, Any], max_file_bytes: int | None = None) -> None:
         super().__init__()
@@ -281,7 +306,7 @@ class SourceReader(beam.PTransform):
         if path in self.side:
             yield from self._check_side_file(path)
             return
-        inc(self.namespace, "files")
+        self.count("files")
         if not utf8(path):  # its items could name it nowhere (records, stats, dead letters)
             shown = self.display(escape_name(path))
             yield self._reject(BAD_NAME, shown, f"{shown}: the file name is not UTF-8; rename it")
@@ -296,14 +321,14 @@ class SourceReader(beam.PTransform):
                     detail = f"nested more than {MAX_ITEM_DEPTH} levels deep"
                     yield self._reject(TOO_DEEP, str(sid), detail)
                 else:
-                    inc(self.namespace, "items")
+                    self.count("items")
                     yield unit
         except Exception as exc:  # the file itself is the unit; never a crash
             yield self._reject_file(path, exc, self.file_unit(path))
 
     def _check_side_file(self, path: str) -> Iterator[beam.pvalue.TaggedOutput]:
         """A side file's element: nothing when it loads, one dead letter when it does not."""
-        inc(self.namespace, "side_files")
+        self.count("side_files")
         try:
             self._side_cache[path] = self.load_side_file(path)
         except Exception as exc:
@@ -324,9 +349,9 @@ class SourceReader(beam.PTransform):
         roots = option_roots(self.options)
         detail = scrub_paths(str(detail), roots)
         source_id = scrub_paths(str(source_id), roots)
-        return reject(self.namespace, STAGE_READ, reason, self.source, source_id, detail)
+        return self.reject(reason, self.source, source_id, detail)
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
+    def expand_stage(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
         name = self.namespace.removeprefix("Read")
         paths = [os.fsencode(f) for f in (*self.files, *self.side)]
         # as bytes (os.fsencode): a file name that is not UTF-8 must reach read_file, to be
@@ -334,7 +359,7 @@ class SourceReader(beam.PTransform):
         return (
             pbegin
             | f"Create{name}Files" >> beam.Create(paths)
-            | f"Parse{name}Files" >> beam.ParDo(_ReadFileFn(self)).with_outputs(DEAD, main="items")
+            | f"Parse{name}Files" >> self.par_do(_ReadFileFn(self))
         )
 
     def __getstate__(self) -> dict[str, Any]:

@@ -30,10 +30,9 @@ side inputs.
    Duplicates across sources are listed under ``leakage``; an image shared by records of two
    sources whose questions differ is listed under ``shared_images`` and dropped from nothing.
 
-Dead letters (stage ``dedupe``): ``duplicate_item`` (equal question text),
-``duplicate_item_near_text``, ``label_conflict``, ``image_too_frequent`` (record or image
-unit); the detail names the kept id.
-Counters (``Dedupe``): ``out``, ``dropped_<reason>``, ``images_dropped_image_too_frequent``.
+Dead letters: stage ``dedupe``, reasons :class:`DedupeReason`; the detail names the kept id.
+Counters (``DedupeRecords``): ``out``, ``dropped_<reason>``,
+``images_dropped_image_too_frequent``.
 """
 
 from __future__ import annotations
@@ -49,17 +48,40 @@ from apache_beam.pvalue import TaggedOutput
 from pipelines.config import DedupeConfig
 from pipelines.dedupe import hamming, text
 from pipelines.transforms.images import DROP_SEGMENT
-from schemas.deadletter import DEAD, UNIT_IMAGE, reject
-from schemas.metrics import inc
+from schemas.deadletter import DEAD, STAGE_DEDUPE, UNIT_IMAGE
 from schemas.records import Record
+from schemas.stage import RecordStage, StageFn, StageReason
 
-STAGE_DEDUPE = "dedupe"
 MAX_LEAKAGE_LISTED = 1000
 MAX_SHARED_RECORDS = 10
 
-REASON_DUPLICATE = "duplicate_item"
-REASON_NEAR = "duplicate_item_near_text"
-REASON_CONFLICT = "label_conflict"
+
+class DedupeReason(StageReason):
+    """Why ``DedupeRecords`` drops a record (or, for an over-used image, one image)."""
+
+    DUPLICATE_ITEM = (
+        "duplicate_item",
+        "the same question images and equal question text as a kept record",
+    )
+    DUPLICATE_ITEM_NEAR_TEXT = (
+        "duplicate_item_near_text",
+        "the same question images and a near-equal question text (word 5-gram Jaccard >= "
+        "`dedupe.text_jaccard`, the same numbers)",
+    )
+    LABEL_CONFLICT = (
+        "label_conflict",
+        "the same item as a kept record with another reference answer; the detail names both",
+    )
+    IMAGE_TOO_FREQUENT = (
+        "image_too_frequent",
+        "an image (cluster) used by more than `dedupe.max_image_uses` records: the record, or "
+        "under `drop_segment` the image",
+    )
+
+
+REASON_DUPLICATE = DedupeReason.DUPLICATE_ITEM
+REASON_NEAR = DedupeReason.DUPLICATE_ITEM_NEAR_TEXT
+REASON_CONFLICT = DedupeReason.LABEL_CONFLICT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +238,7 @@ def decide_group(members: list[dict[str, Any]], threshold: float):
             m["id"],
             {
                 "kept": match["id"],
-                "reason": reason,
+                "reason": str(reason),  # a plain string: it goes to stats.json
                 "similarity": round(similarity, 4),
                 "source": m["source"],
                 "kept_source": match["source"],
@@ -330,14 +352,14 @@ def drop_frequent(
 # ---------------------------------------------------------------------------------------------
 
 
-class ApplyDedupeFn(beam.DoFn):
+class ApplyDedupeFn(StageFn):
     """Applies the decisions: duplicate items and over-used images become dead letters."""
 
     def __init__(self, policy: str, max_uses: int) -> None:
         self._policy = policy
         self._max_uses = max_uses
 
-    def process(
+    def process_element(
         self,
         record: Record,
         clusters: dict[str, Any],
@@ -350,28 +372,24 @@ class ApplyDedupeFn(beam.DoFn):
         if decision is not None:
             reason = decision["reason"]
             detail = drop_detail(record["id"], decision)
-            yield reject("Dedupe", STAGE_DEDUPE, reason, source, sid, detail)
+            yield self.reject(reason, source, sid, detail)
             return
         kept_record, dropped = drop_frequent(
             record, set(frequent), clusters["canonical"], self._policy
         )
         detail = f"used by more than {self._max_uses} records"
         if kept_record is None:
-            yield reject(
-                "Dedupe", STAGE_DEDUPE, "image_too_frequent", source, sid, f"{dropped}: {detail}"
-            )
+            yield self.reject(DedupeReason.IMAGE_TOO_FREQUENT, source, sid, f"{dropped}: {detail}")
             return
         for path in dropped:
-            yield reject(
-                "Dedupe",
-                STAGE_DEDUPE,
-                "image_too_frequent",
+            yield self.reject(
+                DedupeReason.IMAGE_TOO_FREQUENT,
                 source,
                 sid,
                 f"{path}: {detail}",
                 unit=UNIT_IMAGE,
             )
-        inc("Dedupe", "out")
+        self.count("out")
         yield kept_record
 
 
@@ -410,7 +428,7 @@ class WithPixels(beam.PTransform):
         ) | "SizeSecond" >> beam.FlatMap(second)
 
 
-class DedupeRecords(beam.PTransform):
+class DedupeRecords(RecordStage):
     """Image clusters, the frequency rule and duplicate items (see the module docstring).
 
     Args:
@@ -422,13 +440,18 @@ class DedupeRecords(beam.PTransform):
     (``DeadLetter``), and ``report``: one ``{"dedupe": {...}}`` dict for stats.json.
     """
 
+    stage = STAGE_DEDUPE
+    Reason = DedupeReason
+    outputs = ("report",)
+    fns = (ApplyDedupeFn,)
+
     def __init__(self, dedupe: DedupeConfig, on_bad_image: str, extra_image_edges=None) -> None:
         super().__init__()
         self._dedupe = dedupe
         self._policy = on_bad_image
         self._extra = extra_image_edges
 
-    def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+    def expand_stage(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
         dedupe, policy = self._dedupe, self._policy
         k = dedupe.phash_distance
         max_uses = dedupe.max_image_uses
@@ -499,12 +522,12 @@ class DedupeRecords(beam.PTransform):
             | "SortShared"
             >> beam.Map(lambda xs: sorted(xs, key=lambda x: (x["sources"], x["image"])))
         )
-        applied = records | "ApplyDedupe" >> beam.ParDo(
+        applied = records | "ApplyDedupe" >> self.par_do(
             ApplyDedupeFn(policy, max_uses),
             clusters_side,
             frequent_side,
             beam.pvalue.AsDict(decisions),
-        ).with_outputs(DEAD, main="records")
+        )
 
         n_images = keys | "CountImages" >> beam.combiners.Count.Globally()
 

@@ -6,53 +6,58 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.pvalue import TaggedOutput
 
-from schemas.deadletter import DEAD, STAGE_RESTRUCTURE, from_exception, reject_letter
-from schemas.metrics import inc
+from schemas.deadletter import STAGE_RESTRUCTURE
 from schemas.records import DraftRecord
+from schemas.stage import RecordStage, StageFn
 from sources import get_source
 from sources.base import option_roots, scrub_paths
 
 
-class RestructureFn(beam.DoFn):
+class RestructureFn(StageFn):
     def __init__(self, options_by_source: dict[str, dict[str, Any]]) -> None:
         self._options = options_by_source
 
     def setup(self) -> None:
         self._sources = {name: get_source(name) for name in self._options}
 
-    def process(self, item: dict[str, Any]) -> Iterator[DraftRecord | TaggedOutput]:
+    def process_element(self, item: dict[str, Any]) -> Iterator[DraftRecord]:
         source = item["source"]
-        try:
-            draft = self._sources[source].restructure(item, self._options[source])
-        except Exception as exc:  # a bad item is a dead letter, never a crash
-            sid = item.get("source_id", "?")
-            letter = from_exception(STAGE_RESTRUCTURE, source, sid, exc)
-            # details name files relative to the source's configured paths, not the machine's
-            letter["detail"] = scrub_paths(letter["detail"], option_roots(self._options[source]))
-            yield reject_letter("RestructureRecords", letter)
-            return
-        inc("RestructureRecords", "out")
+        draft = self._sources[source].restructure(item, self._options[source])
+        self.count("out")
         yield draft
 
+    def origin_of(self, item: dict[str, Any]) -> tuple[str, str]:
+        return item["source"], item.get("source_id", "?")
 
-class RestructureRecords(beam.PTransform):
+    def process(self, item: dict[str, Any]) -> Iterator[Any]:
+        self._scrub_roots = option_roots(self._options[item["source"]])
+        yield from super().process(item)
+
+    def scrub(self, detail: str) -> str:
+        # details name files relative to the source's configured paths, not the machine's
+        return scrub_paths(detail, self._scrub_roots)
+
+
+class RestructureRecords(RecordStage):
     """Apply each source's ``restructure`` to its items (one item -> one draft or one dead letter).
 
     Args:
         options_by_source: source name -> options from the build config.
     Input: items (source-specific dicts) from the ``Read<Source>`` transforms.
-    Output: ``DoOutputsTuple``: main ``drafts`` (``DraftRecord``); ``DEAD``: ``DeadLetter``
-    (stage ``restructure``).
+    Output: main ``drafts`` (``DraftRecord``); ``DEAD``: ``DeadLetter`` (stage
+    ``restructure``; the reasons are each source's, listed in its README).
     Counters (``RestructureRecords``): ``out``, ``dropped_<reason>``.
     """
+
+    stage = STAGE_RESTRUCTURE
+    fns = (RestructureFn,)
+    main = "drafts"
+    more_reasons = "each source's restructure reasons: see its README (`sources/<name>/README.md`)"
 
     def __init__(self, options_by_source: dict[str, dict[str, Any]]) -> None:
         super().__init__()
         self._options = options_by_source
 
-    def expand(self, items: beam.PCollection[dict[str, Any]]) -> beam.pvalue.DoOutputsTuple:
-        return items | "RestructureFn" >> beam.ParDo(RestructureFn(self._options)).with_outputs(
-            DEAD, main="drafts"
-        )
+    def expand_stage(self, items: beam.PCollection[dict[str, Any]]) -> beam.pvalue.DoOutputsTuple:
+        return items | "RestructureFn" >> self.par_do(RestructureFn(self._options))

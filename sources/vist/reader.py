@@ -8,7 +8,6 @@ from typing import Any
 
 from schemas.errors import RecordError
 from schemas.fs import glob_root, join, list_dir_stems, match
-from schemas.metrics import inc
 from sources.base import SourceReader, Unit
 from sources.vist import parse
 
@@ -79,7 +78,7 @@ class ReadVIST(SourceReader):
             if not isinstance(unit, RecordError) and not all(
                 s["image_found"] for s in unit["storylets"]
             ):
-                inc(self.namespace, "stories_with_missing_photos")
+                self.count("stories_with_missing_photos")
             yield unit
 
     def _image_stems(self, split: str) -> dict[str, str]:
