@@ -428,35 +428,28 @@ class WithPixels(beam.PTransform):
         ) | "SizeSecond" >> beam.FlatMap(second)
 
 
-class DedupeRecords(RecordStage):
-    """Image clusters, the frequency rule and duplicate items (see the module docstring).
+class ClusterImages(beam.PTransform):
+    """Step 1: records -> their distinct image keys and the image clusters.
 
     Args:
-        dedupe: the ``dedupe`` block of the build config.
-        on_bad_image: the ``images.on_bad_image`` policy (for over-used images).
-        extra_image_edges: optional PCollection of more image edges ``(sha_a, sha_b, score)``
-            (CLIP embedding near-duplicates); they join the pHash edges before clustering.
-    Input: valid ``Record``. Output: a dict with ``records`` (kept ``Record``), ``DEAD``
-    (``DeadLetter``), and ``report``: one ``{"dedupe": {...}}`` dict for stats.json.
+        k: pHash Hamming distance of near-duplicates.
+        extra_image_edges: optional more edges ``(sha_a, sha_b, score)`` (CLIP embedding
+            near-duplicates), joined with the pHash edges before clustering.
+    Output: a dict: ``keys`` (distinct ``(sha256, phash, pixels)``) and ``clusters`` (one
+    element, :func:`image_clusters`'s ``{"canonical", "sizes"}``).
+
+    What must fit in one worker: every edge (``GatherImageEdges >> ToList``: the union-find
+    runs on one worker) and the clusters' ``canonical`` map (a side input of every later
+    step), one entry per image that has a near-duplicate.
     """
 
-    stage = STAGE_DEDUPE
-    Reason = DedupeReason
-    outputs = ("report",)
-    fns = (ApplyDedupeFn,)
-
-    def __init__(self, dedupe: DedupeConfig, on_bad_image: str, extra_image_edges=None) -> None:
+    def __init__(self, k: int, extra_image_edges: beam.PCollection | None = None) -> None:
         super().__init__()
-        self._dedupe = dedupe
-        self._policy = on_bad_image
+        self._k = k
         self._extra = extra_image_edges
 
-    def expand_stage(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
-        dedupe, policy = self._dedupe, self._policy
-        k = dedupe.phash_distance
-        max_uses = dedupe.max_image_uses
-        jaccard = dedupe.text_jaccard
-
+    def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+        k = self._k
         keys = (
             records | "ImageKeys" >> beam.FlatMap(image_keys) | "DistinctImages" >> beam.Distinct()
         )
@@ -469,14 +462,41 @@ class DedupeRecords(RecordStage):
         if self._extra is not None:
             extra = self._extra | "SizeExtraEdges" >> WithPixels(keys)
             edges = (edges, extra) | "AddImageEdges" >> beam.Flatten()
-        edges = edges | "DistinctEdges" >> beam.Distinct()
         clusters = (
             edges
+            | "DistinctEdges" >> beam.Distinct()
             | "GatherImageEdges" >> beam.combiners.ToList()
             | "ClusterImages" >> beam.Map(image_clusters)
         )
-        clusters_side = beam.pvalue.AsSingleton(clusters)
+        return {"keys": keys, "clusters": clusters}
 
+
+class DecideItems(beam.PTransform):
+    """Step 2: the frequency rule and the duplicate-item decisions (no record changes yet).
+
+    Args:
+        dedupe: the ``dedupe`` block; policy: ``images.on_bad_image``;
+        clusters: step 1's ``clusters`` (a side input).
+    Output: a dict: ``frequent`` (one sorted list of over-used clusters), ``decisions``
+    (``(id, decision)`` of every dropped record), ``use_histogram``, ``decided`` (their
+    summary for the report) and ``shared`` (images shared across sources), the last three one
+    element each.
+
+    What must fit in one worker: the over-used clusters (a side input), and every decision
+    (``GatherDecisions`` lists them for the report, and step 3 reads them as ``AsDict``, a
+    side input broadcast to every worker): one small dict per dropped record.
+    """
+
+    def __init__(self, dedupe: DedupeConfig, policy: str, clusters: beam.PCollection) -> None:
+        super().__init__()
+        self._dedupe = dedupe
+        self._policy = policy
+        self._clusters = clusters
+
+    def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+        dedupe, policy = self._dedupe, self._policy
+        max_uses, jaccard = dedupe.max_image_uses, dedupe.text_jaccard
+        clusters_side = beam.pvalue.AsSingleton(self._clusters)
         summaries = records | "Summarise" >> beam.Map(record_summary, clusters_side, dedupe)
         uses = (
             summaries
@@ -522,22 +542,74 @@ class DedupeRecords(RecordStage):
             | "SortShared"
             >> beam.Map(lambda xs: sorted(xs, key=lambda x: (x["sources"], x["image"])))
         )
+        return {
+            "frequent": frequent,
+            "decisions": decisions,
+            "use_histogram": use_histogram,
+            "decided": decided,
+            "shared": shared,
+        }
+
+
+class DedupeRecords(RecordStage):
+    """Image clusters, the frequency rule and duplicate items (see the module docstring), in
+    three steps: :class:`ClusterImages`, :class:`DecideItems`, then ``ApplyDedupe``
+    (:class:`ApplyDedupeFn`: every record once, the decisions as side inputs).
+
+    Args:
+        dedupe: the ``dedupe`` block of the build config.
+        on_bad_image: the ``images.on_bad_image`` policy (for over-used images).
+        extra_image_edges: optional PCollection of more image edges ``(sha_a, sha_b, score)``
+            (CLIP embedding near-duplicates); they join the pHash edges before clustering.
+    Input: valid ``Record``. Output: ``records`` (kept ``Record``), ``DEAD`` (``DeadLetter``),
+    and ``report``: one ``{"dedupe": {...}}`` dict for stats.json.
+
+    What must fit in one worker's memory (the rest is spread by Beam):
+
+    * every image edge: ``GatherImageEdges >> ToList`` collects them all in one worker for
+      the union-find, and the resulting ``canonical`` map (one entry per image in a cluster)
+      is broadcast to every worker as a side input;
+    * every decision: ``AsDict(decisions)`` broadcasts one small dict per dropped record to
+      every worker that applies them, and ``GatherDecisions`` lists them for the report;
+    * the over-used clusters, and the cross-source shared images (the report lists at most
+      ``MAX_LEAKAGE_LISTED``, but gathers them all first).
+
+    Records themselves never meet in one place: only their summaries are grouped, by
+    question images.
+    """
+
+    stage = STAGE_DEDUPE
+    Reason = DedupeReason
+    outputs = ("report",)
+    fns = (ApplyDedupeFn,)
+
+    def __init__(self, dedupe: DedupeConfig, on_bad_image: str, extra_image_edges=None) -> None:
+        super().__init__()
+        self._dedupe = dedupe
+        self._policy = on_bad_image
+        self._extra = extra_image_edges
+
+    def expand_stage(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+        dedupe, policy = self._dedupe, self._policy
+        images = records | "ClusterImages" >> ClusterImages(dedupe.phash_distance, self._extra)
+        clusters_side = beam.pvalue.AsSingleton(images["clusters"])
+        items = records | "DecideItems" >> DecideItems(dedupe, policy, images["clusters"])
+        frequent_side = beam.pvalue.AsSingleton(items["frequent"])
         applied = records | "ApplyDedupe" >> self.par_do(
-            ApplyDedupeFn(policy, max_uses),
+            ApplyDedupeFn(policy, dedupe.max_image_uses),
             clusters_side,
             frequent_side,
-            beam.pvalue.AsDict(decisions),
+            beam.pvalue.AsDict(items["decisions"]),
         )
-
-        n_images = keys | "CountImages" >> beam.combiners.Count.Globally()
+        n_images = images["keys"] | "CountImages" >> beam.combiners.Count.Globally()
 
         def report(n, clusters, frequent, histogram, decided, shared):
             shared_counts = Counter(x["sources"] for x in shared)
             return {
                 "dedupe": {
-                    "phash_distance": k,
-                    "max_image_uses": max_uses,
-                    "text_jaccard": jaccard,
+                    "phash_distance": dedupe.phash_distance,
+                    "max_image_uses": dedupe.max_image_uses,
+                    "text_jaccard": dedupe.text_jaccard,
                     "text_min_words": dedupe.text_min_words,
                     "text_categories": list(dedupe.text_categories),
                     "images": n,
@@ -556,8 +628,8 @@ class DedupeRecords(RecordStage):
             report,
             clusters_side,
             frequent_side,
-            beam.pvalue.AsSingleton(use_histogram),
-            beam.pvalue.AsSingleton(decided),
-            beam.pvalue.AsSingleton(shared),
+            beam.pvalue.AsSingleton(items["use_histogram"]),
+            beam.pvalue.AsSingleton(items["decided"]),
+            beam.pvalue.AsSingleton(items["shared"]),
         )
         return {"records": applied.records, DEAD: applied[DEAD], "report": applied_report}
