@@ -9,6 +9,11 @@
       is a dead letter); every DEAD output -> WriteDeadLetters; all outcomes -> ComputeStats
       (stats.json); last, once all of those are written: WriteManifest (_BUILD.json)
 
+The record flow is declared as lists of :class:`Step` (:func:`source_steps` per source,
+:data:`RECORD_STEPS` after image loading); :class:`BuildGraph` walks them, and gathers the
+``DEAD`` output of every :class:`schemas.stage.RecordStage` it applies (readers included) for
+WriteDeadLetters and ComputeStats, so no stage's dead letters are wired by hand.
+
 A folder is a build only with a valid ``_BUILD.json`` (``schemas.buildio.require_complete``).
 A local build is written into a staging folder beside ``--output`` and put in place when
 complete (an ``--overwrite`` build replaces the old one in one atomic exchange); on Dataflow
