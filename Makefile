@@ -36,8 +36,10 @@ tiny-clip: $(TINY_CLIP)
 demo: venv sysdeps tiny-clip
 	OUT=$(OUT) ./scripts/demo.sh
 
+# the whole suite, then argilla-server's own search-engine tests against mmloom's SQL engine
 test: venv sysdeps
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-argilla-conformance
 
 lint: venv
 	$(BIN)/ruff check .
@@ -63,3 +65,11 @@ clean:
 .PHONY: screenshots
 screenshots: venv sysdeps
 	$(BIN)/python -m tools.screenshots --output docs/screenshots
+
+# argilla-server 2.8.0's own search-engine tests (tests/unit/search_engine from its pinned
+# sdist) against mmloom's SQL engine, in a separate test venv (~/.cache/mmloom/
+# argilla-conformance); needs only python3 and the package index. Uses the project venv's
+# Python (and so uv) when it exists. See annotation/server/conformance.py.
+.PHONY: test-argilla-conformance
+test-argilla-conformance:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m annotation.server.conformance

@@ -30,6 +30,8 @@ INSTALL_REQUIRES = [
     "pyarrow>=17,<26",
     "pyyaml>=6,<7",
     "numpy>=1.26,<3",
+    # the release card's and report's templates (pipelines/publish/templates)
+    "jinja2>=3.1,<4",
 ]
 
 # What Dataflow workers never need: the annotation round (Argilla client, agreement) and the
@@ -70,8 +72,17 @@ setup(
     packages=find_packages(include=["pipelines*", "schemas*", "sources*", "annotation*"]),
     package_data={
         "schemas": ["*.json", "*.yaml", "CHANGELOG.md"],
-        "sources": ["*/*.yaml", "*/README.md", "*/CITATION.bib", "*/checksums.tsv"],
+        # every source folder's data files (sources/spec.py): card.yaml and fields.yaml,
+        # config.schema.json, checksums.tsv, CITATION.bib, README.md
+        "sources": [
+            "*/*.yaml",
+            "*/config.schema.json",
+            "*/README.md",
+            "*/CITATION.bib",
+            "*/checksums.tsv",
+        ],
         "annotation": ["rubric.yaml"],
+        "pipelines": ["publish/templates/*.j2"],
     },
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,

@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 
 from annotation import images as image_store
-from annotation.client import ClientError, connect, credentials, install_redaction
+from annotation.client import ClientError, connect, credentials, install_redaction, server_lost
 from annotation.pull import PullError, format_status, pull, status
 from annotation.push import (
     PushError,
@@ -51,6 +51,7 @@ from annotation.round_args import build_parser, default_image_root
 from annotation.rounds import record_round, rounds_path, second_round_command
 from annotation.rubric import RubricError, load_rubric
 from schemas import yamlsafe
+from schemas.errors import MmloomError
 
 log = logging.getLogger("mmloom.annotate")
 
@@ -211,13 +212,31 @@ def _pull(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
+# what running the command again does, after the server stopped answering
+_AGAIN = {
+    "push": ": the push resumes, records already on the server are skipped",
+    "status": "",
+    "pull": ": the pull writes its files anew",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run push, status, pull or images; return the exit status."""
-    return run_parsed(build_parser().parse_args(argv))
+    """Run push, status, pull or images; return the exit status (2 and one message on an
+    error)."""
+    try:
+        return run_parsed(build_parser().parse_args(argv))
+    except MmloomError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def run_parsed(args: argparse.Namespace) -> int:
-    """:func:`main` with the arguments parsed (``annotation.cli`` parses them first)."""
+    """:func:`main` with the arguments parsed (``annotation.cli`` parses them first).
+
+    Raises:
+        MmloomError: one message saying what to do (``mmloom`` prints it, exit status 2),
+            among them a server that stopped answering in the middle of the command.
+    """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "argilla", "argilla.sdk"):
@@ -242,18 +261,22 @@ def run_parsed(args: argparse.Namespace) -> int:
             try:  # before any contact with the server
                 require_complete(args.build)
             except IncompleteBuildError as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 1
+                raise MmloomError(str(err)) from err
+        url, key = "", ""
         try:
-            _, key = credentials()
+            url, key = credentials()
             install_redaction(key)
             client = connect()
             return {"push": _push, "status": _status, "pull": _pull}[args.command](args, client)
         except (
             ClientError, RubricError, PushError, PullError, image_store.ImageServerError
         ) as err:  # fmt: skip
-            print(f"error: {err}", file=sys.stderr)
-            return 1
+            raise MmloomError(str(err)) from err
+        except Exception as exc:  # the SDK and httpx raise many types; the key is in none
+            lost = server_lost(exc, url, f"annotate {args.command}", _AGAIN[args.command])
+            if lost is None:
+                raise  # not the server's doing: a bug (``mmloom`` says so)
+            raise MmloomError(str(lost)) from exc
 
 
 if __name__ == "__main__":

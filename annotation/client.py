@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import argilla as rg
+import httpx
 
 from annotation.envfile import ENV_KEY, ENV_URL
 
@@ -82,11 +83,55 @@ def connect(api_url: str | None = None, api_key: str | None = None) -> rg.Argill
         client = rg.Argilla(api_url=api_url, api_key=api_key, timeout=120)
         client.me  # noqa: B018 (checks the key)
     except Exception as exc:  # the SDK raises several types; none carries the key
+        lost = server_lost(exc, api_url)
+        if lost is not None:
+            raise lost from exc
         raise ClientError(
             f"cannot use Argilla at {api_url} ({type(exc).__name__}); check that the server "
             f"runs (`mmloom annotate serve`) and that {ENV_KEY} is a valid key"
         ) from None
     return client
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and not any(exc is s for s in seen) and len(seen) < 20:
+        seen.append(exc)
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def server_lost(
+    exc: BaseException, url: str, during: str | None = None, again: str = ""
+) -> ClientError | None:
+    """The one message for ``exc`` when the server at ``url`` does not answer or stopped
+    answering (a connection refused, reset or cut, a timeout) or failed (HTTP 5xx); None for
+    anything else (a refused key, a bad request: the caller's other messages, or a bug).
+
+    Args:
+        during: the command that was running (None: while connecting).
+        again: what running the same command again does (e.g. that push resumes).
+    """
+    when = f" during `{during}`" if during else ""
+    for e in _causes(exc):
+        if isinstance(e, httpx.TransportError):
+            verb = "stopped answering" if during else "does not answer"
+            what = f"{verb}{when} ({type(e).__name__})"
+            break
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status is None and not isinstance(e, httpx.HTTPError):
+            status = getattr(e, "status_code", None)  # the SDK's ArgillaAPIError
+        if isinstance(status, int) and status >= 500:
+            what = f"failed{when} (HTTP {status})"
+            break
+    else:
+        return None
+    return ClientError(
+        f"the Argilla server at {url} {what}; check that it runs (`curl {url}/api/v1/version`); "
+        "a local one from `mmloom annotate serve` keeps its logs in <home>/logs and restarts "
+        "with `mmloom annotate stop` and `mmloom annotate serve` (the same --home and --port). "
+        f"Then run the same command again{again}"
+    )
 
 
 def http(client: rg.Argilla):

@@ -378,7 +378,9 @@ def stop_all_image_servers(default_root: Path | None = None) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m annotation.images --root ROOT [--port P]``: serve in the foreground."""
     parser = argparse.ArgumentParser(
-        prog="python -m annotation.images", description=__doc__.split("\n")[0]
+        prog="python -m annotation.images",
+        description=__doc__.split("\n")[0],
+        allow_abbrev=False,
     )
     parser.add_argument("--root", type=Path, required=True, help="folder holding images/")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)

@@ -27,7 +27,12 @@ def default_image_root() -> Path:
 
 def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     """Argument parser for push, status, pull and images."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="One annotation round in Argilla: push records, follow the progress, pull "
+        "the decisions.",
+        allow_abbrev=False,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -45,7 +50,14 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
             "--rubric", type=Path, default=None, help="rubric YAML (default annotation/rubric.yaml)"
         )
 
-    p = sub.add_parser("push", help="send build records to Argilla for annotation")
+    p = sub.add_parser(
+        "push",
+        help="send build records to Argilla for annotation",
+        description="Send a build's records (all, a stratified sample, or those near a CLIP "
+        "threshold) to Argilla, one dataset per category, and serve their images. A push can "
+        "be run again: it resumes, and records already on the server are skipped.",
+        allow_abbrev=False,
+    )
     p.add_argument("--build", required=True, help="output folder of `mmloom build`")
     common(p)
     p.add_argument(
@@ -114,7 +126,14 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
         help=f"port of the local image server on 127.0.0.1 (default {image_store.DEFAULT_PORT})",
     )
 
-    p = sub.add_parser("status", help="progress per category, field and annotator")
+    p = sub.add_parser(
+        "status",
+        help="progress per category, field and annotator",
+        description="Print how far a round is: records, complete records and submitted "
+        "responses per category and per category x field, and each annotator's submitted, "
+        "discarded and draft responses.",
+        allow_abbrev=False,
+    )
     common(p)
     p.add_argument(
         "--overlap",
@@ -124,7 +143,14 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = sub.add_parser("pull", help="write decisions.jsonl and agreement.json")
+    p = sub.add_parser(
+        "pull",
+        help="write decisions.jsonl and agreement.json",
+        description="Read a round's responses from Argilla and write decisions.jsonl, "
+        "needs_edit.jsonl, responses.jsonl and agreement.json, which `mmloom publish "
+        "--annotations` reads.",
+        allow_abbrev=False,
+    )
     common(p)
     p.add_argument(
         "--output",
@@ -150,8 +176,14 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
         "round did not decide",
     )
 
-    p = sub.add_parser("images", help="manage the local image server")
-    p.add_argument("action", choices=("stop",))
+    p = sub.add_parser(
+        "images",
+        help="stop the local image server that push started",
+        description="Stop the read-only image server that push started on 127.0.0.1 (once "
+        "every round that uses it is pulled).",
+        allow_abbrev=False,
+    )
+    p.add_argument("action", choices=("stop",), help="stop: stop the image server")
     p.add_argument(
         "--image-root",
         type=Path,

@@ -14,6 +14,9 @@ Starts a server with ``annotation.server.runtime.serve`` in a temporary home, th
    SQLite tables in Python (tokenize every record's text and test the filter per record),
    measured in the same run; the ratio is printed.
 
+The server runs with the launcher's speed-ups of argilla-server (see
+``mmloom_argilla_sql.launcher._speed_up_server``); the temporary home is removed at the end.
+
 Records beyond ``--log-records`` are added by copying the logged rows inside Argilla's
 SQLite database (new ids, same dataset) and rebuilding the text index with the engine's
 ``reindex`` command (logging 50,000 records through the API takes tens of minutes on a
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -310,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         runtime.stop(home, log=lambda *_: None)
+        shutil.rmtree(home, ignore_errors=True)  # the temporary home made above
     return 0
 
 

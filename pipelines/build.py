@@ -1,8 +1,9 @@
 """``mmloom build``: the main Beam job.
 
-    Read<Source> (per source) -> RestructureRecords -> LoadImages (fetch, integrity, pHash,
-      write once into the image store <output>/images/) -> ValidateRecords
-      -> DropDuplicateIds -> ScoreImageText (CLIP, pixels read from the store; or
+    Read<Source> (per source; its items restructured into drafts by the source's hook)
+      -> LoadImages (fetch, integrity, pHash, write once into the image store
+      <output>/images/) -> ValidateRecords -> DropDuplicateIds -> ScoreImageText (CLIP,
+      pixels read from the store; or
       SkipClipScoring with --no-clip) -> DedupeRecords (pHash + embedding image clusters,
       frequency rule, duplicate items) -> FilterByClipScore -> WriteRecords;
       (each record checked against the Parquet column types first; what cannot be written
@@ -63,7 +64,6 @@ from pipelines.options import BUILD_DESCRIPTION, BuildArgs, add_build_arguments
 from pipelines.transforms.images import LoadImages
 from pipelines.transforms.io import WriteDeadLetters, WriteManifest, WriteRecords
 from pipelines.transforms.progress import ReportProgress
-from pipelines.transforms.restructure import RestructureRecords
 from pipelines.transforms.stats import DROPPED, IMAGES_DROPPED, READ, WRITTEN, ComputeStats
 from pipelines.transforms.validate import DropDuplicateIds, ValidateRecords
 from schemas import output as output_io
@@ -89,7 +89,9 @@ LOG = logging.getLogger("mmloom.build")
 
 def parse_args(argv: list[str] | None) -> tuple[BuildArgs, list[str]]:
     """Split mmloom's own flags from Beam's (which go to ``PipelineOptions``)."""
-    parser = argparse.ArgumentParser(prog="mmloom build", description=BUILD_DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="mmloom build", description=BUILD_DESCRIPTION, allow_abbrev=False
+    )
     known, beam_args = add_build_arguments(parser).parse_known_args(argv)
     return BuildArgs.from_namespace(known), beam_args
 
@@ -284,8 +286,10 @@ class BuildGraph:
             pcoll = out
         return pcoll
 
-    def progress(self, stage: str, unit: str) -> ReportProgress:
-        return ReportProgress(stage, unit, self.started, self.progress_every)
+    def progress(
+        self, stage: str, unit: str, total_of: beam.PCollection | None = None
+    ) -> ReportProgress:
+        return ReportProgress(stage, unit, self.started, self.progress_every, total_of=total_of)
 
     def load_images(self) -> LoadImages:
         config = self.config
@@ -318,7 +322,8 @@ class BuildGraph:
 
 
 def source_steps(name: str) -> list[Step]:
-    """A source's own steps: its reader, then each item restructured into a draft."""
+    """A source's own steps: its reader (which restructures each item into a draft with the
+    source's hook), then its progress."""
     reader = get_source(name).reader
     label = reader.__name__
     return [
@@ -326,8 +331,7 @@ def source_steps(name: str) -> list[Step]:
             label,
             lambda b: reader(b.config.sources[name], max_file_bytes=b.config.limits.max_file_bytes),
         ),
-        Step(f"{label}Progress", lambda b: b.progress(label, "items")),
-        Step(f"RestructureRecords{label[4:]}", lambda b: RestructureRecords(b.config.sources)),
+        Step(f"{label}Progress", lambda b: b.progress(label, "drafts")),
     ]
 
 
@@ -335,7 +339,6 @@ def source_steps(name: str) -> list[Step]:
 # embeddings it computes anyway find near-duplicates that pHash misses, and they join the
 # same duplicate clusters.
 RECORD_STEPS = [
-    Step("LoadProgress", lambda b: b.progress("LoadImages", "records")),
     Step("ValidateRecords", lambda b: ValidateRecords()),
     Step("DropDuplicateIds", lambda b: DropDuplicateIds()),
     Step("ScoreImageText", BuildGraph.score),
@@ -384,9 +387,10 @@ def build_pipeline(
         drafts = b.walk(p, steps)
         read = b.results[steps[0].label]
         suffix = steps[0].label[4:]
-        # every unit a reader saw is read: good items and the read-stage dead letters alike
+        # every unit a reader saw is read: its drafts and its (read and restructure) dead
+        # letters alike
         read_events += [
-            read.items | f"ReadEvent{suffix}" >> beam.Map(_event(READ)),
+            read.drafts | f"ReadEvent{suffix}" >> beam.Map(_event(READ)),
             read[DEAD]
             | f"ReadDeadEvent{suffix}" >> beam.Map(lambda dl: (READ, dl["source"], "", "")),
         ]
@@ -402,8 +406,14 @@ def build_pipeline(
         )
     # A reader emits all items of one file from one element: reshuffle the drafts so that
     # image loading spreads over workers instead of staying fused with the file's reader.
-    drafts = byteless | "FlattenDrafts" >> beam.Flatten() | "ReshuffleDrafts" >> beam.Reshuffle()
-    loaded = b.walk(drafts, [Step("LoadImages", BuildGraph.load_images)])
+    # (their count, known once the readers are done, is the total of LoadImages' progress)
+    all_byteless = byteless | "FlattenDrafts" >> beam.Flatten()
+    drafts = all_byteless | "ReshuffleDrafts" >> beam.Reshuffle()
+    load_steps = [
+        Step("LoadProgress", lambda b: b.progress("LoadImages", "drafts", total_of=all_byteless)),
+        Step("LoadImages", BuildGraph.load_images),
+    ]
+    loaded = b.walk(drafts, load_steps)
     records = (loaded, *loaded_here) | "FlattenLoaded" >> beam.Flatten()
     b.walk(records, RECORD_STEPS)
     written = b.results["WriteRecords"]
@@ -473,6 +483,8 @@ def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeli
         std.runner = "DirectRunner"
     local = std.runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
     dry_run = options.view_as(TestOptions).dry_run
+    if local:  # remote workers have their own caches (and network)
+        ClipSettings.from_config(config.clip).require_weights(config.path)
     with contextlib.ExitStack() as locks:
         target = dest
         if local_output:

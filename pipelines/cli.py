@@ -2,11 +2,18 @@
 
     mmloom build --config CONFIG --output DIR [--overwrite] [--no-clip] [Beam flags]
     mmloom show DIR [--id ID] [--jsonl] [--limit N] [--summary] [--image-uris] [--image PATH]
+                    [--dead-letters [--reason R] [--source S]]
     mmloom verify PATH [--quick]
     mmloom fetch SOURCE... --to DIR [--split SOURCE=SPLIT]
-    mmloom annotate serve|stop|push|status|pull|images ...
+    mmloom annotate serve|stop|users|push|status|pull|images ...
     mmloom publish --build DIR --output DIR --version X.Y.Z [...]
     mmloom --version
+    mmloom --debug COMMAND ...   (``--debug`` may stand anywhere before a ``--``)
+
+Errors: a user's error (a bad flag, a missing file, a server that stopped answering, a full
+disk) is one line ``mmloom COMMAND: error: ...`` that says what to do, exit status 2. Anything
+else is a bug in mmloom: one line saying so, where to report it and to rerun with ``--debug``,
+exit status 1. ``--debug`` adds the full traceback to either. No option may be abbreviated.
 
 Parsing imports nothing heavy: a command's module (and with it Beam, torch, Argilla or
 matplotlib) is imported only once its arguments parsed, so ``--help`` answers at once
@@ -21,7 +28,9 @@ import logging
 import os
 import sys
 import textwrap
+import traceback
 from collections import Counter
+from collections.abc import Iterator
 
 import pipelines
 from pipelines.options import (
@@ -34,14 +43,23 @@ from pipelines.options import (
     add_publish_arguments,
     add_show_arguments,
     add_verify_arguments,
+    check_beam_args,
 )
 from schemas.errors import MmloomError, find_environment_fault
 
 # commands that parse their own (nested) arguments: the rest of the line goes to them
 DELEGATED = {
     "fetch": "download the real sources, verify them and lay them out (writes a config)",
-    "annotate": "human annotation in Argilla: serve, stop, push, status, pull, images",
+    "annotate": "human annotation in Argilla: serve, stop, users, push, status, pull, images",
 }
+DEBUG = "--debug"
+# exit statuses: a user's error (one message saying what to do), and a bug in mmloom
+EXIT_USER_ERROR = 2
+EXIT_BUG = 1
+BUG_REPORT = (
+    "this is a bug in mmloom; please report it to the mmloom maintainers (the project's issue "
+    "tracker) with the command you ran and what `{rerun}` prints"
+)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -49,36 +67,119 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmloom",
         description="Build MMIE-style interleaved image-text benchmarks with Apache Beam.",
-        epilog="`mmloom COMMAND --help` describes each command.",
+        epilog="`mmloom COMMAND --help` describes each command. A user's error is one message "
+        "and exit status 2; a bug in mmloom, one line and exit status 1.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"mmloom {pipelines.__version__}")
+    parser.add_argument(
+        DEBUG,
+        action="store_true",
+        help="on an error, also print the full traceback (with every command; it may stand "
+        "anywhere on the line)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_build_arguments(
         sub.add_parser("build", help="build a dataset from the sources in a config",
-                       description=BUILD_DESCRIPTION)
+                       description=BUILD_DESCRIPTION, allow_abbrev=False)
     )  # fmt: skip
     add_show_arguments(
-        sub.add_parser("show", help="print a build's records, counts or one image",
-                       description=SHOW_DESCRIPTION)
+        sub.add_parser("show", help="print a build's records, counts, dead letters or one image",
+                       description=SHOW_DESCRIPTION, allow_abbrev=False)
     )  # fmt: skip
     add_verify_arguments(
         sub.add_parser("verify", help="check a build or a release against its manifest",
-                       description=VERIFY_DESCRIPTION)
+                       description=VERIFY_DESCRIPTION, allow_abbrev=False)
     )  # fmt: skip
     for name, text in DELEGATED.items():
-        delegated = sub.add_parser(name, help=text, add_help=False)
+        delegated = sub.add_parser(name, help=text, add_help=False, allow_abbrev=False)
         delegated.add_argument("rest", nargs=argparse.REMAINDER)
     add_publish_arguments(
         sub.add_parser("publish", help="write a release from a build",
-                       description=PUBLISH_DESCRIPTION)
+                       description=PUBLISH_DESCRIPTION, allow_abbrev=False)
     )  # fmt: skip
     return parser
 
 
 def _build(args: argparse.Namespace, beam_args: list[str]) -> int:
+    check_beam_args(beam_args)  # before the build: a mistyped flag must not start a run
     from pipelines import build
 
     build.run_parsed(BuildArgs.from_namespace(args), beam_args)
+    return 0
+
+
+def _check_show_flags(args: argparse.Namespace) -> None:
+    """Refuse what ``show`` cannot do before reading anything."""
+    if (args.reason or args.source) and not args.dead_letters:
+        raise MmloomError("--reason and --source filter dead letters: add --dead-letters")
+    if args.dead_letters:
+        others = [
+            flag
+            for flag, given in (
+                ("--id", args.record_id), ("--summary", args.summary),
+                ("--image", args.image), ("--image-uris", args.image_uris),
+            )
+            if given
+        ]  # fmt: skip
+        if others:
+            raise MmloomError(
+                f"--dead-letters prints dead letters, not records: leave out {', '.join(others)}"
+            )
+    if args.image and sys.stdout.isatty():
+        raise MmloomError(
+            "--image writes the image's bytes, which a terminal cannot show; redirect them to a "
+            f"file: mmloom show {args.build_dir} --image {args.image} > image"
+            f"{os.path.splitext(args.image)[1]}"
+        )
+
+
+def _show_dead_letters(args: argparse.Namespace, release: bool) -> int:
+    """``show --dead-letters``: JSON Lines, in the order of the files (a release: of its
+    ``dropped.jsonl``), filtered by ``--reason`` and ``--source``."""
+    from schemas import buildio
+    from schemas.jsonsafe import dumps_strict
+
+    if release:
+        if args.source:
+            raise MmloomError(
+                "--source: a release's dropped.jsonl names no source (its lines have stage, "
+                "reason, id and detail); filter it with --reason, or show the build's dead "
+                "letters"
+            )
+        letters: Iterator[dict] = buildio.read_release_dropped(args.build_dir)
+    else:
+        letters = buildio.read_dead_letters(args.build_dir)
+    seen: Counter = Counter()  # (source, reason) of every letter read, for the note below
+    shown = 0
+    limit = None if args.limit is None else max(args.limit, 0)
+    for letter in letters:
+        seen[(letter.get("source"), letter.get("reason"))] += 1
+        if args.reason is not None and letter.get("reason") != args.reason:
+            continue
+        if args.source is not None and letter.get("source") != args.source:
+            continue
+        if limit is not None and shown >= limit:
+            break
+        sys.stdout.write(dumps_strict(letter, ensure_ascii=False) + "\n")
+        shown += 1
+    if shown == 0 and (args.reason or args.source) and limit != 0:
+        # not an error (a reason may simply not have happened), but say what is there
+        there = Counter()
+        for (source, reason), n in seen.items():
+            if args.source is None or source == args.source:
+                there[reason] += n
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(there.items())) or "none"
+        sources = sorted({src for src, _ in seen if src})
+        where = f" of source {args.source}" if args.source else ""
+        print(
+            f"mmloom show: no dead letters with reason {args.reason}{where}; reasons there"
+            f"{where}: {reasons}"
+            if args.reason
+            else f"mmloom show: no dead letters of source {args.source}; sources with dead "
+            f"letters: {', '.join(sources) or 'none'}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -89,6 +190,7 @@ def _show(args: argparse.Namespace) -> int:
     from schemas.store import ImageStore
     from schemas.verify import require_release
 
+    _check_show_flags(args)
     store = ImageStore(args.build_dir)
     release = buildio.is_release(args.build_dir)
     # the quick check (file list, sizes, footer row counts; nothing hashed) before any read
@@ -107,6 +209,8 @@ def _show(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return 0
+    if args.dead_letters:
+        return _show_dead_letters(args, release)
     if release:
         records = buildio.read_release_records(args.build_dir)
         if args.image_uris:
@@ -142,22 +246,34 @@ def _show(args: argparse.Namespace) -> int:
                 reasons = ", ".join(f"{k} {v}" for k, v in s["dropped"].items()) or "-"
                 print(f"  {name:<10} {s['read']} = {s['written']} + {dropped}  ({reasons})")
         return 0
+
+    def with_uris(r: dict) -> dict:
+        if args.image_uris:
+            for im in r["images"]:
+                im["uri"] = store.uri(im["path"])
+        return r
+
+    if args.record_id:  # ids are unique in a build and in a release: one object, not a list
+        record = next(records, None)
+        if record is None:
+            raise MmloomError(
+                f"no record with id {args.record_id} in {args.build_dir}; "
+                f"`mmloom show {args.build_dir} --jsonl` lists its records"
+            )
+        indent = None if args.jsonl else 2
+        sys.stdout.write(dumps_strict(with_uris(record), ensure_ascii=False, indent=indent) + "\n")
+        return 0
     if args.limit is not None:
         records = itertools.islice(records, max(args.limit, 0))
     shown = 0
     out = sys.stdout
     for r in records:
-        if args.image_uris:
-            for im in r["images"]:
-                im["uri"] = store.uri(im["path"])
         if args.jsonl:
-            out.write(dumps_strict(r, ensure_ascii=False) + "\n")
+            out.write(dumps_strict(with_uris(r), ensure_ascii=False) + "\n")
         else:
-            text = dumps_strict(r, ensure_ascii=False, indent=2)
+            text = dumps_strict(with_uris(r), ensure_ascii=False, indent=2)
             out.write(("[\n" if shown == 0 else ",\n") + textwrap.indent(text, "  "))
         shown += 1
-    if args.record_id and shown == 0:
-        raise MmloomError(f"no record with id {args.record_id} in {args.build_dir}")
     if not args.jsonl:
         out.write("\n]\n" if shown else "[]\n")
     return 0
@@ -199,31 +315,45 @@ def _fetch(rest: list[str]) -> int:
 
 def _annotate(rest: list[str]) -> int:
     try:
-        from annotation.cli import main as annotate_main
+        from annotation.cli import run
 
-        return annotate_main(rest)
+        return run(rest)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("argilla", "krippendorff"):
             raise _needs_extra("annotate", "annotate", exc) from exc
         raise
 
 
+def take_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without ``--debug`` (wherever it stands before a ``--``), and whether it was
+    there: the flag belongs to ``mmloom`` itself, also for the commands that parse their own
+    arguments (fetch, annotate) and for build, whose leftovers go to Beam."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [word for word in argv[:end] if word != DEBUG] + argv[end:]
+    return kept, len(kept) != len(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one ``mmloom`` command; returns the exit status (2 on a user error)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one ``mmloom`` command; returns the exit status: 0, 2 on a user error (one message
+    saying what to do), 1 on a bug in mmloom (one line saying so; ``--debug`` for the
+    traceback)."""
+    argv, debug = take_debug(list(sys.argv[1:] if argv is None else argv))
     if argv and argv[0] in DELEGATED:  # they parse the rest of the line themselves
-        return _dispatch(argv[0], argparse.Namespace(command=argv[0], rest=argv[1:]), [])
+        namespace = argparse.Namespace(command=argv[0], rest=argv[1:])
+        return _dispatch(argv[0], namespace, [], debug)
     parser = make_parser()
     try:
         args, extra = parser.parse_known_args(argv)
         if args.command is None:
-            parser.print_help()
-            return 0 if not argv else 2
-        if extra and args.command != "build":  # only build passes unknown flags on (to Beam)
+            if extra:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            parser.print_help(sys.stderr)  # no command: the help, and a usage error's status
+            return EXIT_USER_ERROR
+        if extra and args.command != "build":  # only build passes flags on (Beam's)
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version and usage errors: argparse has printed
-        return int(exc.code or 0) if isinstance(exc.code, int | None) else 2
-    return _dispatch(args.command, args, extra)
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else EXIT_USER_ERROR
+    return _dispatch(args.command, args, extra, debug)
 
 
 class _HideEnvironmentFaultTracebacks(logging.Filter):
@@ -238,7 +368,7 @@ class _HideEnvironmentFaultTracebacks(logging.Filter):
         return "EnvironmentFault: " not in record.getMessage()
 
 
-def _dispatch(command: str, args: argparse.Namespace, extra: list[str]) -> int:
+def _dispatch(command: str, args: argparse.Namespace, extra: list[str], debug: bool = False) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
@@ -257,18 +387,50 @@ def _dispatch(command: str, args: argparse.Namespace, extra: list[str]) -> int:
             return _fetch(args.rest)
         return _annotate(args.rest)
     except MmloomError as exc:
-        print(f"mmloom {command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _user_error(command, str(exc), debug)
     except BrokenPipeError:  # `mmloom show ... | head`: the reader left, nothing is wrong
         # point stdout at /dev/null so that the interpreter's final flush cannot fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as exc:  # a full disk, an I/O error... outside any pipeline step
-        fault = find_environment_fault(exc)
-        if fault is None:
-            raise
-        print(f"mmloom {command}: error: {fault}", file=sys.stderr)
-        return 2
+    except SystemExit as exc:  # fetch's and annotate's own parsers: --help, usage errors
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else EXIT_USER_ERROR
+    except KeyboardInterrupt:  # what was half-written is cleaned up by the command itself
+        if debug:
+            traceback.print_exc()
+        print(f"mmloom {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # a full disk, an I/O error... outside any pipeline step: the machine's, not a bug
+        fault = find_environment_fault(exc) if isinstance(exc, OSError) else None
+        if fault is not None:
+            return _user_error(command, str(fault), debug)
+        return _bug(command, exc, debug)
+
+
+def _user_error(command: str, message: str, debug: bool) -> int:
+    """Print a user's error as one message (after the traceback with ``--debug``)."""
+    if debug:
+        traceback.print_exc()
+    print(f"mmloom {command}: error: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def _bug(command: str, exc: BaseException, debug: bool) -> int:
+    """Print an exception no command turned into a message: a bug in mmloom. One line (its
+    first line: Beam's errors carry a worker's whole traceback as text), unless ``--debug``."""
+    if debug:
+        traceback.print_exc()
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if len(first) > 300:
+        first = first[:300] + "..."
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    rerun = f"mmloom {DEBUG} {command} ..."
+    tail = "the traceback is above" if debug else f"rerun it with {DEBUG} to see the traceback"
+    print(
+        f"mmloom {command}: internal error ({what}); {BUG_REPORT.format(rerun=rerun)}; {tail}",
+        file=sys.stderr,
+    )
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from apache_beam.io.filesystems import FileSystems
 from schemas import load_schema, with_defaults, yamlsafe
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.fs import read_bytes
-from schemas.validation import validate_against
-from sources import get_source
+from schemas.validation import validate_with
+from sources import config_schema, get_source
 
 # source options that name a folder (the rest name files or globs)
 FOLDER_OPTIONS = ("images", "root")
@@ -42,8 +42,11 @@ DISABLED_REASON = "clip scoring turned off (clip.enabled: false)"
 
 
 def block_properties(name: str) -> dict[str, Any]:
-    """The ``properties`` of config block ``$defs.<name>`` in ``schemas/config.schema.json``."""
-    return load_schema("config")["$defs"][name]["properties"]
+    """The ``properties`` of config block ``$defs.<name>`` of the config schema
+    (``schemas/config.schema.json`` with the sources' ``config.schema.json`` blocks)."""
+    if name in load_schema("config")["$defs"]:
+        return load_schema("config")["$defs"][name]["properties"]
+    return config_schema()["$defs"][name]["properties"]
 
 
 def fill_block(name: str, options: dict[str, Any] | None, base_dir: str) -> dict[str, Any]:
@@ -333,7 +336,7 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         raise PipelineConfigError(
             f"{path}: {', '.join(bad)} must be a finite number, not NaN or Infinity"
         )
-    issues = validate_against("config", data)
+    issues = validate_with(config_schema(), data)
     if issues:
         listed = "\n".join(f"  {i}" for i in issues[:20])
         raise PipelineConfigError(

@@ -11,17 +11,20 @@ ones, so every option is defined once.
 from __future__ import annotations
 
 import argparse
+import difflib
 from dataclasses import dataclass
+
+from schemas.errors import MmloomError
 
 BUILD_DESCRIPTION = (
     "Build a dataset: read the sources in the config, restructure them into interleaved "
     "question/answer records, check and store the images, validate, CLIP-score, dedupe, and "
-    "write records, dead letters and stats.json. Flags it does not know (--runner, "
-    "--direct_num_workers, --project, ...) go to Beam."
+    "write records, dead letters and stats.json. Beam's own options (--runner, "
+    "--direct_num_workers, --project, ...) go to Beam; any other flag is an error."
 )
 SHOW_DESCRIPTION = (
     "Print the records of a build or a release as JSON (streamed, in the order of the shards), "
-    "their counts, or one image."
+    "one record, their counts, the dead letters (a release: its dropped.jsonl), or one image."
 )
 VERIFY_DESCRIPTION = (
     "Check a build (against its _BUILD.json) or a release (against its manifest.json): every "
@@ -77,13 +80,53 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
+def check_beam_args(beam_args: list[str]) -> None:
+    """Refuse the flags ``mmloom build`` did not parse unless Beam itself recognises them.
+
+    Beam only logs "Discarding unparseable args" for a flag it does not know and runs anyway
+    (a mistyped ``--no-clpi`` ran CLIP). The leftovers are parsed here the way
+    ``PipelineOptions.get_all_options`` parses them (every registered options class, no
+    abbreviations; ``--flag value`` and ``--flag=value`` alike); whatever is left over is an
+    error naming the closest flag. Imports Beam: call it only once a build is going to run.
+
+    Raises:
+        MmloomError: an unknown flag or a stray word, or a Beam option with a bad value.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    class _Parser(_BeamArgumentParser):
+        def error(self, message: str):  # argparse would exit; one message instead
+            raise MmloomError(f"Beam option: {message}")
+
+    parser = _Parser(prog="mmloom build", allow_abbrev=False, add_help=False)
+    classes: dict[str, type] = {}
+    for cls in PipelineOptions.__subclasses__():  # as Beam: the last import of a class wins
+        classes.setdefault(str(cls), cls)
+    for cls in classes.values():
+        cls._add_argparse_args(parser)  # how Beam itself collects them
+    _, unknown = parser.parse_known_args(beam_args)
+    if not unknown:
+        return
+    own = add_build_arguments(argparse.ArgumentParser(add_help=False))
+    known = [o for p in (own, parser) for a in p._actions for o in a.option_strings]
+    flag = next((u.split("=", 1)[0] for u in unknown if u.startswith("-")), None)
+    close = difflib.get_close_matches(flag, known, n=1) if flag else []
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise MmloomError(
+        f"unrecognized arguments: {' '.join(unknown)} (neither an option of mmloom build nor "
+        f"one Beam recognises{hint}); see `mmloom build --help`"
+    )
+
+
 def add_show_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "build_dir",
         metavar="DIR",
         help="a build (the --output folder of `mmloom build`) or a release (of `mmloom publish`)",
     )
-    parser.add_argument("--id", dest="record_id", help="print only this record")
+    parser.add_argument(
+        "--id", dest="record_id", metavar="ID", help="print only this record (one JSON object)"
+    )
     parser.add_argument("--jsonl", action="store_true", help="one record per line")
     parser.add_argument("--limit", type=int, default=None, help="print at most N records")
     parser.add_argument(
@@ -97,7 +140,23 @@ def add_show_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument(
         "--image",
         metavar="PATH",
-        help="write the bytes of one stored image (images/<sha256>.<ext>) to stdout",
+        help="write the bytes of one stored image (images/<sha256>.<ext>) to stdout, which must "
+        "be redirected to a file or a pipe (never a terminal)",
+    )
+    parser.add_argument(
+        "--dead-letters",
+        action="store_true",
+        help="print the dead letters as JSON Lines instead of the records (a release: the "
+        "lines of its dropped.jsonl); --limit applies",
+    )
+    parser.add_argument(
+        "--reason", metavar="R", help="with --dead-letters: only those with this reason"
+    )
+    parser.add_argument(
+        "--source",
+        metavar="S",
+        help="with --dead-letters: only those of this source (a build's; a release's "
+        "dropped.jsonl names no source)",
     )
     return parser
 
@@ -118,9 +177,10 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def add_publish_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--build", required=True, help="the --output folder of `mmloom build`")
-    parser.add_argument("--output", required=True, help="release folder to write")
-    parser.add_argument("--version", required=True, help="release version X.Y.Z")
+    # required unless --upload-only (checked by pipelines.publish.cli, one message)
+    parser.add_argument("--build", help="the --output folder of `mmloom build` (required)")
+    parser.add_argument("--output", help="release folder to write (required)")
+    parser.add_argument("--version", help="release version X.Y.Z (required)")
     parser.add_argument(
         "--annotations",
         help="folder of `mmloom annotate pull` (decisions.jsonl, agreement.json)",
@@ -158,6 +218,14 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument(
         "--push-to-hub",
         metavar="REPO",
-        help="upload the release to this Hugging Face dataset repo (token from HF_TOKEN)",
+        help="upload the release to this Hugging Face dataset repo, OWNER/NAME (token from "
+        "HF_TOKEN or `hf auth login`); the repo id, the token and the Hub are checked before "
+        "anything is written",
+    )
+    parser.add_argument(
+        "--upload-only",
+        metavar="RELEASE",
+        help="upload a release already written (checked first) to --push-to-hub, and nothing "
+        "else: retries a failed upload (no --build, --output or --version)",
     )
     return parser

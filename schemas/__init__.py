@@ -37,11 +37,3 @@ def with_defaults(properties: dict[str, Any], values: dict[str, Any] | None) -> 
         if key not in out and "default" in prop:
             out[key] = copy.deepcopy(prop["default"])
     return out
-
-
-def source_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """A source's config block with the schema's defaults filled in (``$defs.<name>`` of
-    ``config.schema.json``). The build's loader has done this already; readers and
-    ``restructure`` apply it again on entry (a no-op then) so that a caller with a partial
-    block (a test, a notebook) gets the same defaults, and no source repeats one in code."""
-    return with_defaults(load_schema("config")["$defs"][name]["properties"], options)

@@ -537,6 +537,20 @@ def read_release_records(path: str) -> Iterator[dict[str, Any]]:
             yield _release_view(row)
 
 
+RELEASE_DROPPED = "dropped.jsonl"
+
+
+def read_release_dropped(path: str) -> Iterator[dict[str, Any]]:
+    """The lines of a release's ``dropped.jsonl`` (``stage``, ``reason``, ``id``, ``detail``):
+    every build record not published and every rejected annotation line, in file order."""
+    with FileSystems.open(
+        FileSystems.join(path, RELEASE_DROPPED), compression_type="uncompressed"
+    ) as f:
+        for line in f.read().decode("utf-8").splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+
 def read_release_image(path: str, image_path: str) -> bytes:
     """The bytes of one image of a release (``images/<sha256>.<ext>``), from its shards."""
     pattern = FileSystems.join(path, RELEASE_DATA_DIR, "*.parquet")

@@ -123,7 +123,6 @@ FIELDS = (
     "Art",
     "EECS",
 )
-SOURCE_NAMES = ("vist", "wikihow", "mathvista", "remi", "coco")
 IF_COMPONENT_TYPES = (
     "describe",
     "length_limit",

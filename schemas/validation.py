@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
@@ -44,7 +45,18 @@ def _pointer(path) -> str:
 
 def validate_against(name: str, instance: object) -> list[Issue]:
     """Validate ``instance`` against ``schemas/<name>.schema.json``."""
-    errors = sorted(_validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return _issues(_validator(name), instance)
+
+
+def validate_with(schema: dict[str, Any], instance: object) -> list[Issue]:
+    """Validate ``instance`` against the JSON Schema ``schema`` (e.g. the build config schema
+    composed with the sources' blocks, ``sources.config_schema()``)."""
+    Draft202012Validator.check_schema(schema)
+    return _issues(Draft202012Validator(schema), instance)
+
+
+def _issues(validator: Draft202012Validator, instance: object) -> list[Issue]:
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     return [Issue(_pointer(e.absolute_path), e.message) for e in errors]
 
 

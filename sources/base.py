@@ -1,21 +1,26 @@
 """The contract every source reader follows (file helpers: ``schemas.fs``).
 
-A source is a folder ``sources/<name>/`` with:
+A source is one package, ``sources/<name>/`` (or one added with ``sources.register`` /
+``MMLOOM_SOURCES``), whose ``__init__`` defines ``SOURCE = Source.define(__name__, ...)``:
 
 * ``parse.py``: pure functions. ``restructure(item, options) -> draft record`` turns one
   *item* (one unit read from the source) into a draft record (``schemas.records``), or
-  raises ``RecordError(reason, detail)``.
+  raises ``RecordError(reason, detail)``; ``check_options(options)`` checks a config block.
 * ``reader.py``: ``Read<Source>(options)``, a thin :class:`SourceReader` subclass that
   supplies two hooks, ``list_files()`` (the input files, listed when the transform is built)
   and ``iter_units(path)`` (the units of one file). The base class owns everything else:
-  the files → ParDo → ``DEAD`` plumbing, the counters and the dead letters. Its output is a
-  ``DoOutputsTuple`` with a main output ``items`` and a ``DEAD`` output of read-stage dead
-  letters. Every unit the reader sees ends up in exactly one of the two; the build counts
-  both as ``read``. Optional *side files* that decorate the units of other files
-  (MathVista's ``query.json``, VIST's DII files) come from a third hook, ``side_files()``:
-  see :meth:`SourceReader.side_files`.
-* ``fields.yaml`` (mapping table into ``schemas/taxonomy.yaml``), ``README.md`` (provenance,
-  licence, citation, the tables), ``CITATION.bib``.
+  the files → ParDo → ``DEAD`` plumbing, the restructure hook, the counters and the dead
+  letters. Its output is a ``DoOutputsTuple`` with a main output ``drafts`` (every item
+  restructured by the source's ``restructure``, as TFDS's ``_generate_examples`` yields
+  finished examples) and a ``DEAD`` output of read-stage and restructure-stage dead letters.
+  Every unit the reader sees ends up in exactly one of the two; the build counts both as
+  ``read``. Optional *side files* that decorate the units of other files (MathVista's
+  ``query.json``, VIST's DII files) come from a third hook, ``side_files()``: see
+  :meth:`SourceReader.side_files`.
+* ``fetch.py`` (optional): ``FETCH``, what ``mmloom fetch`` downloads (:mod:`sources.spec`).
+* data files: ``card.yaml`` (what the dataset card says), ``config.schema.json`` (its config
+  block), ``checksums.tsv`` (its published files), ``CITATION.bib``, ``fields.yaml`` (mapping
+  table into ``schemas/taxonomy.yaml``), ``README.md`` (provenance, licence, the tables).
 
 The one rejection protocol: ``iter_units`` yields, for every unit of the file, either the
 unit's *item* or a ``RecordError`` whose ``source_id`` names the unit
@@ -55,15 +60,26 @@ import os
 import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import apache_beam as beam
 
-from schemas import load_schema, source_options, with_defaults
-from schemas.deadletter import STAGE_READ
-from schemas.errors import PipelineConfigError, RecordError
+from schemas import load_schema, with_defaults
+from schemas.deadletter import STAGE_READ, STAGE_RESTRUCTURE
+from schemas.errors import EnvironmentFault, PipelineConfigError, RecordError
 from schemas.fs import display_path, match, open_bounded, read_bytes, read_text
 from schemas.stage import RecordStage, StageReason
+from sources.spec import (
+    CHECKSUMS_FILE,
+    CardInfo,
+    FetchSpec,
+    options_with_defaults,
+    read_card,
+    read_config_block,
+)
 
 Item = dict[str, Any]
 Unit = Item | RecordError  # what ``iter_units`` yields
@@ -92,6 +108,25 @@ class ReadReason(StageReason):
     PATH_ESCAPES_ROOT = "path_escapes_root", "a symlinked input file outside its source folder"
 
 
+class RestructureRecords(RecordStage):
+    """The bookkeeping of the restructure step every reader runs on its items (not a
+    transform of its own: :meth:`SourceReader.restructure_item` calls the source's
+    ``restructure`` hook inside the reader's ParDo, and rejects and counts through this
+    class).
+
+    Dead letters: stage ``restructure``; the reasons are each source's (its ``parse.py``
+    raises ``RecordError(reason, ...)``), listed in its README. Counters (namespace
+    ``RestructureRecords``, the stage's name from before it moved into the readers): ``out``,
+    ``dropped_<reason>``.
+    """
+
+    stage = STAGE_RESTRUCTURE
+    main = "drafts"
+    more_reasons = "each source's restructure reasons: see its README (`sources/<name>/README.md`)"
+
+
+# the counter namespace of the restructure hook
+RESTRUCTURE_NAMESPACE = RestructureRecords.namespace
 TOO_DEEP = ReadReason.TOO_DEEPLY_NESTED
 # a matched file whose name holds bytes that are not UTF-8 (kept by Python as lone surrogates)
 BAD_NAME = ReadReason.FILE_NAME_NOT_UTF8
@@ -160,12 +195,71 @@ def scrub_paths(text: str, roots: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """A registered source: its name, reader transform, restructure function, and checks."""
+    """A registered source: everything mmloom knows about it, on one object.
+
+    Attributes:
+        name: the registry name (the package's last component).
+        package: the source's package; its folder holds the data files below.
+        reader: the ``Read<Source>`` transform class: input files -> draft records (it calls
+            :attr:`restructure` on every item it reads) + dead letters.
+        restructure: ``(item, options) -> draft record``; raises ``RecordError``.
+        check_options: checks a filled config block; raises ``PipelineConfigError``.
+        card: what the dataset card says about it (``card.yaml``, ``CITATION.bib``).
+        config_block: its block of the build config (``config.schema.json``).
+        fetch: what ``mmloom fetch`` downloads for it (``fetch.py``); None: nothing.
+        folder: the package's folder (``checksums.tsv`` and the files above).
+    """
 
     name: str
-    reader: Callable[[dict[str, Any]], beam.PTransform]
+    package: str
+    reader: type[SourceReader]
     restructure: Callable[[Item, dict[str, Any]], dict[str, Any]]
     check_options: Callable[[dict[str, Any]], None]
+    card: CardInfo
+    config_block: dict[str, Any]
+    fetch: FetchSpec | None
+    folder: Traversable
+
+    @classmethod
+    def define(
+        cls,
+        package: str,
+        *,
+        reader: type[SourceReader],
+        restructure: Callable[[Item, dict[str, Any]], dict[str, Any]],
+        check_options: Callable[[dict[str, Any]], None],
+        fetch: FetchSpec | None = None,
+    ) -> Source:
+        """The ``SOURCE`` of package ``package`` (its ``__name__``): the hooks given here,
+        the data read from its folder."""
+        folder = resources.files(package)
+        where = package.replace(".", "/")
+        return cls(
+            name=package.rsplit(".", 1)[-1],
+            package=package,
+            reader=reader,
+            restructure=restructure,
+            check_options=check_options,
+            card=read_card(folder, where),
+            config_block=read_config_block(folder, where),
+            fetch=fetch,
+            folder=folder,
+        )
+
+    @property
+    def checksums_file(self) -> Path:
+        """The committed ``checksums.tsv`` (a real path: ``--register-checksums`` writes it)."""
+        return Path(str(self.folder.joinpath(CHECKSUMS_FILE)))
+
+
+def source_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """A source's config block with its schema's defaults filled in (the source's
+    ``config.schema.json``). The build's loader has done this already; readers and
+    ``restructure`` apply it again on entry (a no-op then) so that a caller with a partial
+    block (a test, a notebook) gets the same defaults, and no source repeats one in code."""
+    from sources import package_of  # the registry imports this module
+
+    return options_with_defaults(package_of(name), options)
 
 
 class SourceReader(RecordStage):
@@ -185,11 +279,13 @@ class SourceReader(RecordStage):
     Input: the pipeline root. The files are listed when the transform is built; none is a
     ``PipelineConfigError``.
 
-    Output: a :class:`schemas.stage.StageResult`: main ``items``; ``DEAD``: read-stage dead
-    letters (reasons: :class:`ReadReason` and the source's own).
+    Output: a ``DoOutputsTuple``: main ``drafts`` (each item :meth:`iter_units` yields,
+    restructured by the source's ``restructure`` hook, :meth:`restructure_item`); ``DEAD``:
+    read-stage dead letters (reasons: :class:`ReadReason` and the source's own) and
+    restructure-stage ones (:class:`RestructureRecords`).
 
     Counters (namespace ``namespace``): ``files``, ``items``, ``dropped_<reason>``,
-    ``side_files``.
+    ``side_files``; (namespace ``RestructureRecords``): ``out``, ``dropped_<reason>``.
     """
 
     source: ClassVar[str]
@@ -197,7 +293,7 @@ class SourceReader(RecordStage):
     file_error_reason: ClassVar[str] = ReadReason.MALFORMED_FILE
     stage = STAGE_READ
     Reason = ReadReason
-    main = "items"
+    main = "drafts"
     more_reasons = "and each source's own reasons: see its README (`sources/<name>/README.md`)"
 
     def __init__(self, options: dict[str, Any], max_file_bytes: int | None = None) -> None:
@@ -211,6 +307,9 @@ class SourceReader(RecordStage):
             )
         self.side = sorted(set(self.side_files()) - set(self.files))
         self._side_cache: dict[str, Any] = {}
+        from sources import get_source  # the registry imports this module
+
+        self._restructure = get_source(self.source).restructure
 
     # --- hooks ---------------------------------------------------------------------------
 
@@ -326,6 +425,33 @@ class SourceReader(RecordStage):
         except Exception as exc:  # the file itself is the unit; never a crash
             yield self._reject_file(path, exc, self.file_unit(path))
 
+    def draft_file(self, path: str) -> Iterator[dict[str, Any] | beam.pvalue.TaggedOutput]:
+        """Draft records and counted dead letters of one file (what the ParDo yields): every
+        item :meth:`read_file` gives goes through the source's ``restructure`` hook, and one
+        it rejects is a ``restructure``-stage dead letter (counted in namespace
+        ``RestructureRecords``, as ``dropped_<reason>``; drafts as ``out``)."""
+        for out in self.read_file(path):
+            yield out if isinstance(out, beam.pvalue.TaggedOutput) else self.restructure_item(out)
+
+    def restructure_item(self, item: Item) -> dict[str, Any] | beam.pvalue.TaggedOutput:
+        """``item``'s draft record (the source's ``restructure``), or its counted dead letter
+        (stage ``restructure``)."""
+        try:
+            draft = self._restructure(item, self.options)
+        except EnvironmentFault:  # the machine failed, not this item: stop the run
+            raise
+        except Exception as exc:  # a bad item is a dead letter, never a crash
+            roots = option_roots(self.options)
+            # details name files relative to the source's configured paths
+            return RestructureRecords.reject_exception(
+                self.source,
+                item.get("source_id", "?"),
+                exc,
+                lambda detail: scrub_paths(detail, roots),
+            )
+        RestructureRecords.count("out")
+        return draft
+
     def _check_side_file(self, path: str) -> Iterator[beam.pvalue.TaggedOutput]:
         """A side file's element: nothing when it loads, one dead letter when it does not."""
         self.count("side_files")
@@ -377,7 +503,8 @@ def default_limits() -> dict[str, Any]:
 
 
 class _ReadFileFn(beam.DoFn):
-    """One input file -> its items (main output) and read dead letters (``DEAD``)."""
+    """One input file -> its drafts (main output) and read and restructure dead letters
+    (``DEAD``)."""
 
     def __init__(self, reader: SourceReader) -> None:
         self._reader = reader
@@ -385,5 +512,5 @@ class _ReadFileFn(beam.DoFn):
     def setup(self) -> None:
         self._reader.setup()
 
-    def process(self, path: bytes) -> Iterator[Item | beam.pvalue.TaggedOutput]:
-        yield from self._reader.read_file(os.fsdecode(path))
+    def process(self, path: bytes) -> Iterator[dict[str, Any] | beam.pvalue.TaggedOutput]:
+        yield from self._reader.draft_file(os.fsdecode(path))

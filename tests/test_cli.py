@@ -56,8 +56,12 @@ def test_unknown_command_and_stray_flags_are_usage_errors(capsys):
         ["fetch", "--help"],
         ["annotate", "--help"],
         ["annotate", "serve", "--help"],
+        ["annotate", "stop", "--help"],
+        ["annotate", "users", "--help"],
         ["annotate", "push", "--help"],
+        ["annotate", "status", "--help"],
         ["annotate", "pull", "--help"],
+        ["annotate", "images", "--help"],
     ],
 )
 def test_help_imports_nothing_heavy(argv):
@@ -78,30 +82,71 @@ def test_help_imports_nothing_heavy(argv):
 
 
 def _undocumented(parser: argparse.ArgumentParser, name: str) -> list[str]:
-    """Options (of ``parser`` and its subcommands, recursively) without help text."""
-    out = []
+    """What ``parser`` and its subcommands (recursively) leave undocumented or loose: options
+    and positionals without help text, subcommands without a one-line help or a
+    description, and parsers that accept abbreviated options."""
+    out = [] if parser.allow_abbrev is False else [f"{name}: allow_abbrev"]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
             for sub_name, sub in action.choices.items():
+                if not helps.get(sub_name):
+                    out.append(f"{name} {sub_name}: no help")
+                if not sub.description and sub.add_help:  # delegated ones describe themselves
+                    out.append(f"{name} {sub_name}: no description")
                 out += _undocumented(sub, f"{name} {sub_name}")
-        elif action.option_strings and action.dest != "help" and not action.help:
-            out.append(f"{name} {action.option_strings[0]}")
+        elif action.dest not in ("help", "rest") and not action.help:
+            out.append(f"{name} {(action.option_strings or [action.dest])[0]}")
     return out
 
 
-def test_every_option_is_documented():
+def _every_parser() -> dict[str, argparse.ArgumentParser]:
+    from annotation import cli as annotate_cli
     from annotation import round_args
     from annotation.server import cli as server_cli
     from pipelines.cli import make_parser
     from pipelines.fetch import cli as fetch_cli
+    from pipelines.publish import cli as publish_cli
 
-    undocumented = (
-        _undocumented(make_parser(), "mmloom")
-        + _undocumented(fetch_cli.build_parser(), "mmloom fetch")
-        + _undocumented(round_args.build_parser(), "mmloom annotate")
-        + _undocumented(server_cli.build_parser(), "mmloom annotate")
-    )
+    return {
+        "mmloom": make_parser(),
+        "mmloom fetch": fetch_cli.build_parser(),
+        "mmloom annotate": annotate_cli.build_parser(),
+        "mmloom annotate (round)": round_args.build_parser(),
+        "mmloom annotate (server)": server_cli.build_parser(),
+        "mmloom publish (standalone)": publish_cli.parser(),
+    }
+
+
+def test_every_option_and_subcommand_is_documented_and_none_is_abbreviated():
+    undocumented = [item for name, p in _every_parser().items() for item in _undocumented(p, name)]
     assert not undocumented, undocumented
+
+
+def test_annotate_help_lists_every_subcommand_in_plain_words(capsys):
+    """``mmloom annotate --help`` used to print a raw docstring (reST backticks included)."""
+    from annotation import round_args
+    from annotation.server import cli as server_cli
+
+    assert main(["annotate", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mmloom annotate") and "``" not in out
+    for parser in (round_args.build_parser(), server_cli.build_parser()):
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for choice in sub._choices_actions:  # "NAME  its one-line help", however wrapped
+            assert f"{choice.dest} {' '.join(choice.help.split())}" in " ".join(out.split())
+    for command in ("push", "status", "pull", "images", "serve", "stop", "users"):
+        assert main(["annotate", command, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: mmloom annotate {command}") and "``" not in text
+
+
+def test_debug_is_documented_and_accepted_anywhere(capsys):
+    assert main(["--help"]) == 0
+    assert "--debug" in capsys.readouterr().out
+    for argv in (["--debug", "--version"], ["--version", "--debug"]):
+        assert main(argv) == 0
+        assert capsys.readouterr().out.strip() == f"mmloom {pipelines.__version__}"
 
 
 def test_a_missing_config_path_is_never_suggested_again(tmp_path, monkeypatch, capsys):

@@ -48,7 +48,6 @@ from pipelines.config import DedupeConfig, ImagesConfig
 from pipelines.dedupe import stages as dedupe
 from pipelines.transforms.images import DROP_RECORD, DROP_SEGMENT, LoadImagesFn, load_images
 from pipelines.transforms.io import ToRecordRow, dead_letter_json
-from pipelines.transforms.restructure import RestructureFn
 from pipelines.transforms.validate import PickOneFn, ValidateRecordsFn
 from schemas.deadletter import DEAD, UNIT_IMAGE, UNIT_RECORD
 from schemas.errors import RecordError
@@ -607,17 +606,17 @@ def run_stages(
     store_dir: Path,
     policy: str,
 ) -> dict[str, Any]:
-    """Items through RestructureFn, LoadImagesFn, ValidateRecordsFn, PickOneFn, ToRecordRow
-    and the dedupe decisions, as the build runs them; each stage's counts reconcile."""
-    restructure = RestructureFn({name: options})
-    restructure.setup()
+    """Items through the reader's restructure hook, LoadImagesFn, ValidateRecordsFn,
+    PickOneFn, ToRecordRow and the dedupe decisions, as the build runs them; each stage's
+    counts reconcile."""
+    reader = get_source(name).reader(options)
     load = LoadImagesFn(
         "", ImagesConfig.from_block({"on_bad_image": policy}), ImageStore(str(store_dir))
     )
     load.setup()
     drafts, dead = [], []
     for item in items:
-        main, letters = split_outputs(list(restructure.process(item)))
+        main, letters = split_outputs([reader.restructure_item(item)])
         assert len(main) + len(letters) == 1, (main, letters)
         drafts += main
         dead += letters

@@ -67,8 +67,16 @@ def test_worker_package_holds_the_stages_but_not_the_argilla_plugin(wheel):
             "schemas/record.schema.json",
             "sources/vist/fields.yaml",
             "sources/coco/checksums.tsv",
+            "pipelines/publish/templates/card.md.j2",  # the card and report templates
+            "pipelines/publish/templates/report.html.j2",
         ):
             assert module in names, module
+        # each source is one folder: its data files travel with it (sources/spec.py)
+        for source in ("vist", "wikihow", "mathvista", "remi", "coco"):
+            for data in ("card.yaml", "config.schema.json", "checksums.tsv", "CITATION.bib"):
+                assert f"sources/{source}/{data}" in names, (source, data)
+            assert f"sources/{source}/fetch.py" in names, source
+        assert "sources/spec.py" in names
         plugin = [n for n in names if "argilla_ext" in n]
         assert "annotation/server/argilla_ext/mmloom_argilla_sql/engine.py" in plugin
         assert all(n.startswith("annotation/server/argilla_ext/") for n in plugin)

@@ -27,8 +27,8 @@ BASE = REPO / "schemas" / "stage.py"
 
 # the stages of issue 21: each must be a RecordStage
 EXPECTED = {
-    "sources.base": ["SourceReader"],
-    "pipelines.transforms.restructure": ["RestructureRecords"],
+    # RestructureRecords: the restructure hook every reader calls (stage ``restructure``)
+    "sources.base": ["SourceReader", "RestructureRecords"],
     "pipelines.transforms.images": ["LoadImages"],
     "pipelines.transforms.validate": ["ValidateRecords", "DropDuplicateIds"],
     "pipelines.transforms.io": ["WriteRecords"],

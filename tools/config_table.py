@@ -1,4 +1,5 @@
-"""Generate README.md's config table from ``schemas/config.schema.json``.
+"""Generate README.md's config table from the config schema: ``schemas/config.schema.json``
+with each registered source's ``sources/<name>/config.schema.json`` (``sources.config_schema``).
 
     python -m tools.config_table           # print the Markdown table
     python -m tools.config_table --write   # replace the table in README.md (make config-table)
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from schemas import load_schema
+from sources import config_schema
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START = "<!-- config-table:start -->"
@@ -80,7 +81,7 @@ def rows(schema: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
     Raises:
         ValueError: a key has no ``description``.
     """
-    schema = schema or load_schema("config")
+    schema = schema or config_schema()
     out: list[tuple[str, str, str]] = []
 
     def walk(node: dict[str, Any], prefix: str) -> None:

@@ -29,8 +29,7 @@ NOTE = (
 
 # every module that defines a RecordStage (imported so that each subclass is registered)
 STAGE_MODULES = (
-    "sources.base",
-    "pipelines.transforms.restructure",
+    "sources.base",  # the readers and the restructure hook they call
     "pipelines.transforms.images",
     "pipelines.transforms.validate",
     "pipelines.clip.score",

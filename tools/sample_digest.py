@@ -18,6 +18,7 @@ file).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -92,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help=f"rewrite {DIGESTS}")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        digests = sample_digests(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
+        digests = sample_digests(Path(tmp))  # what build and publish print goes to stderr
     text = json.dumps(digests, indent=1, sort_keys=True) + "\n"
     if args.write:
         DIGESTS.write_text(text, encoding="utf-8")

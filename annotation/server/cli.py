@@ -34,10 +34,20 @@ from schemas.errors import MmloomError
 
 def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
     """Argument parser for ``serve`` and ``stop``."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="A local Argilla server with no Elasticsearch: start it, stop it, manage "
+        "its annotators.",
+        allow_abbrev=False,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser(
-        "serve", help="start a local Argilla (SQLite + Redis, no Elasticsearch)"
+        "serve",
+        help="start a local Argilla (SQLite + Redis, no Elasticsearch)",
+        description="Start a local Argilla on 127.0.0.1 (installed into its own venv on first "
+        "run; SQLite, Redis and mmloom's SQL search engine, no Elasticsearch) with an owner "
+        "and any --annotator accounts, and write HOME/argilla.env for the clients.",
+        allow_abbrev=False,
     )
     p_serve.add_argument(
         "--port",
@@ -59,14 +69,27 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
         help=f"workspace the annotators join (default {runtime.DEFAULT_WORKSPACE})",
     )
     p_serve.add_argument("--no-worker", action="store_true", help="do not start the job worker")
-    p_stop = sub.add_parser("stop", help="stop what `serve` started")
+    p_stop = sub.add_parser(
+        "stop",
+        help="stop what `serve` started",
+        description="Stop exactly the processes that serve recorded in its home.",
+        allow_abbrev=False,
+    )
     p_stop.add_argument(
         "--home", type=Path, default=None, help="state folder of the server to stop (as serve)"
     )
     p_users = sub.add_parser(
-        "users", help="list, add, reset or remove annotators on a running Argilla"
+        "users",
+        help="list, add, reset or remove annotators on a running Argilla",
+        description="Manage the annotator accounts of a running Argilla: list them with their "
+        "progress, add one, reset a password (written to HOME/passwords/NAME.txt), or remove "
+        "one from the workspaces (its responses are kept).",
+        allow_abbrev=False,
     )
-    p_users.add_argument("action", choices=("list", "add", "reset", "remove"))
+    p_users.add_argument(
+        "action", choices=("list", "add", "reset", "remove"), help="what to do (add, reset and "
+        "remove need a NAME)"
+    )  # fmt: skip
     p_users.add_argument("name", nargs="?", help="username (add, reset, remove)")
     p_users.add_argument(
         "--home", type=Path, default=None,
@@ -151,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (runtime.ServeError, InstallError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2  # a user-facing error: one message, exit status 2
     print(f"Argilla is running at {info.url} (home: {info.home}, redis: {info.redis_url})")
     owner = info.accounts[0] if info.accounts else None
     key = os.environ.get(runtime.ENV_OWNER_API_KEY) or (owner.api_key if owner else None)

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pipelines.clip.tiny import register_model_configs
+from schemas.errors import PipelineConfigError
 
 LOG = logging.getLogger("mmloom.clip")
 
@@ -150,6 +151,169 @@ def _weights_path(spec: ClipSpec) -> str | None:
             )
         return path
     return spec.pretrained
+
+
+# open_clip's names for a hub repository's weights, in the order it tries them
+HF_SAFE_WEIGHTS = "open_clip_model.safetensors"
+HF_WEIGHTS = "open_clip_pytorch_model.bin"
+HF_CONFIG = "open_clip_config.json"
+# seconds the preflight waits for the hub to answer, when the weights are not cached
+PROBE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class WeightsLookup:
+    """Where the weights of a :class:`ClipSpec` are, found without reading or downloading them.
+
+    Attributes:
+        path: the local file (or folder, or ``gs://`` URI) open_clip will read; None when the
+            weights are not on this machine (yet).
+        remote: what open_clip would download them from (``hf://<repo>/<file>`` or a URL),
+            when ``path`` is None; None when nothing is to be downloaded.
+        describe: the weights in words, for messages (``ViT-L-14 with clip.pretrained
+            'openai'``).
+    """
+
+    path: str | None
+    remote: str | None
+    describe: str
+
+
+def _safe_alternatives(filename: str) -> list[str]:
+    """The files open_clip tries for hub file ``filename``, in its order (its
+    ``download_pretrained_from_hf``: the safetensors version first, when there is one)."""
+    if filename == HF_WEIGHTS:
+        return [HF_SAFE_WEIGHTS, filename]
+    if filename.endswith((".bin", ".pth")):
+        return [filename[:-4] + ".safetensors", filename]
+    return [filename]
+
+
+def _hub_cached(repo: str, names: list[str], cache_dir: str | None) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in names:
+        found = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def find_weights(spec: ClipSpec, cache_dir: str | None = None) -> WeightsLookup:
+    """Where ``spec``'s weights are, resolved the way open_clip resolves them
+    (``open_clip.get_pretrained_cfg`` for a tag: its ``hf_hub`` repository first, looked up
+    in the Hugging Face cache with ``huggingface_hub.try_to_load_from_cache``; else its URL's
+    file in ``~/.cache/clip``), with no download, no network and no weights read.
+
+    Args:
+        cache_dir: the Hugging Face hub cache (default: ``HF_HUB_CACHE``/``HF_HOME``'s).
+    Raises:
+        PipelineConfigError: an unknown model name, or a tag that is not one of the model's.
+    """
+    if spec.checkpoint:
+        where = f"{spec.model} with clip.checkpoint {spec.checkpoint}"
+        found = "://" in spec.checkpoint or os.path.isfile(spec.checkpoint)
+        return WeightsLookup(spec.checkpoint if found else None, None, where)
+    if spec.model.startswith("local-dir:"):
+        folder = spec.model[len("local-dir:") :]
+        found = os.path.isfile(os.path.join(folder, HF_CONFIG))
+        return WeightsLookup(folder if found else None, None, f"clip.model {spec.model}")
+    if spec.model.startswith("hf-hub:"):
+        repo = spec.model[len("hf-hub:") :]
+        config = _hub_cached(repo, [HF_CONFIG], cache_dir)
+        weights = _hub_cached(repo, _safe_alternatives(HF_WEIGHTS), cache_dir)
+        path = weights if config and weights else None
+        remote = None if path else f"hf://{repo}/{HF_CONFIG}"
+        return WeightsLookup(path, remote, f"clip.model {spec.model}")
+    if not spec.pretrained:  # random weights: nothing to read
+        return WeightsLookup(None, None, f"{spec.model} with no weights")
+    import open_clip
+
+    register_model_configs()
+    where = f"{spec.model} with clip.pretrained {spec.pretrained!r}"
+    cfg = open_clip.get_pretrained_cfg(spec.model, spec.pretrained)
+    if not cfg:
+        if open_clip.get_model_config(spec.model) is None:
+            raise PipelineConfigError(
+                f"unknown open_clip model {spec.model!r} (clip.model); see "
+                "open_clip.list_models() (e.g. ViT-B-32, ViT-L-14)"
+            )
+        tags = open_clip.list_pretrained_tags_by_model(spec.model)
+        raise PipelineConfigError(
+            f"{spec.pretrained!r} is not an open_clip pretrained tag of {spec.model} "
+            f"(clip.pretrained); known tags: {', '.join(tags) or 'none'}; or set "
+            "clip.checkpoint to a local weights file"
+        )
+    if cfg.get("file"):
+        found = os.path.isfile(cfg["file"])
+        return WeightsLookup(cfg["file"] if found else None, None, where)
+    if cfg.get("hf_hub"):
+        repo, filename = os.path.split(cfg["hf_hub"])
+        names = _safe_alternatives(filename or HF_WEIGHTS)
+        path = _hub_cached(repo, names, cache_dir)
+        return WeightsLookup(path, None if path else f"hf://{repo}/{names[0]}", where)
+    url = cfg.get("url", "")
+    local = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))
+    found = bool(url) and os.path.isfile(local)
+    return WeightsLookup(local if found else None, None if found or not url else url, where)
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return constants.HF_HUB_OFFLINE or env.strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _probe(remote: str) -> str | None:
+    """Does ``remote`` answer (a HEAD request, :data:`PROBE_TIMEOUT` seconds)? None when it
+    does, else why not, in words."""
+    if remote.startswith("hf://"):
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+        repo, _, name = remote[len("hf://") :].rpartition("/")
+        try:
+            get_hf_file_metadata(hf_hub_url(repo, name), timeout=PROBE_TIMEOUT)
+        except Exception as exc:  # DNS, refused, timeout, HTTP errors: all say "not now"
+            return f"the Hugging Face hub did not answer ({type(exc).__name__})"
+        return None
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(remote, method="HEAD"), timeout=PROBE_TIMEOUT)
+    except Exception as exc:
+        return f"{remote.split('/')[2]} did not answer ({type(exc).__name__})"
+    return None
+
+
+def require_weights(spec: ClipSpec, config_path: str) -> None:
+    """Refuse to start a build whose CLIP weights cannot be had, before any pipeline starts.
+
+    The weights must be on this machine (a local checkpoint, a ``local-dir:`` folder, or the
+    tag's file already in the Hugging Face or open_clip cache: :func:`find_weights`), or the
+    place open_clip downloads them from must answer (a HEAD request of a few seconds; never
+    with ``HF_HUB_OFFLINE`` set). Nothing is downloaded or loaded here.
+
+    Raises:
+        PipelineConfigError: one message naming ``clip.checkpoint`` in ``config_path`` and
+            ``--no-clip``.
+    """
+    found = find_weights(spec)
+    if found.path or not found.remote:
+        if found.path:
+            LOG.info("CLIP weights: %s", found.path)
+        return
+    why = "HF_HUB_OFFLINE is set" if _hub_offline() else _probe(found.remote)
+    if why is None:
+        LOG.info("CLIP weights %s are not cached yet: open_clip downloads them", found.remote)
+        return
+    raise PipelineConfigError(
+        f"the CLIP weights for {found.describe} are not on this machine (not in the Hugging "
+        f"Face cache nor ~/.cache/clip) and cannot be downloaded now ({why}): set "
+        f'clip.checkpoint in {config_path} to a local weights file (README.md, "CLIP '
+        'scoring"), or download them once where there is network and copy the cache '
+        "(HF_HOME), or pass --no-clip to build without scoring"
+    )
 
 
 def _copy_to_local(uri: str) -> str:

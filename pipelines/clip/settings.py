@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-from pipelines.clip.model import ClipSpec
+from pipelines.clip.model import ClipSpec, require_weights
 from pipelines.config import DISABLED_REASON, NO_CLIP_REASON, ClipConfig
 
 if TYPE_CHECKING:
@@ -52,3 +52,14 @@ class ClipSettings(ClipConfig):
             max_batch_size=self.max_batch_size,
             large_model=self.share_model,
         )
+
+    def require_weights(self, config_path: str) -> None:
+        """The preflight of a scoring build: its weights are on this machine or can be
+        downloaded now (:func:`pipelines.clip.model.require_weights`; nothing is loaded).
+        Nothing to check when scoring is off (``--no-clip``).
+
+        Raises:
+            PipelineConfigError: one message naming ``clip.checkpoint`` and ``--no-clip``.
+        """
+        if self.enabled:
+            require_weights(self.spec, config_path)

@@ -2,9 +2,9 @@
 
 Two files take part for a source ``<name>``:
 
-* the **committed** file ``sources/<name>/checksums.tsv`` (or ``<checksums_dir>/<name>/
-  checksums.tsv``): what the project knows about each published file. A row whose size or
-  sha256 is ``-`` is not known yet.
+* the **committed** file ``sources/<name>/checksums.tsv`` (in the registered source's
+  folder; or ``<checksums_dir>/<name>/checksums.tsv``): what the project knows about each
+  published file. A row whose size or sha256 is ``-`` is not known yet.
 * the **recorded** file ``<to>/<name>/checksums.tsv`` written by ``mmloom fetch`` next to the
   fetched data. A file whose sha256 the committed file does not know is hashed on its first
   fetch and recorded there (with the hub commit a moving revision resolved to) once it has
@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from schemas.errors import MmloomError
+from sources import get_source
 
 UNKNOWN = "-"
 CHECKSUMS_FILE = "checksums.tsv"
-SOURCES_DIR = Path(__file__).resolve().parent.parent.parent / "sources"
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,9 @@ def write_checksums(path: Path, rows: dict[str, Checksum], header: str = "") -> 
 
 
 def committed_path(source: str, checksums_dir: Path | None = None) -> Path:
-    return (checksums_dir or SOURCES_DIR) / source / CHECKSUMS_FILE
+    if checksums_dir is not None:
+        return checksums_dir / source / CHECKSUMS_FILE
+    return get_source(source).checksums_file
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:

@@ -50,7 +50,7 @@ from pipelines.fetch.limits import (
     parse_size,
     write_failed,
 )
-from pipelines.fetch.sources import SPECS, Plan
+from pipelines.fetch.sources import Plan, specs
 from schemas import yamlsafe
 from schemas.errors import MmloomError
 
@@ -64,16 +64,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``mmloom fetch``."""
+    known = specs()
     parser = argparse.ArgumentParser(
         prog="mmloom fetch",
         description="Download the real sources, verify them and lay them out for a build.",
+        allow_abbrev=False,
         epilog="Splits: "
         + "; ".join(
             f"{n}: {', '.join(s.splits)} (default {','.join(s.default_splits)})"
-            for n, s in SPECS.items()
+            for n, s in known.items()
         ),
     )
-    parser.add_argument("sources", nargs="+", metavar="SOURCE", help=f"{', '.join(SPECS)} or all")
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help=f"{', '.join(known)} or all")
     parser.add_argument("--to", required=True, help="folder to fetch into (created)")
     parser.add_argument(
         "--split",
@@ -83,13 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="splits to fetch per source (repeatable); a bare SPLIT applies to every "
         "chosen source that has it. Only the chosen splits' files are downloaded",
     )
-    parser.add_argument(
-        "--mathvista-layout",
-        choices=("parquet", "github"),
-        default="parquet",
-        help="parquet: the HF testmini parquet (images inside, 142 MB); github: testmini.json "
-        "and query.json from GitHub plus images.zip from the hub (866 MB)",
-    )
+    for spec in known.values():  # each source's own options (sources/<name>/fetch.py)
+        for option in spec.options:
+            parser.add_argument(
+                option.flag, choices=option.choices, default=option.default, help=option.help
+            )
     parser.add_argument(
         "--manual-dir",
         default=None,
@@ -165,7 +165,7 @@ def choose_splits(names: list[str], split_args: list[str]) -> dict[str, tuple[st
             targets = [source]
         else:
             rest = value
-            targets = [n for n in names if all(s in SPECS[n].splits for s in value.split(","))]
+            targets = [n for n in names if all(s in specs()[n].splits for s in value.split(","))]
             if not targets:
                 raise MmloomError(
                     f"--split {value}: none of {', '.join(names)} has that split; use "
@@ -173,7 +173,7 @@ def choose_splits(names: list[str], split_args: list[str]) -> dict[str, tuple[st
                 )
         splits = tuple(dict.fromkeys(s.strip() for s in rest.split(",") if s.strip()))
         for source in targets:
-            spec = SPECS[source]
+            spec = specs()[source]
             unknown = [s for s in splits if s not in spec.splits]
             if unknown or not splits:
                 raise MmloomError(
@@ -184,16 +184,17 @@ def choose_splits(names: list[str], split_args: list[str]) -> dict[str, tuple[st
                     f"--split {value}: a {source} build reads one split; fetch one at a time"
                 )
             chosen[source] = splits
-    return {n: chosen.get(n, SPECS[n].default_splits) for n in names}
+    return {n: chosen.get(n, specs()[n].default_splits) for n in names}
 
 
 def source_names(values: list[str]) -> list[str]:
     names: list[str] = []
     for value in values:
-        picked = list(SPECS) if value == "all" else [value]
+        known = specs()
+        picked = list(known) if value == "all" else [value]
         for name in picked:
-            if name not in SPECS:
-                raise MmloomError(f"unknown source {name!r}; choose from {', '.join(SPECS)}, all")
+            if name not in known:
+                raise MmloomError(f"unknown source {name!r}; choose from {', '.join(known)}, all")
             if name not in names:
                 names.append(name)
     return names
@@ -294,8 +295,11 @@ def _run(argv: list[str]) -> int:
         register=args.register_checksums,
         limits=limits_of(args),
     )
-    options = {"mathvista_layout": args.mathvista_layout}
-    plans = [SPECS[n].plan(splits[n], options) for n in names]
+    known = specs()
+    plans = [
+        known[n].plan(splits[n], {o.key: getattr(args, o.key) for o in known[n].options})
+        for n in names
+    ]
 
     missing = [line for plan in plans for line in missing_manual(plan, settings)]
     if missing:

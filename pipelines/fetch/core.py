@@ -1,6 +1,6 @@
 """Fetch one source: download (or take the hand-downloaded file), verify, lay out, stamp.
 
-For every :class:`~pipelines.fetch.sources.FileJob` of a plan, in order:
+For every :class:`~sources.spec.FileJob` of a plan, in order:
 
 1. Skip it when its stamp ``<to>/<source>/.mmloom-fetch/<filename>.done`` holds the sha256
    the checksums expect (the file was verified and laid out before).
@@ -32,7 +32,7 @@ from pipelines.fetch.checksums import Checksum, ChecksumBook, sha256_of
 from pipelines.fetch.extract import ArchiveTooLargeError, RefusedFileError
 from pipelines.fetch.http import RetryPolicy, SizeBound, download, mirror_url
 from pipelines.fetch.limits import FetchLimits, check_disk, human
-from pipelines.fetch.sources import FileJob, Plan
+from pipelines.fetch.sources import FileJob, Plan, install
 from schemas.errors import MmloomError
 
 LOG = logging.getLogger("mmloom.fetch")
@@ -106,7 +106,7 @@ def fetch_plan(plan: Plan, settings: FetchSettings) -> dict[str, str]:
         local, url = _obtain(plan.source, job, book, settings)
         row, trusted = _verify(plan.source, job, local, url, book)
         try:
-            job.install(local, root, settings.limits)
+            install(job, local, root, settings.limits)
         except RefusedFileError as exc:
             raise _refused(plan.source, job, local, row, trusted, book, exc) from None
         if not trusted:

@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -350,29 +350,186 @@ def verify(release_dir: str) -> list[str]:
     return check_release(release_dir, full=True)[1]
 
 
-def push_to_hub(release_dir: str, repo: str, version: str) -> str:
-    """Upload a release folder to the Hugging Face dataset repo ``repo`` and tag it.
+# what --push-to-hub takes: OWNER/NAME (huggingface_hub's validate_repo_id checks the rest)
+REPO_ID_RE = re.compile(r"^[^/]+/[^/]+$")
+HUB_TIMEOUT = 10.0  # seconds the preflight waits for the Hub to answer
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+UPLOAD_TRIES = 3
+RETRY_PAUSE = 2.0  # seconds before the second try; doubled each time
 
-    The token comes from the environment (``HF_TOKEN``) or a ``huggingface-cli login``; it is
-    never read, printed or stored here. Returns the commit URL.
+
+@dataclass(frozen=True)
+class HubTarget:
+    """A Hub dataset repo that answered the preflight (:func:`check_hub`).
+
+    ``token`` is never printed: it is left out of the repr.
     """
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
-    api = HfApi()
-    try:
-        api.create_repo(repo, repo_type="dataset", exist_ok=True)
-        info = api.upload_folder(
-            repo_id=repo,
-            repo_type="dataset",
-            folder_path=release_dir,
-            commit_message=f"mmloom release {version}",
-        )
-        api.create_tag(repo, tag=f"v{version}", repo_type="dataset", revision=info.oid)
-    except HfHubHTTPError as exc:
-        status = getattr(exc.response, "status_code", "?")
+    repo: str
+    endpoint: str
+    user: str
+    token: str = field(repr=False)
+
+
+def _hub_answer(exc: BaseException) -> int | None:
+    """The HTTP status of a Hub error, or None for a transport error (no answer)."""
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def check_hub(repo: str) -> HubTarget:
+    """The preflight of ``--push-to-hub``: run before anything is written or uploaded.
+
+    ``repo`` must be ``OWNER/NAME`` (huggingface_hub's ``validate_repo_id`` rules), a token
+    must be set (``HF_TOKEN``, or the one ``hf auth login`` stored; never printed), and the Hub
+    (``HF_ENDPOINT``) must answer ``whoami`` for it within :data:`HUB_TIMEOUT` seconds.
+
+    Raises:
+        MmloomError: one message for each failure: bad repo id, no token, a refused token
+            (401/403), another HTTP answer, or no answer at all.
+    """
+    from huggingface_hub import constants, get_token
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import build_hf_headers, get_session, validate_repo_id
+
+    if not REPO_ID_RE.match(repo):
         raise MmloomError(
-            f"pushing to the Hub dataset {repo} failed (HTTP {status}); set HF_TOKEN to a token "
-            "with write access to that repo (or run `huggingface-cli login`) and try again"
+            f"--push-to-hub takes a dataset repo as OWNER/NAME (e.g. me/mmie-bench), got {repo!r}"
+        )
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as exc:
+        raise MmloomError(f"--push-to-hub {repo!r} is not a valid Hub repo id: {exc}") from None
+    token = get_token()
+    if not token:
+        raise MmloomError(
+            "--push-to-hub needs a Hugging Face token with write access: set HF_TOKEN (or run "
+            "`hf auth login`), then run the command again"
+        )
+    endpoint = constants.ENDPOINT
+    try:
+        response = get_session().get(
+            f"{endpoint}/api/whoami-v2", headers=build_hf_headers(token=token), timeout=HUB_TIMEOUT
+        )
+    except Exception as exc:  # DNS, refused, timeout: the Hub did not answer
+        raise MmloomError(
+            f"the Hugging Face Hub at {endpoint} did not answer ({type(exc).__name__}); check "
+            "the network (and HF_ENDPOINT), or publish without --push-to-hub and upload later "
+            "with `mmloom publish --upload-only RELEASE --push-to-hub REPO`"
         ) from None
-    return str(info.commit_url)
+    if response.status_code in (401, 403):
+        raise MmloomError(
+            f"the Hugging Face Hub refused the token (HTTP {response.status_code}): set HF_TOKEN "
+            "to a valid token with write access (or run `hf auth login`), then run the command "
+            "again"
+        )
+    if response.status_code != 200:
+        raise MmloomError(
+            f"the Hugging Face Hub at {endpoint} answered HTTP {response.status_code} to the "
+            "token check; try again later, or publish without --push-to-hub and upload later "
+            "with --upload-only"
+        )
+    user = str(response.json().get("name") or "?")
+    return HubTarget(repo=repo, endpoint=endpoint, user=user, token=token)
+
+
+def push_to_hub(
+    release_dir: str,
+    target: HubTarget,
+    version: str,
+    tries: int = UPLOAD_TRIES,
+    pause: float = RETRY_PAUSE,
+) -> str:
+    """Upload a release folder to the Hub dataset repo of ``target`` (created if missing) and
+    tag the commit ``v<version>``. Returns the commit URL.
+
+    Transient failures (no answer, a timeout, HTTP 408/425/429/5xx) are retried, ``tries``
+    times in all with growing pauses: the upload is idempotent (files already there are
+    skipped by their hash; the tag is left as it is when it exists). Others (401, 403, 404,
+    ...) fail at once.
+
+    Raises:
+        MmloomError: one message that says how to retry only the upload
+            (``mmloom publish --upload-only``).
+    """
+    import time
+
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=target.endpoint, token=target.token)
+    retry = (
+        f"the release in {release_dir} is complete: retry only the upload with `mmloom "
+        f"publish --upload-only {release_dir} --push-to-hub {target.repo}`"
+    )
+    for attempt in range(1, tries + 1):
+        try:
+            api.create_repo(target.repo, repo_type="dataset", exist_ok=True)
+            info = api.upload_folder(
+                repo_id=target.repo,
+                repo_type="dataset",
+                folder_path=release_dir,
+                commit_message=f"mmloom release {version}",
+            )
+            api.create_tag(
+                target.repo, tag=f"v{version}", repo_type="dataset", revision=info.oid,
+                exist_ok=True,
+            )  # fmt: skip
+            return str(info.commit_url)
+        except Exception as exc:
+            status = _hub_answer(exc)
+            answer = f"HTTP {status}" if status is not None else _in_words(exc)
+            transient = status in TRANSIENT_STATUS or (status is None and _transient_io(exc))
+            if not transient:
+                hint = (
+                    "set HF_TOKEN to a token with write access to that repo; "
+                    if status in (401, 403)
+                    else ""
+                )
+                raise MmloomError(
+                    f"uploading to the Hub dataset {target.repo} failed ({answer}); {hint}{retry}"
+                ) from None
+            if attempt == tries:
+                raise MmloomError(
+                    f"uploading to the Hub dataset {target.repo} failed {tries} times "
+                    f"({answer}); {retry}"
+                ) from None
+            log.warning("uploading to %s: %s; trying again in %.0f s", target.repo, answer, pause)
+            time.sleep(pause)
+            pause *= 2
+    raise AssertionError("unreachable")
+
+
+def _in_words(exc: BaseException) -> str:
+    """An error with no HTTP status, in one short line (its type and first line)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _transient_io(exc: BaseException) -> bool:
+    """A transport error worth retrying: a timeout or a connection cut mid-way. A refused
+    connection or a name that does not resolve is not (it fails the same way at once)."""
+    name = type(exc).__name__
+    if "Timeout" in name or name in ("ReadError", "WriteError", "RemoteProtocolError"):
+        return True
+    return isinstance(exc, (TimeoutError, ConnectionResetError))
+
+
+def upload_release(release_dir: str, repo: str) -> tuple[str, str]:
+    """``mmloom publish --upload-only``: check a written release (the quick check of
+    ``schemas.verify.check_release``: file list, sizes, row counts) and the Hub
+    (:func:`check_hub`), then upload it. Returns ``(version, commit URL)``.
+
+    Raises:
+        MmloomError: the folder is not a complete release; the Hub preflight or the upload
+            failed.
+    """
+    manifest, problems = check_release(release_dir, full=False)
+    if manifest is None or problems:
+        listed = "; ".join(problems[:3]) or "no manifest.json"
+        raise MmloomError(
+            f"{release_dir} is not a complete release ({listed}); --upload-only uploads a "
+            "folder written by `mmloom publish`: publish it again"
+        )
+    target = check_hub(repo)
+    version = str(manifest["release_version"])
+    return version, push_to_hub(release_dir, target, version)

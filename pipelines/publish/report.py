@@ -7,13 +7,14 @@ round (coverage per category, verdicts, vetoes, edits, and a warning when no dec
 the build), annotation agreement (a table of alpha with its 95% interval per question,
 overall and per category, n/a below two items judged twice, and one interval plot). A
 section with nothing to show is a sentence, not an empty plot; counts have integer axes; no
-plot is taller than 2,000 px and no raw JSON is shown. All text is HTML-escaped; PNGs are
+plot is taller than 2,000 px and no raw JSON is shown. The page is the Jinja2 template
+``templates/report.html.j2`` (macros in ``templates/report_macros.html.j2``) with autoescape
+on, so all text is HTML-escaped; this module draws the plots and computes the tables. PNGs are
 written without timestamps, so the same inputs give the same bytes with the same matplotlib.
 """
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 from matplotlib.ticker import MaxNLocator
 
 from pipelines.publish.summary import (
@@ -235,187 +238,104 @@ def _interval(ci: list[float] | None) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{esc('' if c is None else str(c))}</td>" for c in row) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+_ENV = Environment(
+    loader=PackageLoader("pipelines.publish", "templates"),
+    autoescape=True,  # every value reaching the page is HTML-escaped
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=StrictUndefined,
+)
 
 
-_CSS = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em;max-width:100%}
-td,th{border:1px solid #bbb;padding:3px 8px;overflow-wrap:anywhere}
-th{background:#eef}img{max-width:100%;border:1px solid #ddd}
-.warn{background:#fdecea;border-left:4px solid #c0392b;padding:6px 10px}"""
+def _macros() -> Any:
+    return _ENV.get_template("report_macros.html.j2").module
 
 
-def _agreement_section(agreement: Any, out_dir: str, plot: Callable[[str], str]) -> str:
-    esc = html.escape
+def agreement_view(agreement: Any) -> dict[str, Any]:
+    """What the agreement section shows: nothing, the numeric leaves of agreement.json, or per
+    question and scope (all items, each category) alpha, its 95% interval and percent
+    agreement; ``plotted`` are the rows with an alpha."""
     if agreement is None:
-        return "<p>No annotation agreement was given for this release.</p>"
-    body = ""
+        return {"kind": "none"}
     protocol = agreement.get("protocol") if isinstance(agreement, dict) else None
-    if protocol:
-        body += f"<p>Protocol: {esc(str(protocol))}</p>"
+    view: dict[str, Any] = {"protocol": protocol}
     rows = agreement_rows(agreement)
     if not rows:
         leaves = numeric_leaves(agreement)
         if not leaves:
-            return body + "<p>agreement.json holds no agreement figures.</p>"
-        return (
-            body + "<p>agreement.json has no per-question section (<code>questions</code>, as "
-            "written by <code>mmloom annotate pull</code>); its figures:</p>"
-            + _table(["figure", "value"], [[k, _fmt(v)] for k, v in leaves])
-        )
+            return {**view, "kind": "empty"}
+        return {**view, "kind": "leaves", "rows": [[k, _fmt(v)] for k, v in leaves]}
     boot = (agreement.get("rubric") or {}).get("bootstrap") or {}
-    if boot:
-        body += (
-            f"<p>95% intervals: {esc(str(boot.get('interval', 'percentile')))} bootstrap over "
-            f"items, {esc(str(boot.get('resamples', '?')))} resamples, seed "
-            f"{esc(str(boot.get('seed', '?')))}.</p>"
-        )
-    plotted = [r for r in rows if r["alpha"] is not None]
-    if plotted:
-        _agreement_plot(plotted, os.path.join(out_dir, "agreement.png"))
-        body += plot("agreement.png")
-    table = [
-        [
-            r["question"],
-            "all items" if r["scope"] == "all" else r["scope"],
-            r["level"],
-            "n/a" if r["alpha"] is None else _fmt(r["alpha"]),
-            _interval(r["ci"]),
-            _fmt(r["percent"]),
-            r["pairable"],
-        ]
-        for r in rows
-    ]
-    header = [
-        "question",
-        "items",
-        "level",
-        "α",
-        "α 95% interval",
-        "% agreement",
-        "items rated ≥ 2×",
-    ]
-    return (
-        body
-        + _table(header, table)
-        + "<p>α is n/a where fewer than two items were each judged by two or more annotators.</p>"
-    )
+    return {
+        **view,
+        "kind": "table",
+        "bootstrap": {
+            "interval": boot.get("interval", "percentile"),
+            "resamples": boot.get("resamples", "?"),
+            "seed": boot.get("seed", "?"),
+        }
+        if boot
+        else None,
+        "plotted": [r for r in rows if r["alpha"] is not None],
+        "rows": [
+            [
+                r["question"],
+                "all items" if r["scope"] == "all" else r["scope"],
+                r["level"],
+                "n/a" if r["alpha"] is None else _fmt(r["alpha"]),
+                _interval(r["ci"]),
+                _fmt(r["percent"]),
+                r["pairable"],
+            ]
+            for r in rows
+        ],
+    }
 
 
-def _coverage_section(ann: dict[str, Any]) -> str:
-    """Coverage per category, verdicts of every decision, vetoes, edits, and the warning when
-    no decision matched the build."""
-    esc = html.escape
-    body = ""
-    if ann.get("warning"):
-        body += f'<p class="warn">Warning: {esc(str(ann["warning"]))}.</p>'
-    body += f"<p>{esc(ann['coverage_line'])}</p>"
+def _agreement_section(agreement: Any, out_dir: str, plot: Callable[[str], str]) -> str:
+    """The agreement section's HTML; draws ``agreement.png`` into ``out_dir`` when an alpha
+    can be plotted (``plot`` returns the image's markup)."""
+    view = agreement_view(agreement)
+    markup = ""
+    if view.get("plotted"):
+        _agreement_plot(view["plotted"], os.path.join(out_dir, "agreement.png"))
+        markup = Markup(plot("agreement.png"))
+    return _macros().agreement(view, markup)
+
+
+def _coverage_rows(ann: dict[str, Any]) -> list[list[Any]]:
     keys = ("build", "decided", "vetoed", "published", "judged")
     rows = [[c, *(v[k] for k in keys)] for c, v in ann["coverage"].items()]
     rows.append(["total", *(sum(v[k] for v in ann["coverage"].values()) for k in keys)])
-    body += _table(
-        ["category", "build records", "decisions", "vetoed (harmful)", "published",
-         "published and judged"],
-        rows,
-    )  # fmt: skip
-    verdicts = [[k, v] for k, v in ann["decision_verdicts"].items()]
-    body += "<p>Verdicts of the decisions that match the build:</p>" + (
-        _table(["verdict", "decisions"], verdicts) if verdicts else "<p>none</p>"
-    )
-    body += (
-        f"<p>{ann['matched']} of {ann['decisions']} decisions match a record of the build "
-        f"({ann['unknown_id']} do not); {ann['vetoed']} items vetoed as harmful, "
-        f"{ann['needs_edit']} held back for an edit, {ann['correction_invalid']} with a "
-        "correction that did not fit.</p>"
-    )
-    edits = [[k, v] for k, v in ann["edits"].items()]
-    body += "<p>Corrections applied to published items:</p>" + (
-        _table(["target", "items"], edits) if edits else "<p>none</p>"
-    )
-    return body
+    return rows
 
 
 def write_report(
     summary: dict[str, Any], stats: dict[str, Any], version: str, out_dir: str
 ) -> list[str]:
-    """Write ``index.html`` and its PNGs into ``out_dir``; returns the file names written."""
+    """Write ``index.html`` (report.html.j2) and its PNGs into ``out_dir``; returns the file
+    names written."""
     os.makedirs(out_dir, exist_ok=True)
-    esc = html.escape
     written: list[str] = []
-    sections: list[str] = []
 
     def plot(name: str) -> str:
         written.append(name)
-        return f'<img src="{name}" alt="{esc(name)}">'
+        return str(_macros().img(name))
 
     _counts_plot(summary, os.path.join(out_dir, "counts_vs_mmie.png"))
-    n_if = summary["categories"].get("IF", 0)
-    share_rows = [
-        [c, n, _fmt(ours, 2), theirs, _fmt(share, 2)]
-        for c, n, ours, theirs, share in _mmie_shares(summary)
-    ]
-    if_note = (
-        f"<p>MMIE has no IF category: the {n_if} IF (instruction-following) items are left "
-        "out of this comparison.</p>"
-        if n_if
-        else ""
-    )
-    sections.append(
-        "<h2>Counts against MMIE's published distribution</h2>"
-        + if_note
-        + plot("counts_vs_mmie.png")
-        + _table(["category", "this release", "share %", "MMIE", "MMIE share %"], share_rows)
-        + _table(["category / field", "items"], [[k, v] for k, v in summary["fields"].items()])
-    )
+    written.append("counts_vs_mmie.png")
     clip = summary["clip"]
+    thresholds = clip_thresholds(clip.get("settings")) if clip["scores"] else {}
+    untrained = bool(clip["scores"]) and clip_is_untrained(clip["models"])
     if clip["scores"]:
-        thresholds = clip_thresholds(clip.get("settings"))
-        untrained = clip_is_untrained(clip["models"])
         _clip_plot(clip["scores"], thresholds, untrained, os.path.join(out_dir, "clip_scores.png"))
-        body = ""
-        if untrained:
-            body += (
-                '<p class="warn">These scores come from an untrained test model ('
-                + esc(", ".join(clip["models"]))
-                + "): they exercise the scoring path but mean nothing. Score with a trained "
-                "CLIP model (README.md, \u201cCLIP scoring\u201d) before filtering on them.</p>"
-            )
-        body += plot("clip_scores.png") + f"<p>Models: {esc(', '.join(clip['models']))}. "
-        if thresholds:
-            body += (
-                "Dashed lines: the build's minimum score per category ("
-                + esc(", ".join(f"{k} {v:g}" for k, v in sorted(thresholds.items())))
-                + "), applied to each record's lowest pair score; records below it are not "
-                "in the release.</p>"
-            )
-        else:
-            body += "The build set no minimum score per category.</p>"
-    else:
-        reasons = "; ".join(f"{k}: {v}" for k, v in clip["not_scored"].items())
-        body = f"<p>Not scored ({esc(reasons)}).</p>"
-    sections.append("<h2>CLIP image-text scores per category</h2>" + body)
+        written.append("clip_scores.png")
     dedupe = stats.get("dedupe")
     series = cluster_sizes(dedupe)
     if series:
         _cluster_plot(series, os.path.join(out_dir, "dedupe_clusters.png"))
-        body = plot("dedupe_clusters.png")
-    elif isinstance(dedupe, dict):
-        images = dedupe.get("images")
-        body = (
-            "<p>No duplicate clusters: "
-            + (f"all {esc(str(images))} images are distinct" if images is not None else "none")
-            + " at the build's dedupe settings.</p>"
-        )
-    else:
-        body = "<p>stats.json records no dedupe results for this build.</p>"
-    sections.append("<h2>Dedupe cluster sizes</h2>" + body)
+        written.append("dedupe_clusters.png")
     drops = [
         (f"build: {d['stage']} / {d['reason']}", d["count"]) for d in summary["build"]["drops"]
     ]
@@ -430,26 +350,29 @@ def write_report(
         _bar_plot(
             [d[0] for d in shown], [d[1] for d in shown], title, os.path.join(out_dir, "drops.png")
         )
-        body = plot("drops.png") + _table(["stage / reason", "count"], [list(d) for d in drops])
-    else:
-        body = "<p>Nothing was dropped.</p>"
-    sections.append("<h2>Drops per stage and reason</h2>" + body)
+        written.append("drops.png")
     ann = summary["annotation"]
-    if ann.get("decisions") is not None:
-        sections.append(
-            "<h2>Human annotation: coverage, verdicts, edits</h2>" + _coverage_section(ann)
-        )
-    sections.append(
-        "<h2>Annotation agreement</h2>" + _agreement_section(ann["agreement"], out_dir, plot)
-    )
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(str(summary['build']['name']))} {esc(version)} report</title>"
-        f"<style>{_CSS}</style></head><body>"
-        f"<h1>Release {esc(version)}: {summary['total']} items</h1>"
-        + "".join(sections)
-        + "</body></html>\n"
+    agreement_html = _agreement_section(ann["agreement"], out_dir, plot)
+    page = _ENV.get_template("report.html.j2").render(
+        build_name=str(summary["build"]["name"]),
+        version=version,
+        total=summary["total"],
+        n_if=summary["categories"].get("IF", 0),
+        share_rows=[
+            [c, n, _fmt(ours, 2), theirs, _fmt(share, 2)]
+            for c, n, ours, theirs, share in _mmie_shares(summary)
+        ],
+        field_rows=list(summary["fields"].items()),
+        clip=clip,
+        clip_untrained=untrained,
+        clip_thresholds=", ".join(f"{k} {v:g}" for k, v in sorted(thresholds.items())),
+        not_scored="; ".join(f"{k}: {v}" for k, v in clip["not_scored"].items()),
+        dedupe=dedupe,
+        dedupe_plot=bool(series),
+        drops=drops,
+        annotation=ann,
+        coverage_rows=_coverage_rows(ann) if ann.get("decisions") is not None else [],
+        agreement_html=agreement_html,
     )
     with open(os.path.join(out_dir, "index.html"), "w", encoding="utf-8") as f:
         f.write(page)

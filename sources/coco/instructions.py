@@ -16,9 +16,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError
-from sources.base import Item
+from sources.base import Item, source_options
 
 # Weight patterns (MIA-Bench's common ones; 5 components share the 10 points equally).
 WEIGHTS: dict[int, list[int]] = {2: [6, 4], 3: [4, 3, 3], 4: [4, 2, 2, 2], 5: [2, 2, 2, 2, 2]}

@@ -28,10 +28,9 @@ import posixpath
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from schemas import source_options
 from schemas.errors import RecordError
 from schemas.fs import glob_root, join, read_bytes, resolve_under, safe_name
-from sources.base import Item
+from sources.base import Item, source_options
 
 SOURCE = "coco"
 SPLITS = ("train", "val")

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.fs import require_path
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from schemas.taxonomy import source_table
-from sources.base import Item
+from sources.base import Item, source_options
 from sources.coco.instructions import (
     build_components,
     category_stats,

@@ -20,8 +20,8 @@ class ReadCOCO(SourceReader):
             ``captions`` / ``instances`` / ``images`` overrides, ``seed``, component range).
 
     Input: the pipeline root.
-    Output: a ``DoOutputsTuple``: main ``items`` (one per image of the captions file) and
-        ``DEAD`` (read dead letters).
+    Items: one per image of the captions file; the main output ``drafts`` holds them
+        restructured (``sources.base``), ``DEAD`` the read and restructure dead letters.
     Dead letters: see ``sources/coco/join.py`` and the README (``no_captions``,
         ``unknown_image_id``, ``missing_key``, ``path_escapes_root``, ...); a captions file
         that cannot be read to its end is one ``unexpected_error`` (unit = the file).

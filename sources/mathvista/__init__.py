@@ -5,14 +5,15 @@ table and every dead-letter reason.
 """
 
 from sources.base import Source
-from sources.mathvista import parse
+from sources.mathvista import fetch, parse
 from sources.mathvista.reader import ReadMathVista
 
-SOURCE = Source(
-    name="mathvista",
+SOURCE = Source.define(
+    __name__,
     reader=ReadMathVista,
     restructure=parse.restructure,
     check_options=parse.check_options,
+    fetch=fetch.FETCH,
 )
 
 __all__ = ["SOURCE", "ReadMathVista"]

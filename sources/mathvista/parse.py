@@ -21,11 +21,11 @@ import json
 import math
 from typing import Any
 
-from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.fs import exists, join, require_path, resolve_under
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from schemas.taxonomy import source_table
+from sources.base import source_options
 
 SOURCE = "mathvista"
 CATEGORY = "MSR"

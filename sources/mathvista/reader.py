@@ -46,9 +46,10 @@ class ReadMathVista(SourceReader):
             (HF layout, path or glob), and ``splits`` (default ``["testmini"]``).
 
     Input: the pipeline root.
-    Output: a ``DoOutputsTuple``: main output ``items`` (dicts with ``source``, ``source_id``
-        = pid, ``split``, ``source_file``, ``position``, ``layout``, ``problem``, ``query``,
-        ``image_root``, ``image_bytes``) and read-stage dead letters under ``DEAD``.
+    Items: dicts with ``source``, ``source_id`` = pid, ``split``, ``source_file``,
+        ``position``, ``layout``, ``problem``, ``query``, ``image_root``, ``image_bytes``; the
+        main output ``drafts`` holds them restructured (``sources.base``), ``DEAD`` the read
+        and restructure dead letters.
     Dead letters: ``malformed_file`` (a whole file that cannot be parsed, or an unreadable
         ``query.json``: one dead letter for it, and every problem is still read, without its
         query), ``malformed_record``, ``missing_key``, ``pid_mismatch``,

@@ -31,9 +31,10 @@ class ReadReMI(SourceReader):
             the file stem, or the parent folder for ``<split>/0000.parquet``).
 
     Input: the pipeline root.
-    Output: a ``DoOutputsTuple``: main output ``items`` (one dict per parquet row, with
-        ``source``, ``source_id`` (``<split>/<row>``), ``split``, ``source_file``, ``row``,
-        ``shard``, ``question``, ``label``, ``task`` and ``images`` {N: {bytes, path} | None}).
+    Items: one dict per parquet row, with ``source``, ``source_id`` (``<split>/<row>``),
+        ``split``, ``source_file``, ``row``, ``shard``, ``question``, ``label``, ``task`` and
+        ``images`` {N: {bytes, path} | None}; the main output ``drafts`` holds them
+        restructured (``sources.base``).
     Dead letters (``DEAD``, stage ``read``):
         ``unreadable_file`` (cannot be opened; one per file), ``not_a_regular_file``,
         ``file_too_large``, ``path_escapes_root`` (see ``sources.base``; one per file),
@@ -44,7 +45,7 @@ class ReadReMI(SourceReader):
         ``warn_unknown_task``.
 
     Example:
-        items = p | "ReadReMI" >> ReadReMI({"parquet": "/data/remi/*.parquet"})
+        read = p | "ReadReMI" >> ReadReMI({"parquet": "/data/remi/*.parquet"})
     """
 
     source = parse.SOURCE

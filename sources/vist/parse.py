@@ -23,7 +23,6 @@ import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError, as_record_error
 from schemas.fs import join, match, require_path, safe_name
 from schemas.records import (
@@ -35,7 +34,7 @@ from schemas.records import (
     seg,
 )
 from schemas.taxonomy import source_table
-from sources.base import Item
+from sources.base import Item, source_options
 
 SOURCE = "vist"
 CATEGORY = "SA"

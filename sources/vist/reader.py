@@ -27,9 +27,10 @@ class ReadVIST(SourceReader):
     its own input element (``side_files``): a broken one is one ``malformed_dii_file`` dead
     letter, and the stories go on without its captions.
 
-    Output: a ``DoOutputsTuple``: main ``"items"`` (story dicts: ``source``, ``source_id`` =
-    story_id, ``split``, ``source_file``, ``album_id``, ``album``, ``storylets`` sorted by
-    ``worker_arranged_photo_order`` with ``image_uri``/``image_found``, ``dii``) and ``DEAD``.
+    Items: story dicts (``source``, ``source_id`` = story_id, ``split``, ``source_file``,
+    ``album_id``, ``album``, ``storylets`` sorted by ``worker_arranged_photo_order`` with
+    ``image_uri``/``image_found``, ``dii``); the main output ``drafts`` holds them
+    restructured (``sources.base``), ``DEAD`` the read and restructure dead letters.
 
     Dead letters (stage ``read``): ``malformed_file`` (unit = the SIS file),
     ``malformed_dii_file`` (unit = the broken DII file, named relative to its folder),

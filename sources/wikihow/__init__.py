@@ -6,14 +6,15 @@ the question; the following steps with their images form the reference answer. S
 """
 
 from sources.base import Source
-from sources.wikihow import parse
+from sources.wikihow import fetch, parse
 from sources.wikihow.reader import ReadWikiHow
 
-SOURCE = Source(
-    name="wikihow",
+SOURCE = Source.define(
+    __name__,
     reader=ReadWikiHow,
     restructure=parse.restructure,
     check_options=parse.check_options,
+    fetch=fetch.FETCH,
 )
 
 __all__ = ["SOURCE", "ReadWikiHow"]

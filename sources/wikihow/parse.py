@@ -28,7 +28,6 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from schemas import source_options
 from schemas.errors import PipelineConfigError, RecordError, as_record_error
 from schemas.fs import join, list_dir_stems, require_path, safe_name
 from schemas.records import (
@@ -40,7 +39,7 @@ from schemas.records import (
     seg,
 )
 from schemas.taxonomy import source_table
-from sources.base import Item
+from sources.base import Item, source_options
 
 SOURCE = "wikihow"
 CATEGORY = "PBL"

@@ -18,9 +18,10 @@ class ReadWikiHow(SourceReader):
             flat or in ``train/`` and ``test/``), ``split`` (default ``"all"``).
     Input: the pipeline root. The step-image folders (images root, ``train/``, ``test/``) are
         listed once per worker.
-    Output: a ``DoOutputsTuple``: ``items`` (dicts with ``source``, ``source_id`` = method id,
-        ``split``, ``source_file``, the article fields and the method's steps, each step with
-        ``image_uri`` or ``None``) and ``DEAD`` (read-stage dead letters).
+    Items: dicts with ``source``, ``source_id`` = method id, ``split``, ``source_file``, the
+        article fields and the method's steps, each step with ``image_uri`` or ``None``; the
+        main output ``drafts`` holds them restructured (``sources.base``), ``DEAD`` the read
+        and restructure dead letters.
     Dead letters: ``malformed_json``, ``missing_key``, ``bad_value``, ``no_methods``,
         ``path_escapes_root``, ``unexpected_error`` (see sources/wikihow/README.md);
         ``malformed_file`` (a file that cannot be read to its end; one per file);
@@ -29,7 +30,7 @@ class ReadWikiHow(SourceReader):
     Counters (namespace ``ReadWikiHow``): ``files``, ``items``, ``dropped_<reason>``.
 
     Example:
-        items = p | "ReadWikiHow" >> ReadWikiHow({"text": ".../WikihowText_data.json",
+        read = p | "ReadWikiHow" >> ReadWikiHow({"text": ".../WikihowText_data.json",
                                                    "images": ".../wiki_images"})
         items.items, items[DEAD]
     """

@@ -153,7 +153,7 @@ def test_needs_edit_second_round_and_publish(env, sample_build, tmp_path):
         ["push", "--build", str(sample_build), "--dataset", name, "--workspace", env.workspace,
          "--image-base", IMAGE_BASE, "--needs-edit", str(out)],
     )  # fmt: skip
-    assert rc == 1 and f"--dataset {name}-r2" in err  # the old round keeps its responses
+    assert rc == 2 and f"--dataset {name}-r2" in err  # the old round keeps its responses
     second = _push_round(env, sample_build, f"{name}-r2", "--needs-edit", str(out))
     assert second["selected"] == {category: 3} and second["pushed"] == {category: 3}
     ds2 = find_dataset(client, dataset_name(f"{name}-r2", category), env.workspace)
@@ -238,12 +238,12 @@ def test_wrong_workspace_and_dataset_say_what_exists(env):
         if command == "pull":
             argv += ["--output", "/nonexistent"]
         rc, _, err = _run(annotate_main, argv)
-        assert rc == 1 and "Traceback" not in err
+        assert rc == 2 and "Traceback" not in err
         assert "no-such-workspace" in err and env.workspace in err
     rc, _, err = _run(
         annotate_main, ["status", "--dataset", "no-such-round", "--workspace", env.workspace]
     )
-    assert rc == 1 and "rounds there:" in err
+    assert rc == 2 and "rounds there:" in err
 
 
 def test_busy_image_port_fails_before_copying(env, sample_build, tmp_path):
@@ -254,7 +254,7 @@ def test_busy_image_port_fails_before_copying(env, sample_build, tmp_path):
         port = busy.getsockname()[1]
         argv = ["push", "--build", str(sample_build), "--dataset", "x", "--image-root", str(root)]
         rc, _, err = _run(annotate_main, [*argv, "--image-port", str(port)])
-    assert rc == 1 and f"port {port}" in err
+    assert rc == 2 and f"port {port}" in err
     assert not (root / "images").exists()
 
 

@@ -10,17 +10,29 @@
   ``HEAD``/``GET /datasets/<owner>/<name>/resolve/<revision>/<path>``. Like the real hub for
   LFS files it answers 302 to the CDN (another origin) with ``X-Repo-Commit``,
   ``X-Linked-Etag`` (the sha256) and ``X-Linked-Size``; an unknown revision or file is 404
-  with ``X-Error-Code``.
+  with ``X-Error-Code``. It also plays the upload half of the Hub API that
+  ``huggingface_hub.HfApi`` calls for ``upload_folder`` (:class:`HubServer` ``token`` and
+  ``uploads``): ``GET /api/whoami-v2``, ``POST /api/repos/create``, ``POST /api/validate-yaml`` (the
+  card's front matter), ``POST
+  /api/datasets/<repo>/preupload/main`` (every file "regular": its bytes travel base64 in the
+  commit), ``POST /api/datasets/<repo>/commit/main`` (NDJSON) and ``POST
+  /api/datasets/<repo>/tag/<revision>``; a wrong or missing token is 401, and
+  ``fail_next`` answers the next POST calls (the upload) with the statuses listed (0: answer
+  normally).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
 
 COMMIT = "5f0c2a7e9d1b3c4a6e8f0a1b2c3d4e5f60718293"
 
@@ -40,6 +52,10 @@ class _State:
     release: threading.Event = field(default_factory=threading.Event)
     hub: dict[tuple[str, str], bytes] = field(default_factory=dict)
     cdn: str = ""
+    token: str = ""
+    repos: set[str] = field(default_factory=set)
+    tags: dict[tuple[str, str], str] = field(default_factory=dict)
+    fail_next: list[int] = field(default_factory=list)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -160,6 +176,91 @@ class _HubHandler(_Handler):
         self.end_headers()
 
 
+class _HubApiHandler(_HubHandler):
+    """The hub's resolve URLs (downloads) plus the upload API (see the module docstring)."""
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/api/"):
+            super().do_GET()
+            return
+        self._record()
+        if not self._authorised(count=False):
+            return
+        if self.path.split("?")[0] == "/api/whoami-v2":
+            self._json(200, {"type": "user", "name": "me", "auth": {"type": "access_token"}})
+            return
+        self._not_found("RepoNotFound")
+
+    def do_POST(self) -> None:
+        self._record()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not self._authorised():
+            return
+        path = self.path.split("?")[0]
+        if path == "/api/repos/create":
+            repo = json.loads(body)
+            name = f"{repo.get('organization') or 'me'}/{repo['name']}"
+            if "/" in repo["name"]:
+                name = repo["name"]
+            self.state.repos.add(name)
+            self._json(200, {"url": f"{self._origin}/datasets/{name}", "name": name})
+            return
+        if path == "/api/validate-yaml":  # the card's front matter must be YAML
+            content = json.loads(body)["content"]
+            front = content.split("---\n")[1] if content.startswith("---\n") else ""
+            try:
+                yaml.safe_load(front)
+            except yaml.YAMLError as exc:
+                self._json(400, {"errors": [{"message": str(exc)}]})
+                return
+            self._json(200, {"warnings": []})
+            return
+        m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/(preupload|commit|tag)/([^/]+)", path)
+        if not m or m.group(1) not in self.state.repos:
+            self._not_found("RepoNotFound")
+            return
+        repo, kind, revision = m.groups()
+        if kind == "preupload":
+            files = json.loads(body)["files"]
+            modes = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                     for f in files]  # fmt: skip
+            self._json(200, {"files": modes, "commitOid": COMMIT})
+        elif kind == "commit":
+            for line in body.decode().splitlines():
+                op = json.loads(line)
+                if op["key"] == "file":
+                    value = op["value"]
+                    data = base64.b64decode(value["content"])
+                    self.state.hub[(repo, value["path"])] = data
+            self._json(200, {"commitUrl": f"{self._origin}/datasets/{repo}/commit/{COMMIT}",
+                             "commitOid": COMMIT, "pullRequestUrl": None})  # fmt: skip
+        else:
+            self.state.tags[(repo, json.loads(body)["tag"])] = revision
+            self._json(200, {})
+
+    def _authorised(self, count: bool = True) -> bool:
+        status = self.state.fail_next.pop(0) if self.state.fail_next and count else 0
+        if status:
+            self._json(status, {"error": f"injected {status}"})
+            return False
+        if self.headers.get("Authorization") != f"Bearer {self.state.token}":
+            self._json(401, {"error": "Invalid credentials in Authorization header"})
+            return False
+        return True
+
+    @property
+    def _origin(self) -> str:
+        return f"http://{self.headers['Host']}"
+
+    def _json(self, status: int, value: dict) -> None:
+        data = json.dumps(value).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class _Server:
     handler: type[_Handler]
 
@@ -209,12 +310,17 @@ class FileServer(_Server):
 
 
 class HubServer(_Server):
-    handler = _HubHandler
+    handler = _HubApiHandler
 
-    def __init__(self, cdn: FileServer) -> None:
+    def __init__(self, cdn: FileServer | None = None, token: str = "") -> None:
         super().__init__(_State())
         self.cdn = cdn
-        self.state.cdn = cdn.url
+        self.state.cdn = cdn.url if cdn else ""
+        self.state.token = token
+
+    def uploaded(self, repo: str) -> dict[str, bytes]:
+        """The files committed to dataset ``repo``, by path."""
+        return {path: data for (r, path), data in self.state.hub.items() if r == repo}
 
     def put(self, repo: str, path: str, data: bytes, fault: tuple[str, int] | None = None) -> None:
         """Serve ``data`` as ``path`` of dataset ``repo``; a ``fault`` applies to its CDN URL."""

@@ -209,19 +209,19 @@ def test_bad_split_is_a_clear_error(tmp_path, split, message, capsys):
 
 def test_split_selects_only_that_splits_files(tmp_path):
     from pipelines.fetch.cli import choose_splits
-    from pipelines.fetch.sources import SPECS
+    from pipelines.fetch.sources import specs
 
     splits = choose_splits(["vist", "coco", "remi"], ["vist=val", "train"])
     assert splits == {"vist": ("val",), "coco": ("train",), "remi": ("train",)}
-    vist = SPECS["vist"].plan(("test",), {})
+    vist = specs()["vist"].plan(("test",), {})
     assert [j.filename for j in vist.jobs] == [
         "SIS-with-labels.tar.gz",
         "DII-with-labels.tar.gz",
         "test_images.tar.gz",
     ]
-    train = SPECS["vist"].plan(("train",), {})
+    train = specs()["vist"].plan(("train",), {})
     assert len([j for j in train.jobs if j.manual]) == 13
-    coco = SPECS["coco"].plan(("val",), {})
+    coco = specs()["coco"].plan(("val",), {})
     assert [j.filename for j in coco.jobs] == ["annotations_trainval2017.zip", "val2017.zip"]
 
 

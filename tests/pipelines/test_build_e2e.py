@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from pipelines.cli import main
 from schemas.buildio import read_dead_letters, read_records
 from schemas.validation import validate_record
-from tests.conftest import SAMPLE_CONFIG
+from tests.conftest import REPO, SAMPLE_CONFIG
 
 pytestmark = pytest.mark.slow  # sample_build: tests/conftest.py
 
@@ -60,9 +61,22 @@ def test_dead_letters_match_stats(sample_build):
 def test_show_one_record_by_id(sample_build, capsys):
     first = next(iter(sorted(r["id"] for r in read_records(str(sample_build)))))
     assert main(["show", str(sample_build), "--id", first]) == 0
-    shown = json.loads(capsys.readouterr().out)
-    assert [r["id"] for r in shown] == [first]
-    assert "bytes" not in shown[0]["images"][0]
+    shown = json.loads(capsys.readouterr().out)  # one object, not a list
+    assert shown["id"] == first
+    assert "bytes" not in shown["images"][0]
+
+
+def test_the_readme_show_examples_work_on_the_sample(sample_build, capsys):
+    """The Quick start's ``show --id`` and ``show --dead-letters`` lines name what the sample
+    build holds (issue 22: its id was one the sample drops)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (record_id,) = re.findall(r"mmloom show out/sample --id (\S+)", readme)
+    assert main(["show", str(sample_build), "--id", record_id]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == record_id
+    (source,) = re.findall(r"mmloom show out/sample --dead-letters --source (\S+)", readme)
+    assert main(["show", str(sample_build), "--dead-letters", "--source", source]) == 0
+    letters = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert letters and {d["source"] for d in letters} == {source}
 
 
 def test_existing_build_is_not_overwritten_silently(sample_build, capsys):

@@ -172,7 +172,7 @@ def test_show_publish_and_push_refuse_an_incomplete_build(tmp_path, capsys, monk
 
     monkeypatch.setattr(annotate_cli, "connect", no_server)
     monkeypatch.setattr(annotate_cli, "credentials", no_server)
-    assert annotate_cli.main(["push", "--build", str(out), "--dataset", "x"]) == 1
+    assert annotate_cli.main(["push", "--build", str(out), "--dataset", "x"]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
 

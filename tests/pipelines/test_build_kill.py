@@ -82,7 +82,7 @@ def _refused_everywhere(folder: Path, tmp_path: Path, capsys) -> None:
     assert not rel.exists()
     annotate_cli = pytest.importorskip("annotation.annotate_cli")
     os.environ.pop("ARGILLA_API_URL", None)  # no server: push must refuse before asking
-    assert annotate_cli.main(["push", "--build", str(folder), "--dataset", "x"]) == 1
+    assert annotate_cli.main(["push", "--build", str(folder), "--dataset", "x"]) == 2
     assert "not a complete build" in capsys.readouterr().err
 
 

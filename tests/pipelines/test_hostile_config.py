@@ -15,8 +15,9 @@ from pipelines import config as config_module
 from pipelines.cli import main
 from pipelines.config import parse_config
 from pipelines.publish.inputs import read_targets
-from schemas import load_schema, yamlsafe
+from schemas import yamlsafe
 from schemas.errors import MmloomError
+from sources import config_schema
 from tests.conftest import REPO, SAMPLE_CONFIG
 
 
@@ -54,7 +55,7 @@ def no_walk(monkeypatch):
         raise AssertionError("the config was walked before the bomb was refused")
 
     monkeypatch.setattr(config_module, "_non_finite", walked)
-    monkeypatch.setattr(config_module, "validate_against", walked)
+    monkeypatch.setattr(config_module, "validate_with", walked)
 
 
 # --------------------------------------------------------------- aliases
@@ -156,7 +157,7 @@ def test_numbers_out_of_range_name_their_key(tmp_path, capsys, extra, pointer):
 def test_every_number_in_the_config_schema_is_bounded():
     """Each integer or number key has a lower bound; thresholds and fractions an upper one
     too (``sources.coco.seed`` is any integer: it only seeds a random generator)."""
-    schema = load_schema("config")
+    schema = config_schema()
     unbounded = []
 
     def walk(node, where):

@@ -385,7 +385,7 @@ def test_annotate_push_reads_the_build_under_its_readers_lock(tmp_path, monkeypa
         raise annotate_cli.ClientError("no server in this test")
 
     monkeypatch.setattr(annotate_cli, "credentials", credentials)
-    assert annotate_cli.main(["push", "--build", str(b), "--dataset", "x"]) == 1
+    assert annotate_cli.main(["push", "--build", str(b), "--dataset", "x"]) == 2
     assert held == [True] and "no server in this test" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["b"]
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from pipelines.cli import main
+from pipelines.publish.cli import main as publish_main
 from schemas.buildio import read_records
 
 
@@ -28,7 +29,30 @@ def test_show_reads_a_release(release, sample_build, capsys):
     ]
 
     assert main(["show", str(release), "--id", record["id"]]) == 0
-    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [record["id"]]
+    assert json.loads(capsys.readouterr().out)["id"] == record["id"]  # one object
+
+
+def test_show_dead_letters_of_a_release_are_its_dropped_lines(sample_build, tmp_path, capsys):
+    """On a release, ``show --dead-letters`` prints ``dropped.jsonl``; ``--reason`` filters
+    it, ``--source`` is refused (its lines name no source)."""
+    targets = tmp_path / "targets.json"
+    targets.write_text(json.dumps({"SA": {"*": 1}}))
+    release = tmp_path / "release"
+    argv = ["--build", str(sample_build), "--output", str(release), "--version", "0.1.0"]
+    assert publish_main([*argv, "--targets", str(targets)]) == 0
+    capsys.readouterr()
+    dropped = [json.loads(x) for x in (release / "dropped.jsonl").read_text().splitlines()]
+    assert dropped and {d["reason"] for d in dropped} == {"not_selected"}
+
+    assert main(["show", str(release), "--dead-letters"]) == 0
+    assert [json.loads(x) for x in capsys.readouterr().out.splitlines()] == dropped
+    assert main(["show", str(release), "--dead-letters", "--reason", "not_selected"]) == 0
+    assert [json.loads(x) for x in capsys.readouterr().out.splitlines()] == dropped
+    assert main(["show", str(release), "--dead-letters", "--reason", "harmful_veto"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"not_selected {len(dropped)}" in captured.err
+    assert main(["show", str(release), "--dead-letters", "--source", "vist"]) == 2
+    assert "names no source" in capsys.readouterr().err
 
 
 def test_show_writes_one_image_of_a_release(release, capsysbinary):

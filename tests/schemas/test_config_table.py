@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import load_schema
+from sources import config_schema
 from tools import config_table
 
 
@@ -21,7 +21,7 @@ def test_readme_config_table_matches_the_schema():
 
 def test_every_config_key_is_in_the_table_with_its_default():
     rows = {key: default for key, default, _ in config_table.rows()}
-    schema = load_schema("config")
+    schema = config_schema()
     for block in ("images", "dedupe", "clip"):
         for key, prop in schema["$defs"][block]["properties"].items():
             assert f"{block}.{key}" in rows

@@ -11,7 +11,8 @@ from pipelines.transforms.images import load_images
 from schemas import load_schema
 from schemas.records import make_id
 from schemas.taxonomy import taxonomy
-from schemas.validation import validate_against, validate_record
+from schemas.validation import validate_record, validate_with
+from sources import config_schema
 from tests.conftest import make_draft
 
 
@@ -124,7 +125,7 @@ def test_sa_and_pbl_keep_mmie_null_gt_answer():
 
 
 def test_config_schema_rejects_unknown_keys():
-    issues = validate_against(
-        "config", {"version": 1, "sources": {"vist": {"sis": "a", "images": "b", "k": 2}}}
+    issues = validate_with(
+        config_schema(), {"version": 1, "sources": {"vist": {"sis": "a", "images": "b", "k": 2}}}
     )
     assert issues and "k" in issues[0].message

@@ -595,7 +595,7 @@ def test_read_coco_bad_inputs(tmp_path):
     opts = write_root(tmp_path, captions, instances)
     with TestPipeline() as p:
         out = p | "ReadCOCO" >> ReadCOCO(opts)
-        ids = out["items"] | "Ids" >> beam.Map(lambda i: i["source_id"])
+        ids = out["drafts"] | "Ids" >> beam.Map(lambda d: d["provenance"]["source_id"])
         reasons = out[DEAD] | "Reasons" >> beam.Map(lambda d: (d["reason"], d["source_id"]))
         assert_that(ids, equal_to(["255165", "397133"]), "items")
         assert_that(
@@ -617,7 +617,7 @@ def test_read_coco_bad_json(tmp_path):
     with TestPipeline() as p:
         out = p | "ReadCOCO" >> ReadCOCO(opts)
         reasons = out[DEAD] | "Reasons" >> beam.Map(lambda d: (d["reason"], d["source_id"]))
-        assert_that(out["items"], equal_to([]), "items")
+        assert_that(out["drafts"], equal_to([]), "drafts")
         assert_that(reasons, equal_to([("bad_json", "annotations/captions_val2017.json")]), "dead")
 
 

@@ -2,8 +2,9 @@
 
 For each source in ``sources.names()``: the registry entry, the config check, and the bundled
 sample read by the real reader under ``TestPipeline``: its splits, its read dead letters, every
-item restructured (restructure dead letters, category, MMIE-routing-safe ids), and counts that
-reconcile (items + dead letters = units; the reader's counters agree). Per-source parsing
+item restructured by the reader's call of the source's hook (restructure dead letters,
+category, MMIE-routing-safe ids), and counts that reconcile (items + dead letters = units;
+the reader's counters agree). Per-source parsing
 tests stay in ``tests/sources/test_<name>.py``; this is the only place that asserts id routing
 for the sources.
 """
@@ -22,10 +23,11 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.deadletter import DEAD, STAGE_READ
+from schemas.deadletter import DEAD, STAGE_READ, STAGE_RESTRUCTURE
 from schemas.errors import PipelineConfigError, RecordError
 from sources import get_source, names
-from sources.base import SourceReader
+from sources.base import RESTRUCTURE_NAMESPACE, SourceReader
+from tests.sources.reading import read_units
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample"
 
@@ -104,6 +106,11 @@ def test_registry(name: str):
     assert source.name == name
     assert issubclass(source.reader, SourceReader) and source.reader.source == name
     assert callable(source.restructure) and callable(source.check_options)
+    assert source.card.category == EXPECTED[name].category and source.card.title
+    assert "@" in source.card.citation
+    assert source.config_block["properties"]["enabled"]["default"] is True
+    assert source.checksums_file.is_file()
+    assert source.fetch is not None and set(source.fetch.default_splits) <= set(source.fetch.splits)
 
 
 def test_unknown_source_lists_the_known_ones():
@@ -131,68 +138,75 @@ def test_reader_without_input_files_is_a_config_error(name: str, tmp_path: Path)
         get_source(name).reader(options)
 
 
-def _restructured(name: str, options: dict[str, Any]):
-    """item -> ("record", split, category, id) or ("dead", reason)."""
-    restructure = get_source(name).restructure
-
-    def fn(item: dict[str, Any]) -> tuple[str, ...]:
-        try:
-            draft = restructure(item, options)
-        except RecordError as exc:
-            return ("dead", exc.reason)
-        return ("record", item["split"], draft["category"], draft["id"])
-
-    return fn
-
-
 def _check_records(exp: Expected):
-    def check(outcomes: list[tuple[str, ...]]) -> None:
-        records = [o for o in outcomes if o[0] == "record"]
-        dead = Counter(o[1] for o in outcomes if o[0] == "dead")
-        assert dict(dead) == exp.restructure_dead
-        assert {o[2] for o in records} == {exp.category}
-        bad_ids = [o[3] for o in records if not ROUTING_SAFE.match(o[3])]
+    def check(drafts: list[tuple[str, ...]]) -> None:
+        assert {d[1] for d in drafts} <= set(exp.splits)
+        assert {d[2] for d in drafts} == {exp.category}
+        bad_ids = [d[3] for d in drafts if not ROUTING_SAFE.match(d[3])]
         assert bad_ids == []
-        assert all(o[3].startswith(exp.category + "_") for o in records)
-        assert len({o[3] for o in records}) == len(records)  # ids are unique
+        assert all(d[3].startswith(exp.category + "_") for d in drafts)
+        assert len({d[3] for d in drafts}) == len(drafts)  # ids are unique
 
     return check
 
 
+def _counters(result, namespace: str) -> dict[str, int]:
+    found = result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]
+    return {c.key.metric.name: c.committed for c in found}
+
+
 @pytest.mark.parametrize("name", names())
 def test_sample_read_restructure_and_reconcile(name: str):
+    """The reader yields drafts: every item it reads goes through the source's restructure
+    hook; read and restructure dead letters come out of its DEAD output."""
     exp = EXPECTED[name]
     reader = get_source(name).reader(exp.options)
     assert len(reader.files) == exp.files
     p = TestPipeline()
     out = p | reader.namespace >> reader
-    splits = out.items | "Splits" >> beam.Map(lambda it: it["split"])
-    assert_that(
-        splits, equal_to([s for s, n in exp.splits.items() for _ in range(n)]), label="Splits"
-    )
-    sources = out.items | "Sources" >> beam.Map(lambda it: (it["source"], bool(it["source_id"])))
     n_items = sum(exp.splits.values())
-    assert_that(sources, equal_to([(name, True)] * n_items), label="ItemSources")
+    n_drafts = n_items - sum(exp.restructure_dead.values())
+    drafts = out.drafts | "Drafts" >> beam.Map(
+        lambda d: (d["provenance"]["source"], d["provenance"]["split"], d["category"], d["id"])
+    )
+    assert_that(drafts, _check_records(exp), label="Records")
+    sources = drafts | "Sources" >> beam.Map(lambda d: d[0])
+    assert_that(sources, equal_to([name] * n_drafts), label="DraftSources")
     dead = out[DEAD] | "Dead" >> beam.Map(lambda d: (d["stage"], d["source"], d["reason"]))
-    expected_dead = [(STAGE_READ, name, r) for r, n in exp.read_dead.items() for _ in range(n)]
-    assert_that(dead, equal_to(expected_dead), label="ReadDead")
-    outcomes = out.items | "Restructure" >> beam.Map(_restructured(name, exp.options))
-    assert_that(outcomes, _check_records(exp), label="Records")
+    expected_dead = [
+        *((STAGE_READ, name, r) for r, n in exp.read_dead.items() for _ in range(n)),
+        *((STAGE_RESTRUCTURE, name, r) for r, n in exp.restructure_dead.items() for _ in range(n)),
+    ]
+    assert_that(dead, equal_to(expected_dead), label="Dead")
     result = p.run()
     result.wait_until_finish()
 
-    # every unit is an item or a dead letter, and the reader's counters say the same
-    counters = {
-        c.key.metric.name: c.committed
-        for c in result.metrics().query(MetricsFilter().with_namespace(reader.namespace))[
-            "counters"
-        ]
-    }
+    # every unit is an item or a read dead letter, every item a draft or a restructure dead
+    # letter, and the counters say the same
+    counters = _counters(result, reader.namespace)
     dropped = {
         k.removeprefix("dropped_"): v for k, v in counters.items() if k.startswith("dropped_")
     }
     assert counters["files"] == exp.files
     assert counters["items"] == n_items
     assert dropped == exp.read_dead
-    units = n_items + sum(exp.read_dead.values())
-    assert counters["items"] + sum(dropped.values()) == units
+    restructure = _counters(result, RESTRUCTURE_NAMESPACE)
+    assert restructure.get("out", 0) == n_drafts
+    assert {
+        k.removeprefix("dropped_"): v for k, v in restructure.items() if k.startswith("dropped_")
+    } == exp.restructure_dead
+
+
+def test_restructure_alone_gives_the_same_outcomes():
+    """``Source.restructure`` is the hook the reader calls: on the items the reader's per-file
+    step reads, it gives exactly the drafts and restructure dead letters of the pipeline."""
+    exp = EXPECTED["wikihow"]
+    reader = get_source("wikihow").reader(exp.options)
+    items, _ = read_units(reader)
+    outcomes = []
+    for item in items:
+        try:
+            outcomes.append(get_source("wikihow").restructure(item, exp.options)["id"])
+        except RecordError as exc:
+            outcomes.append(exc.reason)
+    assert Counter(o for o in outcomes if not o.startswith("PBL_")) == Counter(exp.restructure_dead)

@@ -499,7 +499,9 @@ def test_read_mathvista_pipeline_bad_inputs(tmp_path):
     options = root_options(root, splits=["testmini", "test"])
     with TestPipeline() as p:
         out = p | "ReadMathVista" >> ReadMathVista(options)
-        got = out.items | "Ids" >> beam.Map(lambda it: (it["source_id"], it["query"]))
+        got = out.drafts | "Ids" >> beam.Map(
+            lambda d: (d["provenance"]["source_id"], d["source_metadata"]["query"])
+        )
         assert_that(got, equal_to([("1", "q1")]), label="Items")
         reasons = out[DEAD] | "Reasons" >> beam.Map(lambda d: (d["reason"], d["source_id"]))
         expected = [("missing_key", "4"), ("no_gold_label", "1002"), ("split_not_selected", "1001")]
@@ -528,7 +530,9 @@ def test_read_mathvista_pipeline_parquet(tmp_path):
     options = {"parquet": str(tmp_path / "t.parquet"), "splits": ["testmini"]}
     with TestPipeline() as p:
         out = p | "ReadMathVista" >> ReadMathVista(options)
-        got = out.items | "Ids" >> beam.Map(lambda it: (it["source_id"], len(it["image_bytes"])))
+        got = out.drafts | "Ids" >> beam.Map(
+            lambda d: (d["provenance"]["source_id"], len(d["images"][0]["bytes"]))
+        )
         sizes = [(r["pid"], len(r["decoded_image"]["bytes"])) for r in rows[:2]]
         assert_that(got, equal_to(sizes), label="Items")
         reasons = out[DEAD] | "Reasons" >> beam.Map(lambda d: (d["reason"], d["source_id"]))

@@ -16,7 +16,6 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.transforms.restructure import RestructureFn
 from pipelines.transforms.validate import ValidateRecordsFn
 from schemas.deadletter import DEAD
 from schemas.records import make_id
@@ -106,7 +105,7 @@ def test_broken_query_json_in_a_pipeline_counts_one_unit_per_problem(tmp_path):
     root = mathvista_root(tmp_path, query="[1, 2]", test_split=True)
     with TestPipeline() as p:
         out = p | "ReadMathVista" >> ReadMathVista(mv_options(root, ("testmini", "test")))
-        n = out.items | beam.combiners.Count.Globally()
+        n = out.drafts | beam.combiners.Count.Globally()
         dead = out[DEAD] | beam.Map(lambda d: (d["reason"], d["source_id"]))
         assert_that(n, equal_to([len(REAL) + 3]), label="EveryProblem")
         assert_that(dead, equal_to([("malformed_file", "query.json")]), label="OneDeadLetter")
@@ -238,10 +237,9 @@ def _deep(n: int) -> Any:
 def test_restructure_and_validation_survive_a_deep_value(tmp_path, draft_factory):
     items, _ = run_direct([ReadMathVista(mv_options(mathvista_root(tmp_path)))])
     item = dict(items[0], problem={**items[0]["problem"], "metadata": _deep(5000)})
-    fn = RestructureFn({"mathvista": mv_options(tmp_path / "mathvista")})
-    fn.setup()
-    outs = list(fn.process(item))  # a draft or a dead letter, never an exception
-    assert len(outs) == 1
+    reader = ReadMathVista(mv_options(tmp_path / "mathvista"))
+    out = reader.restructure_item(item)  # a draft or a dead letter, never an exception
+    assert isinstance(out, dict | beam.pvalue.TaggedOutput)
 
     record = draft_factory()
     record["source_metadata"] = {"deep": _deep(5000)}  # the factory deep-copies: set it after
@@ -271,11 +269,10 @@ def test_read_and_restructure_details_name_no_machine_path(tmp_path):
         (root / "testmini.json").write_text(json.dumps(problems), "utf-8")
         (root / "test.json").write_text('{"1": ', "utf-8")  # read: malformed_file
         options = mv_options(root, ("testmini", "test"))
-        items, dead = run_direct([ReadMathVista(options)])
-        fn = RestructureFn({"mathvista": options})
-        fn.setup()
-        for item in items:
-            dead += [o.value for o in fn.process(item) if isinstance(o, beam.pvalue.TaggedOutput)]
+        reader = ReadMathVista(options)
+        reader.setup()
+        outs = [o for path in [*reader.files, *reader.side] for o in reader.draft_file(path)]
+        dead = [o.value for o in outs if isinstance(o, beam.pvalue.TaggedOutput)]
         text = json.dumps(sorted(dead, key=json.dumps), sort_keys=True)
         assert str(tmp_path) not in text
         letters.append(text)

@@ -21,7 +21,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.transforms.images import load_images
-from schemas.deadletter import DEAD, STAGE_READ
+from schemas.deadletter import DEAD, STAGE_READ, STAGE_RESTRUCTURE
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.taxonomy import is_known, source_table
 from schemas.validation import validate_record
@@ -406,9 +406,9 @@ def test_reader_bad_inputs_reconcile(tmp_path: Path) -> None:
     p = TestPipeline()
     out = p | "ReadReMI" >> ReadReMI({"parquet": pattern})
     assert_that(
-        out["items"] | beam.Map(lambda it: it["source_id"]),
-        equal_to(["test/0", "test/4", "test/5", "test/6"]),
-        label="Items",
+        out["drafts"] | beam.Map(lambda d: d["provenance"]["source_id"]),
+        equal_to(["test/0", "test/6"]),
+        label="Drafts",
     )
     assert_that(
         out[DEAD] | beam.Map(lambda d: (d["stage"], d["reason"], d["source_id"])),
@@ -420,6 +420,9 @@ def test_reader_bad_inputs_reconcile(tmp_path: Path) -> None:
                 # whole files are named relative to the configured glob, never by machine path
                 (STAGE_READ, "malformed_file", "train.parquet"),
                 (STAGE_READ, "malformed_file", "junk.parquet"),
+                # the reader restructures its items: a rejected one is a restructure letter
+                (STAGE_RESTRUCTURE, "image_tag_without_image", "test/4"),
+                (STAGE_RESTRUCTURE, "unknown_task", "test/5"),
             ]
         ),
         label="Dead",

@@ -21,6 +21,7 @@ from schemas.records import NULL_GT_ANSWER
 from schemas.taxonomy import source_table, taxonomy
 from schemas.validation import validate_record
 from sources.vist import ReadVIST, parse
+from tests.sources.reading import read_units
 from tools.sample_images import make_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -495,13 +496,17 @@ def test_read_vist_bad_inputs_reconcile(tmp_path):
         ("read", "missing_key", "val.story-in-sequence.json#annotations[20]"),
         ("read", "malformed_annotation", "val.story-in-sequence.json#annotations[21]"),
     ]
+    # the reader's per-file step: the items it reads
+    items, dead = read_units(ReadVIST(options))
+    got = [(it["source_id"], it["dii"]["210"], it["storylets"][0]["image_found"]) for it in items]
+    assert got == [("21", [{"text": "a cake ."}], False)]
+    assert sorted((d["stage"], d["reason"], d["source_id"]) for d in dead) == sorted(expected_dead)
+    # in a pipeline the reader restructures them (a missing image is LoadImages' to judge)
     with TestPipeline() as p:
         outputs = p | "ReadVIST" >> ReadVIST(options)
-        items = outputs["items"] | beam.Map(
-            lambda it: (it["source_id"], it["dii"]["210"], it["storylets"][0]["image_found"])
-        )
+        ids = outputs["drafts"] | beam.Map(lambda d: d["provenance"]["source_id"])
         dead = outputs[DEAD] | beam.Map(lambda d: (d["stage"], d["reason"], d["source_id"]))
-        assert_that(items, equal_to([("21", [{"text": "a cake ."}], False)]), label="Items")
+        assert_that(ids, equal_to(["21"]), label="Drafts")
         assert_that(dead, equal_to(expected_dead), label="DeadLetters")
     # 4 stories + 2 unassignable elements in val, 1 unreadable file: 7 units = 1 item + 6 dead.
     assert 1 + len(expected_dead) == 7
@@ -516,7 +521,7 @@ def test_read_vist_broken_dii_is_one_dead_letter_and_stories_go_on(tmp_path):
     with TestPipeline() as p:
         outputs = p | "ReadVIST" >> ReadVIST(options)
         dead = outputs[DEAD] | beam.Map(lambda d: (d["reason"], d["source_id"]))
-        n_items = outputs["items"] | beam.combiners.Count.Globally()
+        n_items = outputs["drafts"] | beam.combiners.Count.Globally()
         assert_that(n_items, equal_to([EXPECTED_SPLITS["test"]]), label="Items")
         assert_that(
             dead,

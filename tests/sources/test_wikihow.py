@@ -24,6 +24,7 @@ from schemas.records import NULL_GT_ANSWER
 from schemas.taxonomy import is_known, iter_targets, source_table
 from schemas.validation import validate_record
 from sources.wikihow import ReadWikiHow, parse
+from tests.sources.reading import read_units
 from tools import make_sample_wikihow
 from tools.sample_images import make_image
 
@@ -539,29 +540,30 @@ def test_read_wikihow_pipeline_bad_input_reconciles(tmp_path):
     )
     write_images(tmp_path / "images" / "test", all_step_ids(good))
     options = {"text": str(text), "images": str(tmp_path / "images")}
+    read_dead = [
+        ("read", "malformed_json", "WikihowText_data.json:3"),
+        ("read", "path_escapes_root", "72_0"),
+        ("read", "missing_key", "73"),
+        ("read", "no_methods", "74"),
+        ("read", "bad_value", "75"),
+    ]
+    # the reader's per-file step: the items it reads
+    items, dead = read_units(ReadWikiHow(options))
+    img = str(tmp_path / "images" / "test" / "{}.png")
+    assert [(i["source_id"], i["steps"][0]["image_uri"]) for i in items] == [
+        ("70_0", img.format("70_0_0")),
+        ("70_1", img.format("70_1_0")),
+        ("71_0", None),
+    ]
+    assert sorted((d["stage"], d["reason"], d["source_id"]) for d in dead) == sorted(read_dead)
+    # in a pipeline the reader restructures them
     p = TestPipeline()
     out = p | "ReadWikiHow" >> ReadWikiHow(options)
-    ids = out.items | "ItemIds" >> beam.Map(lambda i: (i["source_id"], i["steps"][0]["image_uri"]))
+    ids = out.drafts | "DraftIds" >> beam.Map(lambda d: d["provenance"]["source_id"])
     reasons = out[DEAD] | "Reasons" >> beam.Map(lambda d: (d["stage"], d["reason"], d["source_id"]))
-    img = str(tmp_path / "images" / "test" / "{}.png")
-    assert_that(
-        ids,
-        equal_to([("70_0", img.format("70_0_0")), ("70_1", img.format("70_1_0")), ("71_0", None)]),
-        label="CheckItems",
-    )
-    assert_that(
-        reasons,
-        equal_to(
-            [
-                ("read", "malformed_json", "WikihowText_data.json:3"),
-                ("read", "path_escapes_root", "72_0"),
-                ("read", "missing_key", "73"),
-                ("read", "no_methods", "74"),
-                ("read", "bad_value", "75"),
-            ]
-        ),
-        label="CheckDead",
-    )
+    assert_that(ids, equal_to(["70_0", "70_1"]), label="CheckDrafts")
+    restructured = [("restructure", "image_missing", "71_0")]
+    assert_that(reasons, equal_to([*read_dead, *restructured]), label="CheckDead")
     result = p.run()
     result.wait_until_finish()
     assert _counter(result, "items") == 3

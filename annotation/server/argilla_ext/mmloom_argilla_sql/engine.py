@@ -29,7 +29,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import math
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -109,6 +111,42 @@ USER_RANDOM_SQL = (
 )
 
 
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _number(text: Any) -> float | int | None:
+    """SQL function ``mmloom_number``: the number a numeric string stands for, else NULL.
+
+    Elasticsearch coerces strings such as ``"00003"`` or ``"0.5"`` in a ``long``/``float``
+    field to numbers (``coerce`` is on by default); other strings are not numbers.
+    """
+    if not isinstance(text, str) or not _NUMBER_RE.fullmatch(text):
+        return None
+    if re.fullmatch(r"[+-]?\d+", text) and abs(int(text)) < 2**63:
+        return int(text)
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _numeric_sql(type_sql: str, value_sql: str, integer: bool) -> str:
+    """SQL for a JSON value as Elasticsearch indexes it in a numeric field (NULL if none).
+
+    Numbers stay numbers, numeric strings become numbers (:func:`_number`), anything else
+    (booleans, other strings) is NULL. For ``integer`` properties (ES ``long``) fractions
+    are truncated, as ES's coercion does.
+    """
+    expr = (
+        f"(CASE {type_sql} WHEN 'integer' THEN {value_sql} WHEN 'real' THEN {value_sql} "
+        f"WHEN 'text' THEN mmloom_number({value_sql}) END)"
+    )
+    return f"CAST({expr} AS INTEGER)" if integer else expr
+
+
+def _float32(value: float | None) -> float | None:
+    """``value`` rounded to 32 bits, as Elasticsearch stores a ``float`` field."""
+    return None if value is None else float(np.float32(value))
+
+
 def _date_bound(value: Any) -> str:
     """Turn a range bound for ``inserted_at``/``updated_at`` into the stored text format."""
     if isinstance(value, (int, float)):
@@ -163,14 +201,22 @@ class SQLSearchEngine(SearchEngine):
 
     # -- connection ---------------------------------------------------------------------
 
+    def _open_database(self) -> sqlite3.Connection:
+        """Open Argilla's database (``db_path``); the text index is attached to it after."""
+        return sqlite3.connect(
+            self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+        )
+
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(
-                self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
-            )
+            conn = self._open_database()
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.create_function("mmloom_number", 1, _number, deterministic=True)
             conn.execute("ATTACH DATABASE ? AS idx", (self.index_path,))
             conn.execute("PRAGMA idx.journal_mode = WAL")
+            # The text index can always be rebuilt from the records (launcher ``reindex``),
+            # so its commits need not wait for an fsync; WAL keeps it consistent.
+            conn.execute("PRAGMA idx.synchronous = NORMAL")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS idx.datasets ("
                 "dataset_id TEXT PRIMARY KEY, columns TEXT NOT NULL)"
@@ -207,19 +253,28 @@ class SQLSearchEngine(SearchEngine):
     def _fts_table(dataset_id: str) -> str:
         return f"fts_{dataset_id}"
 
-    def _text_columns(self, conn: sqlite3.Connection, dataset_id: str) -> dict[str, str]:
-        """Field name -> FTS column for a dataset, creating its FTS table on first use."""
+    def _indexed_columns(self, conn: sqlite3.Connection, dataset_id: str) -> dict | None:
+        """Field name -> FTS column of the dataset's existing text index, or None."""
         row = conn.execute(
             "SELECT columns FROM idx.datasets WHERE dataset_id = ?", (dataset_id,)
         ).fetchone()
-        if row is not None:
-            return json.loads(row[0])
+        return None if row is None else json.loads(row[0])
+
+    def _wanted_columns(self, conn: sqlite3.Connection, dataset_id: str) -> dict[str, str]:
+        """Field name -> FTS column for the dataset's current text fields."""
         fields = conn.execute(
             "SELECT name, settings FROM fields WHERE dataset_id = ? ORDER BY inserted_at, name",
             (dataset_id,),
         ).fetchall()
         names = [n for n, s in fields if json.loads(s).get("type") in TEXT_FIELD_TYPES]
-        columns = {name: f"c{i}" for i, name in enumerate(names)}
+        return {name: f"c{i}" for i, name in enumerate(names)}
+
+    def _text_columns(self, conn: sqlite3.Connection, dataset_id: str) -> dict[str, str]:
+        """Field name -> FTS column for a dataset, creating its FTS table on first use."""
+        columns = self._indexed_columns(conn, dataset_id)
+        if columns is not None:
+            return columns
+        columns = self._wanted_columns(conn, dataset_id)
         column_defs = ", ".join(columns.values()) or "c_empty"
         conn.execute(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS idx.{self._fts_table(dataset_id)} USING fts5("
@@ -245,10 +300,38 @@ class SQLSearchEngine(SearchEngine):
         }
 
     async def create_index(self, dataset: Dataset):
+        """Create the dataset's text index; an existing one is kept with its documents.
+
+        If the dataset's text fields changed since the index was made (it was first used
+        while the dataset was a draft), the index is rebuilt with the new columns and its
+        documents are indexed again from the ``records`` table.
+        """
+
         def _create():
             conn = self._connect()
-            self._drop_index(conn, dataset.id.hex)
-            self._text_columns(conn, dataset.id.hex)
+            dataset_id = dataset.id.hex
+            existing = self._indexed_columns(conn, dataset_id)
+            if existing is None:
+                self._text_columns(conn, dataset_id)
+                return
+            if existing == self._wanted_columns(conn, dataset_id):
+                return
+            indexed = [
+                rid for (rid,) in conn.execute(f"SELECT record_id FROM idx.docs_{dataset_id}")
+            ]
+            self._drop_index(conn, dataset_id)
+            self._text_columns(conn, dataset_id)
+            for start in range(0, len(indexed), 500):
+                chunk = indexed[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = [
+                    (rid, json.loads(fields or "{}"))
+                    for rid, fields in conn.execute(
+                        f"SELECT id, fields FROM records WHERE id IN ({marks}) ORDER BY rowid",
+                        chunk,
+                    )
+                ]
+                self._index_rows(conn, dataset_id, rows)
 
         await self._run(_create)
 
@@ -269,36 +352,50 @@ class SQLSearchEngine(SearchEngine):
 
     async def index_records(self, dataset: Dataset, records: Iterable[Record]):
         rows = [(record.id.hex, dict(record.fields or {})) for record in records]
+        await self._run(lambda: self._index_rows(self._connect(), dataset.id.hex, rows))
 
-        def _index():
-            conn = self._connect()
-            dataset_id = dataset.id.hex
-            columns = self._text_columns(conn, dataset_id)
-            types = self._field_types(conn, dataset_id)
-            fts = self._fts_table(dataset_id)
-            names = list(columns)
-            placeholders = ", ".join("?" for _ in range(len(names) + 2))
-            column_list = ", ".join(["rowid", "record_id", *columns.values()])
-            if not names:
-                column_list, placeholders = "rowid, record_id", "?, ?"
-            with conn:
-                for record_id, fields in rows:
-                    conn.execute(
-                        f"INSERT OR IGNORE INTO idx.docs_{dataset_id} (record_id) VALUES (?)",
-                        (record_id,),
-                    )
-                    (rowid,) = conn.execute(
-                        f"SELECT rowid FROM idx.docs_{dataset_id} WHERE record_id = ?",
-                        (record_id,),
-                    ).fetchone()
-                    conn.execute(f"DELETE FROM idx.{fts} WHERE rowid = ?", (rowid,))
-                    texts = [_field_text(types.get(n, "text"), fields.get(n)) for n in names]
-                    conn.execute(
-                        f"INSERT INTO idx.{fts} ({column_list}) VALUES ({placeholders})",
-                        (rowid, record_id, *texts),
-                    )
+    def _index_rows(
+        self, conn: sqlite3.Connection, dataset_id: str, rows: list[tuple[str, dict]]
+    ) -> None:
+        """Put (record id hex, fields) into the dataset's text index, replacing old entries.
 
-        await self._run(_index)
+        One transaction and a few statements per 500 records (``executemany``), whatever
+        the batch size.
+        """
+        columns = self._text_columns(conn, dataset_id)
+        types = self._field_types(conn, dataset_id)
+        fts, docs = f"idx.{self._fts_table(dataset_id)}", f"idx.docs_{dataset_id}"
+        names = list(columns)
+        column_list = ", ".join(["rowid", "record_id", *columns.values()])
+        placeholders = ", ".join("?" for _ in range(len(names) + 2))
+        with conn:
+            for start in range(0, len(rows), 500):
+                # a record given twice is indexed once, with its last fields
+                chunk = list({row[0]: row for row in rows[start : start + 500]}.values())
+                ids = [record_id for record_id, _ in chunk]
+                marks = ", ".join("?" for _ in ids)
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO {docs} (record_id) VALUES (?)", [(i,) for i in ids]
+                )
+                rowids = dict(
+                    conn.execute(
+                        f"SELECT record_id, rowid FROM {docs} WHERE record_id IN ({marks})", ids
+                    )
+                )
+                conn.execute(
+                    f"DELETE FROM {fts} WHERE rowid IN ({marks})", [rowids[i] for i in ids]
+                )
+                conn.executemany(
+                    f"INSERT INTO {fts} ({column_list}) VALUES ({placeholders})",
+                    [
+                        (
+                            rowids[record_id],
+                            record_id,
+                            *(_field_text(types.get(n, "text"), fields.get(n)) for n in names),
+                        )
+                        for record_id, fields in chunk
+                    ],
+                )
 
     async def delete_records(self, dataset: Dataset, records: Iterable[Record]):
         ids = [record.id.hex for record in records]
@@ -371,42 +468,44 @@ class SQLSearchEngine(SearchEngine):
     async def compute_metrics_for(self, metadata_property: MetadataProperty) -> MetadataMetrics:
         dataset_id = metadata_property.dataset_id.hex
         path = _json_path(metadata_property.name)
+        # Scalars and the items of lists; an object at the key is no value (ES rejects it).
         source = (
             "FROM records r, json_each(r.metadata, ?) je WHERE r.dataset_id = ? "
-            "AND je.type NOT IN ('object', 'array', 'null')"
+            "AND je.type NOT IN ('object', 'array', 'null') "
+            "AND json_type(r.metadata, ?) <> 'object'"
         )
 
         def _terms() -> TermsMetrics:
             conn = self._connect()
-            (total,) = conn.execute(f"SELECT count(*) {source}", (path, dataset_id)).fetchone()
+            (total,) = conn.execute(
+                f"SELECT count(*) {source}", (path, dataset_id, path)
+            ).fetchone()
             if total == 0:
                 return TermsMetrics(total=0)
             rows = conn.execute(
                 f"SELECT CAST(je.value AS TEXT) AS term, count(DISTINCT r.id) AS n {source} "
                 "GROUP BY term ORDER BY n DESC, term ASC LIMIT ?",
-                (path, dataset_id, min(total, MAX_TERMS_SIZE)),
+                (path, dataset_id, path, min(total, MAX_TERMS_SIZE)),
             ).fetchall()
             return TermsMetrics(
                 total=total, values=[TermsMetrics.TermCount(term=t, count=n) for t, n in rows]
             )
 
+        integer = metadata_property.type == MetadataPropertyType.integer
+
         def _numeric():
+            number = _numeric_sql("je.type", "je.value", integer)
             lo, hi = (
                 self._connect()
-                .execute(
-                    f"SELECT min(je.value), max(je.value) {source} "
-                    "AND je.type IN ('integer', 'real')",
-                    (path, dataset_id),
-                )
+                .execute(f"SELECT min({number}), max({number}) {source}", (path, dataset_id, path))
                 .fetchone()
             )
-            if metadata_property.type == MetadataPropertyType.integer:
+            if integer:
                 return IntegerMetadataMetrics(
                     min=None if lo is None else int(lo), max=None if hi is None else int(hi)
                 )
-            return FloatMetadataMetrics(
-                min=None if lo is None else float(lo), max=None if hi is None else float(hi)
-            )
+            # ES keeps float properties as 32-bit floats, so their min/max come out rounded.
+            return FloatMetadataMetrics(min=_float32(lo), max=_float32(hi))
 
         if metadata_property.type == MetadataPropertyType.terms:
             return await self._run(_terms)
@@ -419,6 +518,13 @@ class SQLSearchEngine(SearchEngine):
             "SELECT id FROM questions WHERE dataset_id = ? AND name = ?", (dataset_id, name)
         ).fetchone()
         return row[0] if row else None
+
+    def _metadata_type(self, conn: sqlite3.Connection, dataset_id: str, name: str) -> str | None:
+        row = conn.execute(
+            "SELECT settings FROM metadata_properties WHERE dataset_id = ? AND name = ?",
+            (dataset_id, name),
+        ).fetchone()
+        return json.loads(row[0]).get("type") if row else None
 
     def _question_type(self, conn: sqlite3.Connection, dataset_id: str, name: str) -> str | None:
         row = conn.execute(
@@ -467,22 +573,27 @@ class SQLSearchEngine(SearchEngine):
         if isinstance(scope, MetadataFilterScope):
             # Scalars (the usual case) via json_extract; lists match when any item does.
             path = _json_path(scope.metadata_property)
+            many_column, one_column = "je.value", "json_extract(r.metadata, ?)"
+            if isinstance(flt, RangeFilter):
+                # Ranges compare numbers, numeric strings included (see _numeric_sql).
+                integer = self._metadata_type(conn, dataset_id, scope.metadata_property) == (
+                    MetadataPropertyType.integer
+                )
+                many_column = _numeric_sql("je.type", "je.value", integer)
+                one_column = _numeric_sql("json_type(r.metadata, ?)", one_column, integer)
+            # else terms compare any scalar as text (ES keyword).
             many_params: list = []
-            many = self._value_condition(flt, "je.value", many_params)
+            many = self._value_condition(flt, many_column, many_params)
             one_params: list = []
             one = self._value_condition(
-                flt, "json_extract(r.metadata, ?)", one_params, column_params=[path]
-            )
-            # Ranges only compare numbers; terms compare any scalar as text (ES keyword).
-            skip = (
-                "'object', 'text', 'true', 'false'" if isinstance(flt, RangeFilter) else "'object'"
+                flt, one_column, one_params, column_params=[path] * one_column.count("?")
             )
             params.extend([path, path, *many_params, path, *one_params])
             return (
                 "(CASE WHEN json_type(r.metadata, ?) = 'array' THEN EXISTS (SELECT 1 FROM "
                 "json_each(r.metadata, ?) je WHERE je.type NOT IN ('object', 'array', 'null') "
-                f"AND {many}) WHEN json_type(r.metadata, ?) IN ({skip}) THEN 0 "
-                f"ELSE ({one}) END)"
+                f"AND {many}) WHEN json_type(r.metadata, ?) = 'object' THEN 0 "
+                f"ELSE coalesce(({one}), 0) END)"
             )
         if isinstance(scope, SuggestionFilterScope):
             question_id = self._question_id(conn, dataset_id, scope.question)
@@ -534,6 +645,8 @@ class SQLSearchEngine(SearchEngine):
                 else:
                     parts.append("NOT EXISTS (SELECT 1 FROM responses s WHERE s.record_id = r.id)")
             others = [s for s in statuses if s != ResponseStatusFilter.pending]
+            if not statuses and scope.user is None:
+                return "1"  # no status and no user: every record, as ES's match_all
             if others or not parts:
                 conds = []
                 if others:
@@ -562,13 +675,20 @@ class SQLSearchEngine(SearchEngine):
             expr_params: list = []
         elif isinstance(scope, MetadataFilterScope):
             # Scalars (the usual case) via json_extract; lists via their min / max, like ES.
+            # Numeric properties sort by number, numeric strings included (_numeric_sql).
+            item, value = "je.value", "json_extract(r.metadata, ?)"
+            kind = self._metadata_type(conn, dataset_id, scope.metadata_property)
+            if kind in (MetadataPropertyType.integer, MetadataPropertyType.float):
+                integer = kind == MetadataPropertyType.integer
+                item = _numeric_sql("je.type", item, integer)
+                value = _numeric_sql("json_type(r.metadata, ?)", value, integer)
             expr = (
                 "(CASE json_type(r.metadata, ?) WHEN 'array' THEN "
-                f"(SELECT {agg}(je.value) FROM json_each(r.metadata, ?) je "
+                f"(SELECT {agg}({item}) FROM json_each(r.metadata, ?) je "
                 "WHERE je.type NOT IN ('object', 'array', 'null')) "
-                "WHEN 'object' THEN NULL ELSE json_extract(r.metadata, ?) END)"
+                f"WHEN 'object' THEN NULL ELSE {value} END)"
             )
-            expr_params = [_json_path(scope.metadata_property)] * 3
+            expr_params = [_json_path(scope.metadata_property)] * expr.count("?")
         elif isinstance(scope, SuggestionFilterScope):
             question_id = self._question_id(conn, dataset_id, scope.question)
             prop = str(scope.property or "value")
