@@ -43,7 +43,7 @@ class ReadVIST(SourceReader):
 
     Example:
         ``outputs = p | "ReadVIST" >> ReadVIST({"sis": ".../test.story-in-sequence.json",
-        "images": ".../images"})``; ``outputs.items``, ``outputs[DEAD]``.
+        "images": ".../images"})``; ``outputs.drafts``, ``outputs[DEAD]``.
     """
 
     source = parse.SOURCE
