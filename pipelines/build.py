@@ -323,7 +323,8 @@ class BuildGraph:
 
 def source_steps(name: str) -> list[Step]:
     """A source's own steps: its reader (which restructures each item into a draft with the
-    source's hook), then its progress."""
+    source's hook), then its progress (counted as the items it read and restructured, as
+    README.md's progress lines show: ``ReadVIST: 1 items so far``)."""
     reader = get_source(name).reader
     label = reader.__name__
     return [
@@ -331,7 +332,7 @@ def source_steps(name: str) -> list[Step]:
             label,
             lambda b: reader(b.config.sources[name], max_file_bytes=b.config.limits.max_file_bytes),
         ),
-        Step(f"{label}Progress", lambda b: b.progress(label, "drafts")),
+        Step(f"{label}Progress", lambda b: b.progress(label, "items")),
     ]
 
 
