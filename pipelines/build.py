@@ -10,6 +10,11 @@
       is a dead letter); every DEAD output -> WriteDeadLetters; all outcomes -> ComputeStats
       (stats.json); last, once all of those are written: WriteManifest (_BUILD.json)
 
+The record flow is declared as lists of :class:`Step` (:func:`source_steps` per source,
+:data:`RECORD_STEPS` after image loading); :class:`BuildGraph` walks them, and gathers the
+``DEAD`` output of every :class:`schemas.stage.RecordStage` it applies (readers included) for
+WriteDeadLetters and ComputeStats, so no stage's dead letters are wired by hand.
+
 A folder is a build only with a valid ``_BUILD.json`` (``schemas.buildio.require_complete``).
 A local build is written into a staging folder beside ``--output`` and put in place when
 complete (an ``--overwrite`` build replaces the old one in one atomic exchange); on Dataflow
@@ -41,6 +46,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -73,6 +80,7 @@ from schemas.buildio import (
 )
 from schemas.deadletter import DEAD, UNIT_IMAGE
 from schemas.errors import PipelineConfigError, find_environment_fault
+from schemas.stage import RecordStage, StageResult
 from schemas.store import IMAGES_DIR, ImageStore
 from sources import get_source
 
@@ -236,6 +244,130 @@ def embeds_bytes(draft: dict[str, Any]) -> bool:
     return any(im.get("bytes") is not None for im in draft["images"])
 
 
+@dataclass(frozen=True)
+class Step:
+    """One step of the build: its label, and how to make its transform from the build
+    (``None``: the step is left out of this build, e.g. CLIP scoring under ``--no-clip``)."""
+
+    label: str
+    make: Callable[[BuildGraph], beam.PTransform | None]
+
+
+class BuildGraph:
+    """Walks lists of :class:`Step`: each step's main output feeds the next, and every
+    :class:`schemas.stage.RecordStage`'s ``DEAD`` output is gathered in :attr:`dead` (so no
+    stage's dead letters are wired by hand); its whole result is kept in :attr:`results`
+    under its label (``results["DedupeRecords"]["report"]``)."""
+
+    def __init__(
+        self, config: BuildConfig, output: str, started: float, progress_every: float
+    ) -> None:
+        self.config = config
+        self.output = output
+        self.store = ImageStore(output)
+        self.clip = ClipSettings.from_config(config.clip)
+        self.started = started
+        self.progress_every = progress_every
+        self.dead: list[beam.PCollection] = []
+        self.results: dict[str, StageResult] = {}
+
+    def walk(self, pcoll: Any, steps: list[Step], suffix: str = "") -> beam.PCollection:
+        """Apply ``steps`` in order to ``pcoll`` (labels get ``suffix``); the last main output."""
+        for step in steps:
+            transform = step.make(self)
+            if transform is None:
+                continue
+            label = step.label + suffix
+            out = pcoll | label >> transform
+            if isinstance(transform, RecordStage):
+                self.dead.append(out[DEAD])
+                self.results[label] = out
+                out = out[transform.main]
+            pcoll = out
+        return pcoll
+
+    def progress(
+        self, stage: str, unit: str, total_of: beam.PCollection | None = None
+    ) -> ReportProgress:
+        return ReportProgress(stage, unit, self.started, self.progress_every, total_of=total_of)
+
+    def load_images(self) -> LoadImages:
+        config = self.config
+        return LoadImages(
+            relative_to=config.base_dir,
+            images=config.images,
+            store=self.store,
+            limits=config.limits,
+        )
+
+    def score(self) -> beam.PTransform | None:
+        if not self.clip.enabled:
+            return None
+        # imported here: scoring loads torch, which a --no-clip build never needs
+        from pipelines.clip.score import ScoreImageText
+
+        return ScoreImageText(self.clip, store=self.store)
+
+    def embedding_edges(self) -> beam.PCollection | None:
+        """CLIP embedding near-duplicate edges, for DedupeRecords (None: not scored, or off)."""
+        scored = self.results.get("ScoreImageText")
+        threshold = self.clip.embedding_duplicate_threshold
+        if scored is None or threshold is None:
+            return None
+        from pipelines.clip.neardup import FindEmbeddingDuplicates
+
+        return scored["image_embeddings"] | "FindEmbeddingDuplicates" >> (
+            FindEmbeddingDuplicates(threshold)
+        )
+
+
+def source_steps(name: str) -> list[Step]:
+    """A source's own steps: its reader (which restructures each item into a draft with the
+    source's hook), then its progress (counted as the items it read and restructured, as
+    README.md's progress lines show: ``ReadVIST: 1 items so far``)."""
+    reader = get_source(name).reader
+    label = reader.__name__
+    return [
+        Step(
+            label,
+            lambda b: reader(b.config.sources[name], max_file_bytes=b.config.limits.max_file_bytes),
+        ),
+        Step(f"{label}Progress", lambda b: b.progress(label, "items")),
+    ]
+
+
+# The record flow after image loading, in order. Scoring comes before dedupe: the image
+# embeddings it computes anyway find near-duplicates that pHash misses, and they join the
+# same duplicate clusters.
+RECORD_STEPS = [
+    Step("ValidateRecords", lambda b: ValidateRecords()),
+    Step("DropDuplicateIds", lambda b: DropDuplicateIds()),
+    Step("ScoreImageText", BuildGraph.score),
+    Step(
+        "SkipClipScoring",
+        lambda b: None if b.clip.enabled else SkipClipScoring(b.clip.skip_reason),
+    ),
+    Step(
+        "DedupeRecords",
+        lambda b: DedupeRecords(
+            b.config.dedupe,
+            on_bad_image=b.config.images.on_bad_image,
+            extra_image_edges=b.embedding_edges(),
+        ),
+    ),
+    Step(
+        "FilterByClipScore",
+        lambda b: (
+            FilterByClipScore(b.clip.thresholds, b.clip.keep_top_fraction)
+            if b.clip.enabled
+            else None
+        ),
+    ),
+    Step("WriteProgress", lambda b: b.progress("WriteRecords", "records")),
+    Step("WriteRecords", lambda b: WriteRecords(b.output)),
+]
+
+
 def build_pipeline(
     p: beam.Pipeline,
     config: BuildConfig,
@@ -249,103 +381,45 @@ def build_pipeline(
             (``--no-clip`` is applied by :func:`pipelines.config.load_config`).
         progress_every: seconds between progress lines per worker (0: none).
     """
-    started = time.time()
-    store = ImageStore(output)
-    source_drafts, dead, byteless, loaded_here, load_dead = [], [], [], [], []
-    for name, options in config.sources.items():
-        label = get_source(name).reader.__name__
-        reader = get_source(name).reader(options, max_file_bytes=config.limits.max_file_bytes)
-        # the reader yields drafts: it calls the source's restructure hook on every item;
-        # its DEAD output holds the read and the restructure dead letters
-        read = p | label >> reader
-        source_drafts.append(read.drafts)
-        dead.append(read[DEAD])
-        drafts = read.drafts | f"{label}Progress" >> ReportProgress(
-            label, "drafts", started, progress_every
-        )
+    b = BuildGraph(config, output, time.time(), progress_every)
+    read_events, byteless, loaded_here = [], [], []
+    for name in config.sources:
+        steps = source_steps(name)
+        drafts = b.walk(p, steps)
+        read = b.results[steps[0].label]
+        suffix = steps[0].label[4:]
+        # every unit a reader saw is read: its drafts and its (read and restructure) dead
+        # letters alike
+        read_events += [
+            read.drafts | f"ReadEvent{suffix}" >> beam.Map(_event(READ)),
+            read[DEAD]
+            | f"ReadDeadEvent{suffix}" >> beam.Map(lambda dl: (READ, dl["source"], "", "")),
+        ]
         # Drafts of parquet sources carry their image bytes: they are loaded right here,
         # fused with their reader (spread by file), so that no shuffle or runner buffer ever
         # holds image bytes. The other drafts name their images and are reshuffled below.
-        parts = drafts | f"SplitEmbedded{label[4:]}" >> beam.Partition(
+        parts = drafts | f"SplitEmbedded{suffix}" >> beam.Partition(
             lambda d, _n: 1 if embeds_bytes(d) else 0, 2
         )
         byteless.append(parts[0])
-        here = parts[1] | f"LoadEmbeddedImages{label[4:]}" >> LoadImages(
-            relative_to=config.base_dir, images=config.images, store=store, limits=config.limits
+        loaded_here.append(
+            b.walk(parts[1], [Step("LoadEmbeddedImages", BuildGraph.load_images)], suffix)
         )
-        loaded_here.append(here.records)
-        load_dead.append(here[DEAD])
-    # every unit a reader saw is read: its drafts and its (read and restructure) dead letters
-    read_events = [
-        i | f"ReadEvent{n}" >> beam.Map(_event(READ)) for n, i in enumerate(source_drafts)
-    ] + [
-        d | f"ReadDeadEvent{n}" >> beam.Map(lambda dl: (READ, dl["source"], "", ""))
-        for n, d in enumerate(dead)
-    ]
     # A reader emits all items of one file from one element: reshuffle the drafts so that
     # image loading spreads over workers instead of staying fused with the file's reader.
     # (their count, known once the readers are done, is the total of LoadImages' progress)
     all_byteless = byteless | "FlattenDrafts" >> beam.Flatten()
-    drafts = (
-        all_byteless
-        | "ReshuffleDrafts" >> beam.Reshuffle()
-        | "LoadProgress"
-        >> ReportProgress("LoadImages", "drafts", started, progress_every, total_of=all_byteless)
-    )
-    loaded = drafts | "LoadImages" >> LoadImages(
-        relative_to=config.base_dir, images=config.images, store=store, limits=config.limits
-    )
-    load_dead.append(loaded[DEAD])
-    records = (loaded.records, *loaded_here) | "FlattenLoaded" >> beam.Flatten()
-    validated = records | "ValidateRecords" >> ValidateRecords()
-    unique = validated.valid | "DropDuplicateIds" >> DropDuplicateIds()
+    drafts = all_byteless | "ReshuffleDrafts" >> beam.Reshuffle()
+    load_steps = [
+        Step("LoadProgress", lambda b: b.progress("LoadImages", "drafts", total_of=all_byteless)),
+        Step("LoadImages", BuildGraph.load_images),
+    ]
+    loaded = b.walk(drafts, load_steps)
+    records = (loaded, *loaded_here) | "FlattenLoaded" >> beam.Flatten()
+    b.walk(records, RECORD_STEPS)
+    written = b.results["WriteRecords"]
 
-    # scoring comes before dedupe: the image embeddings it computes anyway find
-    # near-duplicates that pHash misses, and they join the same duplicate clusters
-    clip = ClipSettings.from_config(config.clip)
-    clip_dead, embedding_edges = [], None
-    if clip.enabled:
-        # imported here: scoring loads torch, which a --no-clip build never needs
-        from pipelines.clip.neardup import FindEmbeddingDuplicates
-        from pipelines.clip.score import ScoreImageText
-
-        scored = unique.unique | "ScoreImageText" >> ScoreImageText(clip, store=store)
-        scored_records = scored["records"]
-        clip_dead.append(scored[DEAD])
-        if clip.embedding_duplicate_threshold is not None:
-            embedding_edges = scored["image_embeddings"] | "FindEmbeddingDuplicates" >> (
-                FindEmbeddingDuplicates(clip.embedding_duplicate_threshold)
-            )
-    else:
-        scored_records = unique.unique | "SkipClipScoring" >> SkipClipScoring(clip.skip_reason)
-
-    deduped = scored_records | "DedupeRecords" >> DedupeRecords(
-        config.dedupe,
-        on_bad_image=config.images.on_bad_image,
-        extra_image_edges=embedding_edges,
-    )
-    final = deduped["records"]
-    if clip.enabled:
-        kept = final | "FilterByClipScore" >> FilterByClipScore(
-            clip.thresholds, clip.keep_top_fraction
-        )
-        final = kept["records"]
-        clip_dead.append(kept[DEAD])
-    written = (
-        final
-        | "WriteProgress" >> ReportProgress("WriteRecords", "records", started, progress_every)
-        | "WriteRecords" >> WriteRecords(output)
-    )
-
-    all_dead = [
-        *dead,
-        *load_dead,
-        validated[DEAD],
-        unique[DEAD],
-        *clip_dead,
-        deduped[DEAD],
-        written[DEAD],
-    ] | "FlattenDeadLetters" >> beam.Flatten()
+    all_dead = b.dead | "FlattenDeadLetters" >> beam.Flatten()
     dead_files = all_dead | "WriteDeadLetters" >> WriteDeadLetters(output)
 
     events = [
@@ -362,7 +436,9 @@ def build_pipeline(
         "sources": sorted(config.sources),
     }
     stats_path = events | "ComputeStats" >> ComputeStats(
-        FileSystems.join(output, STATS_FILE), header, sections=[deduped["report"]]
+        FileSystems.join(output, STATS_FILE),
+        header,
+        sections=[b.results["DedupeRecords"]["report"]],
     )
     images_referenced = (
         written["rows"]

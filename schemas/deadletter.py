@@ -4,11 +4,11 @@ Each stage that can reject emits dead letters on a tagged output named ``DEAD`` 
 shape ``{stage, reason, source, source_id, detail, unit}``; the build writes them as JSON Lines
 to ``<output>/dead_letters/`` and counts them per source and reason in ``stats.json``.
 
-A stage rejects through one helper, :func:`reject` (or :func:`reject_exception`, or
-:func:`reject_letter` for a dead letter built by a pure function): it counts
+A stage rejects through its base class, :class:`schemas.stage.RecordStage` (``reject``,
+``reject_exception``, ``reject_letter`` for a dead letter built by a pure function): it counts
 ``dropped_<reason>`` (``images_dropped_<reason>`` for an image unit) in the stage's counter
 namespace and returns the ``TaggedOutput(DEAD, ...)`` to yield. No stage builds that output
-itself.
+itself. This module builds the letters.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from __future__ import annotations
 import re
 from typing import TypedDict
 
-import apache_beam as beam
-
 from schemas.errors import as_record_error
-from schemas.metrics import inc
 
 DEAD = "dead"
 
@@ -41,6 +38,21 @@ STAGE_RESTRUCTURE = "restructure"
 STAGE_IMAGES = "load_images"
 STAGE_VALIDATE = "validate"
 STAGE_DEDUPE_IDS = "dedupe_ids"
+STAGE_SCORE_CLIP = "score_clip"
+STAGE_DEDUPE = "dedupe"
+STAGE_FILTER_CLIP = "filter_clip"
+STAGE_WRITE = "write_records"
+STAGES = (
+    STAGE_READ,
+    STAGE_RESTRUCTURE,
+    STAGE_IMAGES,
+    STAGE_VALIDATE,
+    STAGE_DEDUPE_IDS,
+    STAGE_SCORE_CLIP,
+    STAGE_DEDUPE,
+    STAGE_FILTER_CLIP,
+    STAGE_WRITE,
+)
 
 MAX_DETAIL = 2000
 
@@ -107,42 +119,3 @@ def from_exception(stage: str, source: str, source_id: str, exc: BaseException) 
     crashing the run or vanishing."""
     err = as_record_error(exc)
     return dead_letter(stage, err.reason, source, source_id, err.detail)
-
-
-def reject_letter(namespace: str, letter: DeadLetter) -> beam.pvalue.TaggedOutput:
-    """Count ``letter`` in ``namespace`` and return it as the ``DEAD`` output to yield.
-
-    The counter is ``dropped_<reason>`` for a record, ``images_dropped_<reason>`` for an
-    image dropped from a kept record.
-    """
-    prefix = "images_dropped_" if letter["unit"] == UNIT_IMAGE else "dropped_"
-    inc(namespace, prefix + letter["reason"])
-    return beam.pvalue.TaggedOutput(DEAD, letter)
-
-
-def reject(
-    namespace: str,
-    stage: str,
-    reason: str,
-    source: str,
-    source_id: str,
-    detail: str = "",
-    unit: str = UNIT_RECORD,
-) -> beam.pvalue.TaggedOutput:
-    """Reject one unit: count it and return its dead letter as the ``DEAD`` output.
-
-    Args:
-        namespace: the stage's counter namespace (its transform's name, e.g. ``LoadImages``).
-        stage, reason, source, source_id, detail, unit: as in :func:`dead_letter`.
-
-    Example:
-        ``yield reject("ValidateRecords", STAGE_VALIDATE, "schema_invalid", "vist", "45530")``
-    """
-    return reject_letter(namespace, dead_letter(stage, reason, source, source_id, detail, unit))
-
-
-def reject_exception(
-    namespace: str, stage: str, source: str, source_id: str, exc: BaseException
-) -> beam.pvalue.TaggedOutput:
-    """:func:`reject` for an exception, with the reason and detail of :func:`from_exception`."""
-    return reject_letter(namespace, from_exception(stage, source, source_id, exc))

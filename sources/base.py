@@ -68,17 +68,10 @@ from typing import Any, ClassVar
 import apache_beam as beam
 
 from schemas import load_schema, with_defaults
-from schemas.deadletter import (
-    DEAD,
-    STAGE_READ,
-    STAGE_RESTRUCTURE,
-    from_exception,
-    reject,
-    reject_letter,
-)
-from schemas.errors import PipelineConfigError, RecordError
+from schemas.deadletter import STAGE_READ, STAGE_RESTRUCTURE
+from schemas.errors import EnvironmentFault, PipelineConfigError, RecordError
 from schemas.fs import display_path, match, open_bounded, read_bytes, read_text
-from schemas.metrics import inc
+from schemas.stage import RecordStage, StageReason
 from sources.spec import (
     CHECKSUMS_FILE,
     CardInfo,
@@ -95,11 +88,48 @@ Unit = Item | RecordError  # what ``iter_units`` yields
 # validation and ``json.dumps`` all recurse, and fail at a few hundred levels. Real items are
 # under 10 levels deep.
 MAX_ITEM_DEPTH = 100
-TOO_DEEP = "too_deeply_nested"
+
+
+class ReadReason(StageReason):
+    """The reasons of every reader (each source adds its own: its README lists them)."""
+
+    MALFORMED_FILE = (
+        "malformed_file",
+        "a whole input file cannot be parsed (the default file reason; a source may name it "
+        "otherwise)",
+    )
+    TOO_DEEPLY_NESTED = (
+        "too_deeply_nested",
+        f"an item nested more than {MAX_ITEM_DEPTH} levels deep",
+    )
+    FILE_NAME_NOT_UTF8 = "file_name_not_utf8", "a matched file whose name is not UTF-8"
+    NOT_A_REGULAR_FILE = "not_a_regular_file", "an input path that is a FIFO, device or socket"
+    FILE_TOO_LARGE = "file_too_large", "an input file over `limits.max_file_bytes`"
+    PATH_ESCAPES_ROOT = "path_escapes_root", "a symlinked input file outside its source folder"
+
+
+class RestructureRecords(RecordStage):
+    """The bookkeeping of the restructure step every reader runs on its items (not a
+    transform of its own: :meth:`SourceReader.restructure_item` calls the source's
+    ``restructure`` hook inside the reader's ParDo, and rejects and counts through this
+    class).
+
+    Dead letters: stage ``restructure``; the reasons are each source's (its ``parse.py``
+    raises ``RecordError(reason, ...)``), listed in its README. Counters (namespace
+    ``RestructureRecords``, the stage's name from before it moved into the readers): ``out``,
+    ``dropped_<reason>``.
+    """
+
+    stage = STAGE_RESTRUCTURE
+    main = "drafts"
+    more_reasons = "each source's restructure reasons: see its README (`sources/<name>/README.md`)"
+
+
+# the counter namespace of the restructure hook
+RESTRUCTURE_NAMESPACE = RestructureRecords.namespace
+TOO_DEEP = ReadReason.TOO_DEEPLY_NESTED
 # a matched file whose name holds bytes that are not UTF-8 (kept by Python as lone surrogates)
-BAD_NAME = "file_name_not_utf8"
-# the counter namespace of the restructure hook (the stage's name before it moved into readers)
-RESTRUCTURE_NAMESPACE = "RestructureRecords"
+BAD_NAME = ReadReason.FILE_NAME_NOT_UTF8
 
 
 def utf8(text: str) -> bool:
@@ -232,7 +262,7 @@ def source_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
     return options_with_defaults(package_of(name), options)
 
 
-class SourceReader(beam.PTransform):
+class SourceReader(RecordStage):
     """Base of every ``Read<Source>``: input files -> items + read-stage dead letters.
 
     Subclasses set ``source`` (the registry name) and ``namespace`` (the counter namespace,
@@ -251,7 +281,8 @@ class SourceReader(beam.PTransform):
 
     Output: a ``DoOutputsTuple``: main ``drafts`` (each item :meth:`iter_units` yields,
     restructured by the source's ``restructure`` hook, :meth:`restructure_item`); ``DEAD``:
-    read-stage and restructure-stage dead letters.
+    read-stage dead letters (reasons: :class:`ReadReason` and the source's own) and
+    restructure-stage ones (:class:`RestructureRecords`).
 
     Counters (namespace ``namespace``): ``files``, ``items``, ``dropped_<reason>``,
     ``side_files``; (namespace ``RestructureRecords``): ``out``, ``dropped_<reason>``.
@@ -259,7 +290,11 @@ class SourceReader(beam.PTransform):
 
     source: ClassVar[str]
     namespace: ClassVar[str]
-    file_error_reason: ClassVar[str] = "malformed_file"
+    file_error_reason: ClassVar[str] = ReadReason.MALFORMED_FILE
+    stage = STAGE_READ
+    Reason = ReadReason
+    main = "drafts"
+    more_reasons = "and each source's own reasons: see its README (`sources/<name>/README.md`)"
 
     def __init__(self, options: dict[str, Any], max_file_bytes: int | None = None) -> None:
         super().__init__()
@@ -370,7 +405,7 @@ class SourceReader(beam.PTransform):
         if path in self.side:
             yield from self._check_side_file(path)
             return
-        inc(self.namespace, "files")
+        self.count("files")
         if not utf8(path):  # its items could name it nowhere (records, stats, dead letters)
             shown = self.display(escape_name(path))
             yield self._reject(BAD_NAME, shown, f"{shown}: the file name is not UTF-8; rename it")
@@ -385,7 +420,7 @@ class SourceReader(beam.PTransform):
                     detail = f"nested more than {MAX_ITEM_DEPTH} levels deep"
                     yield self._reject(TOO_DEEP, str(sid), detail)
                 else:
-                    inc(self.namespace, "items")
+                    self.count("items")
                     yield unit
         except Exception as exc:  # the file itself is the unit; never a crash
             yield self._reject_file(path, exc, self.file_unit(path))
@@ -403,18 +438,23 @@ class SourceReader(beam.PTransform):
         (stage ``restructure``)."""
         try:
             draft = self._restructure(item, self.options)
+        except EnvironmentFault:  # the machine failed, not this item: stop the run
+            raise
         except Exception as exc:  # a bad item is a dead letter, never a crash
-            sid = item.get("source_id", "?")
-            letter = from_exception(STAGE_RESTRUCTURE, self.source, sid, exc)
+            roots = option_roots(self.options)
             # details name files relative to the source's configured paths
-            letter["detail"] = scrub_paths(letter["detail"], option_roots(self.options))
-            return reject_letter(RESTRUCTURE_NAMESPACE, letter)
-        inc(RESTRUCTURE_NAMESPACE, "out")
+            return RestructureRecords.reject_exception(
+                self.source,
+                item.get("source_id", "?"),
+                exc,
+                lambda detail: scrub_paths(detail, roots),
+            )
+        RestructureRecords.count("out")
         return draft
 
     def _check_side_file(self, path: str) -> Iterator[beam.pvalue.TaggedOutput]:
         """A side file's element: nothing when it loads, one dead letter when it does not."""
-        inc(self.namespace, "side_files")
+        self.count("side_files")
         try:
             self._side_cache[path] = self.load_side_file(path)
         except Exception as exc:
@@ -435,9 +475,9 @@ class SourceReader(beam.PTransform):
         roots = option_roots(self.options)
         detail = scrub_paths(str(detail), roots)
         source_id = scrub_paths(str(source_id), roots)
-        return reject(self.namespace, STAGE_READ, reason, self.source, source_id, detail)
+        return self.reject(reason, self.source, source_id, detail)
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
+    def expand_stage(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
         name = self.namespace.removeprefix("Read")
         paths = [os.fsencode(f) for f in (*self.files, *self.side)]
         # as bytes (os.fsencode): a file name that is not UTF-8 must reach read_file, to be
@@ -445,7 +485,7 @@ class SourceReader(beam.PTransform):
         return (
             pbegin
             | f"Create{name}Files" >> beam.Create(paths)
-            | f"Parse{name}Files" >> beam.ParDo(_ReadFileFn(self)).with_outputs(DEAD, main="drafts")
+            | f"Parse{name}Files" >> self.par_do(_ReadFileFn(self))
         )
 
     def __getstate__(self) -> dict[str, Any]:

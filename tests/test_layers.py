@@ -1,6 +1,6 @@
 """The import layers of the project, checked on the source text (no module is imported).
 
-    schemas      the bottom layer: record types, errors, dead letters, metrics, file helpers,
+    schemas      the bottom layer: record types, errors, dead letters, the stage base, file helpers,
                  the image store, reading a build; imports nothing else of the project
     sources      readers and parsers; import only schemas
     annotation   Argilla integration; imports only schemas (reads builds, never runs Beam)

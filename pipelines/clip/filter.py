@@ -21,14 +21,28 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from schemas.deadletter import DEAD, DeadLetter, dead_letter, reject_letter
-from schemas.metrics import inc
+from schemas.deadletter import STAGE_FILTER_CLIP, DeadLetter, dead_letter
 from schemas.records import Record
+from schemas.stage import RecordStage, StageFn, StageReason
 
-STAGE_FILTER_CLIP = "filter_clip"
-BELOW_THRESHOLD = "clip_below_threshold"
-BELOW_QUANTILE = "clip_below_quantile"
-NS = "FilterByClipScore"
+
+class ClipFilterReason(StageReason):
+    """Why ``FilterByClipScore`` drops a record (a record failing both: the threshold)."""
+
+    CLIP_BELOW_THRESHOLD = (
+        "clip_below_threshold",
+        "the record's lowest CLIP pair scores below `clip.thresholds` for its category; the "
+        'detail is JSON: `{"min_score", "threshold", "rule", "model", "id"}`',
+    )
+    CLIP_BELOW_QUANTILE = (
+        "clip_below_quantile",
+        "outside its source's `clip.keep_top_fraction`; the detail's `threshold` is the "
+        "lowest kept score of the source",
+    )
+
+
+BELOW_THRESHOLD = ClipFilterReason.CLIP_BELOW_THRESHOLD
+BELOW_QUANTILE = ClipFilterReason.CLIP_BELOW_QUANTILE
 
 
 def rank_key(min_score: float, record_id: str) -> tuple[float, str]:
@@ -89,23 +103,23 @@ def decide(
     return None
 
 
-class _DecideFn(beam.DoFn):
+class _DecideFn(StageFn):
     def __init__(self, thresholds: dict[str, float], fractions: dict[str, float]) -> None:
         self._thresholds = thresholds
         self._fractions = fractions
 
-    def process(
+    def process_element(
         self, record: Record, cutoffs: dict[str, tuple[float, str]]
     ) -> Iterator[Record | TaggedOutput]:
-        inc(NS, "in")
+        self.count("in")
         if not ((record.get("scores") or {}).get("clip") or {}).get("scored"):
-            inc(NS, "passed_not_scored")
+            self.count("passed_not_scored")
         dl = decide(record, self._thresholds, cutoffs, self._fractions)
         if dl is None:
-            inc(NS, "out")
+            self.count("out")
             yield record
         else:
-            yield reject_letter(NS, dl)
+            yield self.reject_letter(dl)
 
 
 def _rank_item(fractions: dict[str, float]):
@@ -119,7 +133,7 @@ def _rank_item(fractions: dict[str, float]):
     return fn
 
 
-class FilterByClipScore(beam.PTransform):
+class FilterByClipScore(RecordStage):
     """Drop records whose lowest CLIP pair is below a category threshold or a source quantile.
 
     Args:
@@ -129,12 +143,8 @@ class FilterByClipScore(beam.PTransform):
     Input: records with ``scores.clip`` (from :class:`ScoreImageText` or
     :class:`SkipClipScoring`).
 
-    Output: a dict of ``PCollection``: ``"records"`` (kept records, unchanged) and ``"dead"``
-    (``schemas.deadletter.DEAD``).
-
-    Dead letters (stage ``filter_clip``): ``clip_below_threshold`` and ``clip_below_quantile``;
-    the detail is JSON: ``{"min_score", "threshold", "rule", "model", "id"}`` (for the quantile
-    rule ``threshold`` is the lowest kept score of the source).
+    Output: ``"records"`` (kept records, unchanged) and ``DEAD`` (stage ``filter_clip``,
+    reasons :class:`ClipFilterReason`).
 
     Counters (namespace ``FilterByClipScore``): ``in``, ``out``, ``passed_not_scored``,
     ``dropped_<reason>``.
@@ -143,6 +153,10 @@ class FilterByClipScore(beam.PTransform):
 
         kept = scored["records"] | "FilterByClipScore" >> FilterByClipScore({"SA": 0.2})
     """
+
+    stage = STAGE_FILTER_CLIP
+    Reason = ClipFilterReason
+    fns = (_DecideFn,)
 
     def __init__(
         self,
@@ -156,7 +170,7 @@ class FilterByClipScore(beam.PTransform):
             if not 0 < f <= 1:
                 raise ValueError(f"clip.keep_top_fraction.{source} must be in (0, 1], got {f}")
 
-    def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+    def expand_stage(self, records: beam.PCollection[Record]) -> beam.pvalue.DoOutputsTuple:
         fractions = self._fractions
         cutoffs = (
             records
@@ -165,7 +179,6 @@ class FilterByClipScore(beam.PTransform):
             | "QuantileCutoff"
             >> beam.MapTuple(lambda src, ranked: (src, quantile_cutoff(ranked, fractions[src])))
         )
-        decided = records | "DecideClipScore" >> beam.ParDo(
+        return records | "DecideClipScore" >> self.par_do(
             _DecideFn(self._thresholds, fractions), cutoffs=beam.pvalue.AsDict(cutoffs)
-        ).with_outputs(DEAD, main="records")
-        return {"records": decided.records, DEAD: decided[DEAD]}
+        )

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 import numpy as np
 
-from schemas.metrics import inc
+from schemas.stage import CountedStage
 
 DEFAULT_BLOCK = 4096
 
@@ -93,7 +93,7 @@ def duplicate_edges(
     ]
 
 
-class FindEmbeddingDuplicates(beam.PTransform):
+class FindEmbeddingDuplicates(CountedStage):
     """Near-duplicate image pairs from CLIP embeddings (exact, blockwise matrix products).
 
     Args:
@@ -105,7 +105,8 @@ class FindEmbeddingDuplicates(beam.PTransform):
     Input: ``PCollection[(sha256, embedding)]`` (``ScoreImageText``'s ``image_embeddings``).
     Output: ``PCollection[(sha256_a, sha256_b, cosine)]`` with ``sha256_a < sha256_b``.
     All embeddings meet on one worker (n x d float32: 3 GB for a million ViT-L/14 images).
-    Dead letters: none. Counters (namespace ``FindEmbeddingDuplicates``): ``images``, ``edges``.
+    Dead letters: none (a failure here fails the run: it is no one record's fault).
+    Counters (namespace ``FindEmbeddingDuplicates``): ``images``, ``edges``.
     """
 
     def __init__(self, threshold: float, block: int = DEFAULT_BLOCK, device: str = "auto") -> None:
@@ -117,12 +118,12 @@ class FindEmbeddingDuplicates(beam.PTransform):
         self._device = device
 
     def expand(self, embeddings):
-        threshold, block, device = self._threshold, self._block, self._device
+        threshold, block, device, stage = self._threshold, self._block, self._device, type(self)
 
         def edges(items: list[tuple[str, np.ndarray]]) -> Iterator[tuple[str, str, float]]:
-            inc("FindEmbeddingDuplicates", "images", len(items))
+            stage.count("images", len(items))
             found = duplicate_edges(items, threshold, block, device)
-            inc("FindEmbeddingDuplicates", "edges", len(found))
+            stage.count("edges", len(found))
             yield from found
 
         return (

@@ -33,14 +33,12 @@ from apache_beam.pvalue import TaggedOutput
 from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, preprocess_config
 from pipelines.clip.pairs import clip_pairs, text_ref
 from pipelines.clip.settings import ClipSettings
-from schemas.deadletter import DEAD, reject
+from schemas.deadletter import DEAD, STAGE_SCORE_CLIP
 from schemas.errors import READING, EnvironmentFault, classify_os_error
-from schemas.metrics import inc
 from schemas.records import Record, not_scored
+from schemas.stage import RecordStage, StageFn, StageReason
 from schemas.store import ImageStore
 
-STAGE_SCORE_CLIP = "score_clip"
-NS = "ScoreImageText"
 RECORDS = "records"
 KEYED = "keyed_records"
 EMBEDDINGS = "image_embeddings"
@@ -91,7 +89,24 @@ def clip_scores(
     }
 
 
-class PrepareClipInputsFn(beam.DoFn):
+class ScoreReason(StageReason):
+    """Why ``ScoreImageText`` drops a record."""
+
+    IMAGE_NOT_IN_STORE = (
+        "image_not_in_store",
+        "the image store has no such image or cannot read it (an error of the machine there, "
+        "such as `EIO`, stops the run instead)",
+    )
+    IMAGE_UNDECODABLE = "image_undecodable", "an image's bytes do not decode for CLIP"
+    IMAGE_NOT_LISTED = "image_not_listed", "a segment names an image the record does not list"
+    CLIP_INFERENCE_FAILED = (
+        "clip_inference_failed",
+        "the model raised on the record's batch; the detail is the error",
+    )
+    CLIP_EMBEDDING_MISSING = "clip_embedding_missing", "an embedding did not come back"
+
+
+class PrepareClipInputsFn(StageFn):
     """Read, decode and resize each distinct image, tokenize each distinct text of a record.
 
     Images are read from ``store``; a record whose image is not there (or cannot be decoded)
@@ -113,13 +128,16 @@ class PrepareClipInputsFn(beam.DoFn):
         self._preprocess = ImagePreprocessor(preprocess_config(spec), jpeg_draft=self._jpeg_draft)
         self._tokenizer = open_clip.get_tokenizer(spec.model)
 
-    def process(self, record: Record) -> Iterator[Any]:
-        inc(NS, "in")
+    def origin_of(self, record: Record) -> tuple[str, str]:
+        return _source(record)
+
+    def process_element(self, record: Record) -> Iterator[Any]:
+        self.count("in")
         source, source_id = _source(record)
         try:
             pairs = clip_pairs(record)
         except ValueError as exc:
-            inc(NS, "not_scored")
+            self.count("not_scored")
             out = dict(record)
             out["scores"] = {**(record.get("scores") or {}), "clip": not_scored(str(exc))}
             yield beam.pvalue.TaggedOutput(RECORDS, out)
@@ -130,10 +148,8 @@ class PrepareClipInputsFn(beam.DoFn):
         for pair in pairs:
             image = by_path.get(pair.image)
             if image is None:
-                yield reject(
-                    NS,
-                    STAGE_SCORE_CLIP,
-                    "image_not_listed",
+                yield self.reject(
+                    ScoreReason.IMAGE_NOT_LISTED,
                     source,
                     source_id,
                     f"segment image {pair.image} is not in the record's images",
@@ -146,10 +162,8 @@ class PrepareClipInputsFn(beam.DoFn):
                 except Exception as exc:  # missing or unreadable: dead letter, never a crash
                     if classify_os_error(exc, READING):  # EIO...: the machine, stop the run
                         raise EnvironmentFault.from_os_error(exc, READING, pair.image) from exc
-                    yield reject(
-                        NS,
-                        STAGE_SCORE_CLIP,
-                        "image_not_in_store",
+                    yield self.reject(
+                        ScoreReason.IMAGE_NOT_IN_STORE,
                         source,
                         source_id,
                         f"{pair.image}: {type(exc).__name__}",
@@ -158,10 +172,8 @@ class PrepareClipInputsFn(beam.DoFn):
                 try:
                     arr = self._preprocess(data)
                 except Exception as exc:  # any decoder failure: dead letter, never a crash
-                    yield reject(
-                        NS,
-                        STAGE_SCORE_CLIP,
-                        "image_undecodable",
+                    yield self.reject(
+                        ScoreReason.IMAGE_UNDECODABLE,
                         source,
                         source_id,
                         f"{pair.image}: {type(exc).__name__}: {exc}",
@@ -176,34 +188,36 @@ class PrepareClipInputsFn(beam.DoFn):
         key = record["id"]
         yield beam.pvalue.TaggedOutput(KEYED, (key, record))
         for item in inputs:
-            inc(NS, "images" if item.kind == IMAGE else "texts")
+            self.count("images" if item.kind == IMAGE else "texts")
             yield (key, item)
 
 
-class AttachClipScoresFn(beam.DoFn):
+class AttachClipScoresFn(StageFn):
     """Join a record with its embeddings and write ``scores.clip``."""
 
     def __init__(self, model_id: str) -> None:
         self._model_id = model_id
 
-    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Record | TaggedOutput]:
+    def origin_of(self, element: tuple[str, dict[str, list]]) -> tuple[str, str]:
+        records = list(element[1]["records"])
+        return _source(records[0]) if records else ("unknown", str(element[0]))
+
+    def process_element(
+        self, element: tuple[str, dict[str, list]]
+    ) -> Iterator[Record | TaggedOutput]:
         _key, group = element
         failures = group["failed"]
         embeddings = {tuple(k): v for k, v in group["embeddings"]}
         for record in group["records"]:
             source, source_id = _source(record)
             if failures:
-                yield reject(
-                    NS, STAGE_SCORE_CLIP, "clip_inference_failed", source, source_id, failures[0]
-                )
+                yield self.reject(ScoreReason.CLIP_INFERENCE_FAILED, source, source_id, failures[0])
                 continue
             try:
                 scores = clip_scores(record, embeddings, self._model_id)
             except KeyError as exc:
-                yield reject(
-                    NS,
-                    STAGE_SCORE_CLIP,
-                    "clip_embedding_missing",
+                yield self.reject(
+                    ScoreReason.CLIP_EMBEDDING_MISSING,
                     source,
                     source_id,
                     f"no embedding for {exc}",
@@ -211,7 +225,7 @@ class AttachClipScoresFn(beam.DoFn):
                 continue
             out = dict(record)
             out["scores"] = {**(record.get("scores") or {}), "clip": scores}
-            inc(NS, "scored")
+            self.count("scored")
             yield out
 
 
@@ -227,7 +241,7 @@ def _first(values):
     return None
 
 
-class ScoreImageText(beam.PTransform):
+class ScoreImageText(RecordStage):
     """CLIP-score every image segment of each record against its text.
 
     Args:
@@ -250,13 +264,7 @@ class ScoreImageText(beam.PTransform):
         ``"image_embeddings"``: ``(sha256, embedding)`` once per distinct image, the input of
         :class:`pipelines.clip.FindEmbeddingDuplicates`.
 
-    Dead letters (stage ``score_clip``):
-        ``image_not_in_store`` (the store has no such image or cannot read it; an error of
-        the machine there, such as ``EIO``, is an ``EnvironmentFault`` that stops the run),
-        ``image_undecodable`` (an image's bytes do not decode; detail: path and error),
-        ``image_not_listed`` (a segment names an image the record does not list),
-        ``clip_inference_failed`` (the model raised on the record's batch; detail: error),
-        ``clip_embedding_missing`` (an embedding did not come back).
+    Dead letters: stage ``score_clip``, reasons :class:`ScoreReason`.
 
     Counters (namespace ``ScoreImageText``):
         ``in``, ``scored``, ``not_scored``, ``images``, ``texts``, ``dropped_<reason>``; the
@@ -269,6 +277,11 @@ class ScoreImageText(beam.PTransform):
         records, dead = scored["records"], scored[DEAD]
     """
 
+    stage = STAGE_SCORE_CLIP
+    Reason = ScoreReason
+    outputs = (EMBEDDINGS,)
+    fns = (PrepareClipInputsFn, AttachClipScoresFn)
+
     def __init__(
         self,
         settings: ClipSettings,
@@ -280,10 +293,12 @@ class ScoreImageText(beam.PTransform):
         self._store = store
         self._jpeg_draft = jpeg_draft
 
-    def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
-        prepared = records | "PrepareClipInputs" >> beam.ParDo(
-            PrepareClipInputsFn(self._settings, self._store, self._jpeg_draft)
-        ).with_outputs(DEAD, RECORDS, KEYED, main="inputs")
+    def expand_stage(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+        prepared = records | "PrepareClipInputs" >> self.par_do(
+            PrepareClipInputsFn(self._settings, self._store, self._jpeg_draft),
+            main="inputs",
+            tags=(RECORDS, KEYED),
+        )
         handler = KeyedModelHandler(self._settings.model_handler())
         inferred, dlq = (
             prepared.inputs | "RunInference" >> RunInference(handler).with_exception_handling()
@@ -297,9 +312,9 @@ class ScoreImageText(beam.PTransform):
             "embeddings": embeddings,
             "failed": failed,
         } | "JoinEmbeddings" >> beam.CoGroupByKey()
-        attached = joined | "AttachClipScores" >> beam.ParDo(
+        attached = joined | "AttachClipScores" >> self.par_do(
             AttachClipScoresFn(self._settings.spec.model_id)
-        ).with_outputs(DEAD, main=RECORDS)
+        )
         image_embeddings = (
             embeddings
             | "ImageEmbeddings"

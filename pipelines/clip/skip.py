@@ -6,35 +6,44 @@ Kept apart from :mod:`pipelines.clip.score`, whose RunInference import loads tor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 
-from schemas.metrics import inc
+from schemas.deadletter import STAGE_SCORE_CLIP
 from schemas.records import not_scored
+from schemas.stage import RecordStage, StageFn
 
 
-class SkipClipScoring(beam.PTransform):
+class MarkNotScoredFn(StageFn):
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def process_element(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        out = dict(record)
+        out["scores"] = {**(record.get("scores") or {}), "clip": not_scored(self._reason)}
+        self.count("out")
+        yield out
+
+
+class SkipClipScoring(RecordStage):
     """Mark every record ``scores.clip = {scored: false, reason}`` (``--no-clip``).
 
     Args:
         reason: why scoring was skipped (``ClipSettings.skip_reason``).
 
-    Input: records. Output: the same records with ``scores.clip`` replaced.
-    Dead letters: none. Counters (namespace ``SkipClipScoring``): ``out``.
+    Input: records. Output: ``records``, the same records with ``scores.clip`` replaced;
+    ``DEAD``: no reason of its own (stage ``score_clip``, standing in for scoring).
+    Counters (namespace ``SkipClipScoring``): ``out``.
     """
+
+    stage = STAGE_SCORE_CLIP
+    fns = (MarkNotScoredFn,)
 
     def __init__(self, reason: str) -> None:
         super().__init__()
         self._reason = reason
 
-    def expand(self, records):
-        reason = self._reason
-
-        def mark(record: dict[str, Any]) -> dict[str, Any]:
-            inc("SkipClipScoring", "out")
-            out = dict(record)
-            out["scores"] = {**(record.get("scores") or {}), "clip": not_scored(reason)}
-            return out
-
-        return records | "MarkNotScored" >> beam.Map(mark)
+    def expand_stage(self, records: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return records | "MarkNotScored" >> self.par_do(MarkNotScoredFn(self._reason))

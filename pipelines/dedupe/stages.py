@@ -30,10 +30,9 @@ side inputs.
    Duplicates across sources are listed under ``leakage``; an image shared by records of two
    sources whose questions differ is listed under ``shared_images`` and dropped from nothing.
 
-Dead letters (stage ``dedupe``): ``duplicate_item`` (equal question text),
-``duplicate_item_near_text``, ``label_conflict``, ``image_too_frequent`` (record or image
-unit); the detail names the kept id.
-Counters (``Dedupe``): ``out``, ``dropped_<reason>``, ``images_dropped_image_too_frequent``.
+Dead letters: stage ``dedupe``, reasons :class:`DedupeReason`; the detail names the kept id.
+Counters (``DedupeRecords``): ``out``, ``dropped_<reason>``,
+``images_dropped_image_too_frequent``.
 """
 
 from __future__ import annotations
@@ -49,17 +48,40 @@ from apache_beam.pvalue import TaggedOutput
 from pipelines.config import DedupeConfig
 from pipelines.dedupe import hamming, text
 from pipelines.transforms.images import DROP_SEGMENT
-from schemas.deadletter import DEAD, UNIT_IMAGE, reject
-from schemas.metrics import inc
+from schemas.deadletter import DEAD, STAGE_DEDUPE, UNIT_IMAGE
 from schemas.records import Record
+from schemas.stage import RecordStage, StageFn, StageReason
 
-STAGE_DEDUPE = "dedupe"
 MAX_LEAKAGE_LISTED = 1000
 MAX_SHARED_RECORDS = 10
 
-REASON_DUPLICATE = "duplicate_item"
-REASON_NEAR = "duplicate_item_near_text"
-REASON_CONFLICT = "label_conflict"
+
+class DedupeReason(StageReason):
+    """Why ``DedupeRecords`` drops a record (or, for an over-used image, one image)."""
+
+    DUPLICATE_ITEM = (
+        "duplicate_item",
+        "the same question images and equal question text as a kept record",
+    )
+    DUPLICATE_ITEM_NEAR_TEXT = (
+        "duplicate_item_near_text",
+        "the same question images and a near-equal question text (word 5-gram Jaccard >= "
+        "`dedupe.text_jaccard`, the same numbers)",
+    )
+    LABEL_CONFLICT = (
+        "label_conflict",
+        "the same item as a kept record with another reference answer; the detail names both",
+    )
+    IMAGE_TOO_FREQUENT = (
+        "image_too_frequent",
+        "an image (cluster) used by more than `dedupe.max_image_uses` records: the record, or "
+        "under `drop_segment` the image",
+    )
+
+
+REASON_DUPLICATE = DedupeReason.DUPLICATE_ITEM
+REASON_NEAR = DedupeReason.DUPLICATE_ITEM_NEAR_TEXT
+REASON_CONFLICT = DedupeReason.LABEL_CONFLICT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +238,7 @@ def decide_group(members: list[dict[str, Any]], threshold: float):
             m["id"],
             {
                 "kept": match["id"],
-                "reason": reason,
+                "reason": str(reason),  # a plain string: it goes to stats.json
                 "similarity": round(similarity, 4),
                 "source": m["source"],
                 "kept_source": match["source"],
@@ -330,14 +352,14 @@ def drop_frequent(
 # ---------------------------------------------------------------------------------------------
 
 
-class ApplyDedupeFn(beam.DoFn):
+class ApplyDedupeFn(StageFn):
     """Applies the decisions: duplicate items and over-used images become dead letters."""
 
     def __init__(self, policy: str, max_uses: int) -> None:
         self._policy = policy
         self._max_uses = max_uses
 
-    def process(
+    def process_element(
         self,
         record: Record,
         clusters: dict[str, Any],
@@ -350,28 +372,24 @@ class ApplyDedupeFn(beam.DoFn):
         if decision is not None:
             reason = decision["reason"]
             detail = drop_detail(record["id"], decision)
-            yield reject("Dedupe", STAGE_DEDUPE, reason, source, sid, detail)
+            yield self.reject(reason, source, sid, detail)
             return
         kept_record, dropped = drop_frequent(
             record, set(frequent), clusters["canonical"], self._policy
         )
         detail = f"used by more than {self._max_uses} records"
         if kept_record is None:
-            yield reject(
-                "Dedupe", STAGE_DEDUPE, "image_too_frequent", source, sid, f"{dropped}: {detail}"
-            )
+            yield self.reject(DedupeReason.IMAGE_TOO_FREQUENT, source, sid, f"{dropped}: {detail}")
             return
         for path in dropped:
-            yield reject(
-                "Dedupe",
-                STAGE_DEDUPE,
-                "image_too_frequent",
+            yield self.reject(
+                DedupeReason.IMAGE_TOO_FREQUENT,
                 source,
                 sid,
                 f"{path}: {detail}",
                 unit=UNIT_IMAGE,
             )
-        inc("Dedupe", "out")
+        self.count("out")
         yield kept_record
 
 
@@ -410,30 +428,28 @@ class WithPixels(beam.PTransform):
         ) | "SizeSecond" >> beam.FlatMap(second)
 
 
-class DedupeRecords(beam.PTransform):
-    """Image clusters, the frequency rule and duplicate items (see the module docstring).
+class ClusterImages(beam.PTransform):
+    """Step 1: records -> their distinct image keys and the image clusters.
 
     Args:
-        dedupe: the ``dedupe`` block of the build config.
-        on_bad_image: the ``images.on_bad_image`` policy (for over-used images).
-        extra_image_edges: optional PCollection of more image edges ``(sha_a, sha_b, score)``
-            (CLIP embedding near-duplicates); they join the pHash edges before clustering.
-    Input: valid ``Record``. Output: a dict with ``records`` (kept ``Record``), ``DEAD``
-    (``DeadLetter``), and ``report``: one ``{"dedupe": {...}}`` dict for stats.json.
+        k: pHash Hamming distance of near-duplicates.
+        extra_image_edges: optional more edges ``(sha_a, sha_b, score)`` (CLIP embedding
+            near-duplicates), joined with the pHash edges before clustering.
+    Output: a dict: ``keys`` (distinct ``(sha256, phash, pixels)``) and ``clusters`` (one
+    element, :func:`image_clusters`'s ``{"canonical", "sizes"}``).
+
+    What must fit in one worker: every edge (``GatherImageEdges >> ToList``: the union-find
+    runs on one worker) and the clusters' ``canonical`` map (a side input of every later
+    step), one entry per image that has a near-duplicate.
     """
 
-    def __init__(self, dedupe: DedupeConfig, on_bad_image: str, extra_image_edges=None) -> None:
+    def __init__(self, k: int, extra_image_edges: beam.PCollection | None = None) -> None:
         super().__init__()
-        self._dedupe = dedupe
-        self._policy = on_bad_image
+        self._k = k
         self._extra = extra_image_edges
 
     def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
-        dedupe, policy = self._dedupe, self._policy
-        k = dedupe.phash_distance
-        max_uses = dedupe.max_image_uses
-        jaccard = dedupe.text_jaccard
-
+        k = self._k
         keys = (
             records | "ImageKeys" >> beam.FlatMap(image_keys) | "DistinctImages" >> beam.Distinct()
         )
@@ -446,14 +462,41 @@ class DedupeRecords(beam.PTransform):
         if self._extra is not None:
             extra = self._extra | "SizeExtraEdges" >> WithPixels(keys)
             edges = (edges, extra) | "AddImageEdges" >> beam.Flatten()
-        edges = edges | "DistinctEdges" >> beam.Distinct()
         clusters = (
             edges
+            | "DistinctEdges" >> beam.Distinct()
             | "GatherImageEdges" >> beam.combiners.ToList()
             | "ClusterImages" >> beam.Map(image_clusters)
         )
-        clusters_side = beam.pvalue.AsSingleton(clusters)
+        return {"keys": keys, "clusters": clusters}
 
+
+class DecideItems(beam.PTransform):
+    """Step 2: the frequency rule and the duplicate-item decisions (no record changes yet).
+
+    Args:
+        dedupe: the ``dedupe`` block; policy: ``images.on_bad_image``;
+        clusters: step 1's ``clusters`` (a side input).
+    Output: a dict: ``frequent`` (one sorted list of over-used clusters), ``decisions``
+    (``(id, decision)`` of every dropped record), ``use_histogram``, ``decided`` (their
+    summary for the report) and ``shared`` (images shared across sources), the last three one
+    element each.
+
+    What must fit in one worker: the over-used clusters (a side input), and every decision
+    (``GatherDecisions`` lists them for the report, and step 3 reads them as ``AsDict``, a
+    side input broadcast to every worker): one small dict per dropped record.
+    """
+
+    def __init__(self, dedupe: DedupeConfig, policy: str, clusters: beam.PCollection) -> None:
+        super().__init__()
+        self._dedupe = dedupe
+        self._policy = policy
+        self._clusters = clusters
+
+    def expand(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+        dedupe, policy = self._dedupe, self._policy
+        max_uses, jaccard = dedupe.max_image_uses, dedupe.text_jaccard
+        clusters_side = beam.pvalue.AsSingleton(self._clusters)
         summaries = records | "Summarise" >> beam.Map(record_summary, clusters_side, dedupe)
         uses = (
             summaries
@@ -499,22 +542,74 @@ class DedupeRecords(beam.PTransform):
             | "SortShared"
             >> beam.Map(lambda xs: sorted(xs, key=lambda x: (x["sources"], x["image"])))
         )
-        applied = records | "ApplyDedupe" >> beam.ParDo(
-            ApplyDedupeFn(policy, max_uses),
+        return {
+            "frequent": frequent,
+            "decisions": decisions,
+            "use_histogram": use_histogram,
+            "decided": decided,
+            "shared": shared,
+        }
+
+
+class DedupeRecords(RecordStage):
+    """Image clusters, the frequency rule and duplicate items (see the module docstring), in
+    three steps: :class:`ClusterImages`, :class:`DecideItems`, then ``ApplyDedupe``
+    (:class:`ApplyDedupeFn`: every record once, the decisions as side inputs).
+
+    Args:
+        dedupe: the ``dedupe`` block of the build config.
+        on_bad_image: the ``images.on_bad_image`` policy (for over-used images).
+        extra_image_edges: optional PCollection of more image edges ``(sha_a, sha_b, score)``
+            (CLIP embedding near-duplicates); they join the pHash edges before clustering.
+    Input: valid ``Record``. Output: ``records`` (kept ``Record``), ``DEAD`` (``DeadLetter``),
+    and ``report``: one ``{"dedupe": {...}}`` dict for stats.json.
+
+    What must fit in one worker's memory (the rest is spread by Beam):
+
+    * every image edge: ``GatherImageEdges >> ToList`` collects them all in one worker for
+      the union-find, and the resulting ``canonical`` map (one entry per image in a cluster)
+      is broadcast to every worker as a side input;
+    * every decision: ``AsDict(decisions)`` broadcasts one small dict per dropped record to
+      every worker that applies them, and ``GatherDecisions`` lists them for the report;
+    * the over-used clusters, and the cross-source shared images (the report lists at most
+      ``MAX_LEAKAGE_LISTED``, but gathers them all first).
+
+    Records themselves never meet in one place: only their summaries are grouped, by
+    question images.
+    """
+
+    stage = STAGE_DEDUPE
+    Reason = DedupeReason
+    outputs = ("report",)
+    fns = (ApplyDedupeFn,)
+
+    def __init__(self, dedupe: DedupeConfig, on_bad_image: str, extra_image_edges=None) -> None:
+        super().__init__()
+        self._dedupe = dedupe
+        self._policy = on_bad_image
+        self._extra = extra_image_edges
+
+    def expand_stage(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+        dedupe, policy = self._dedupe, self._policy
+        images = records | "ClusterImages" >> ClusterImages(dedupe.phash_distance, self._extra)
+        clusters_side = beam.pvalue.AsSingleton(images["clusters"])
+        items = records | "DecideItems" >> DecideItems(dedupe, policy, images["clusters"])
+        frequent_side = beam.pvalue.AsSingleton(items["frequent"])
+        applied = records | "ApplyDedupe" >> self.par_do(
+            ApplyDedupeFn(policy, dedupe.max_image_uses),
             clusters_side,
             frequent_side,
-            beam.pvalue.AsDict(decisions),
-        ).with_outputs(DEAD, main="records")
-
-        n_images = keys | "CountImages" >> beam.combiners.Count.Globally()
+            beam.pvalue.AsDict(items["decisions"]),
+        )
+        n_images = images["keys"] | "CountImages" >> beam.combiners.Count.Globally()
 
         def report(n, clusters, frequent, histogram, decided, shared):
             shared_counts = Counter(x["sources"] for x in shared)
             return {
                 "dedupe": {
-                    "phash_distance": k,
-                    "max_image_uses": max_uses,
-                    "text_jaccard": jaccard,
+                    "phash_distance": dedupe.phash_distance,
+                    "max_image_uses": dedupe.max_image_uses,
+                    "text_jaccard": dedupe.text_jaccard,
                     "text_min_words": dedupe.text_min_words,
                     "text_categories": list(dedupe.text_categories),
                     "images": n,
@@ -533,8 +628,8 @@ class DedupeRecords(beam.PTransform):
             report,
             clusters_side,
             frequent_side,
-            beam.pvalue.AsSingleton(use_histogram),
-            beam.pvalue.AsSingleton(decided),
-            beam.pvalue.AsSingleton(shared),
+            beam.pvalue.AsSingleton(items["use_histogram"]),
+            beam.pvalue.AsSingleton(items["decided"]),
+            beam.pvalue.AsSingleton(items["shared"]),
         )
         return {"records": applied.records, DEAD: applied[DEAD], "report": applied_report}

@@ -12,13 +12,7 @@ Reads are bounded (``schemas.fs.open_bounded``): an image URI is read only insid
 source folder (``DraftImage.root``), only from a regular file, and only up to
 ``limits.max_image_bytes``.
 
-Reasons: ``image_missing`` (no such file), ``image_unreadable`` (the file exists but
-cannot be read), ``image_not_regular_file`` (a FIFO, device, socket or folder),
-``image_file_too_large`` (over ``limits.max_image_bytes``), ``path_escapes_root`` (a symlink
-to a file outside the source folder), ``image_empty`` (zero bytes), ``image_undecodable``
-(not an image Pillow recognises), ``image_unsupported_format`` (an image, but not one of the
-schema's formats), ``image_too_large`` (Pillow's decompression-bomb guard),
-``malformed_draft`` (a restructure function returned a draft this stage cannot read).
+The reasons are :class:`ImageReason`'s (README.md, "Dead-letter reasons").
 
 Environment faults are not reasons: a store write that fails (a full disk, an I/O error, an
 unwritable folder), or an image read that fails with an error of the machine (``EIO``,
@@ -44,18 +38,11 @@ from apache_beam.pvalue import TaggedOutput
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from pipelines.config import ImagesConfig, LimitsConfig
-from schemas.deadletter import (
-    DEAD,
-    STAGE_IMAGES,
-    UNIT_IMAGE,
-    origin,
-    reject,
-    reject_exception,
-)
+from schemas.deadletter import STAGE_IMAGES, UNIT_IMAGE, origin
 from schemas.errors import READING, EnvironmentFault, RecordError, classify_os_error
 from schemas.fs import display_path, exists, read_bytes
-from schemas.metrics import inc
 from schemas.records import DraftImage, DraftRecord, Record, RecordImage
+from schemas.stage import RecordStage, StageFn, StageReason
 from schemas.store import ImageStore, ref_for
 
 # Pillow format name -> (schema format, file extension)
@@ -68,6 +55,45 @@ FORMATS = {
     "BMP": ("bmp", "bmp"),
     "TIFF": ("tiff", "tiff"),
 }
+
+
+class ImageReason(StageReason):
+    """Why ``LoadImages`` drops a record (or, under ``drop_segment``, one image)."""
+
+    IMAGE_MISSING = "image_missing", "an image file that does not exist"
+    IMAGE_UNREADABLE = "image_unreadable", "an image file that exists but cannot be read"
+    IMAGE_NOT_REGULAR_FILE = (
+        "image_not_regular_file",
+        "an image path that is a FIFO, device, socket or folder",
+    )
+    IMAGE_FILE_TOO_LARGE = "image_file_too_large", "an image file over `limits.max_image_bytes`"
+    PATH_ESCAPES_ROOT = (
+        "path_escapes_root",
+        "an image path (or a symlink) that leads out of its source folder",
+    )
+    IMAGE_EMPTY = "image_empty", "an image file of zero bytes"
+    IMAGE_UNDECODABLE = "image_undecodable", "bytes that Pillow does not recognise as an image"
+    IMAGE_UNSUPPORTED_FORMAT = (
+        "image_unsupported_format",
+        "an image, but not in one of the schema's formats",
+    )
+    IMAGE_TOO_LARGE = (
+        "image_too_large",
+        "over `images.max_pixels` (the decompression-bomb cap, checked from the header)",
+    )
+    IMAGE_MULTIFRAME = "image_multiframe", "an animated GIF, WebP or PNG"
+    IMAGE_TRUNCATED = "image_truncated", "image data that ends early"
+    IMAGE_CORRUPT = "image_corrupt", "image data that fails to decode"
+    IMAGE_TOO_SMALL = "image_too_small", "a side shorter than `images.min_side`"
+    IMAGE_BAD_ASPECT = "image_bad_aspect", "long side / short side over `images.max_aspect`"
+    MALFORMED_DRAFT = (
+        "malformed_draft",
+        "a restructure function returned a draft this stage cannot read",
+    )
+    ANSWER_EMPTY = (
+        "answer_empty",
+        "under `drop_segment`, every answer segment lost its image",
+    )
 
 
 # the read-rule reasons of ``schemas.fs`` in this stage's vocabulary
@@ -427,7 +453,7 @@ def localize_paths(record: Record, base_dir: str) -> Record:
     return record
 
 
-class LoadImagesFn(beam.DoFn):
+class LoadImagesFn(StageFn):
     def __init__(
         self,
         relative_to: str,
@@ -449,39 +475,26 @@ class LoadImagesFn(beam.DoFn):
             images, check_size=False, limits=self._read_limits
         )
 
-    def process(self, draft: DraftRecord) -> Iterator[Record | TaggedOutput]:
+    def process_element(self, draft: DraftRecord) -> Iterator[Record | TaggedOutput]:
+        # a failure raises: the base makes it a dead letter (an EnvironmentFault stops the run)
         source, source_id = origin(draft)
         limits = self._exempt_limits if source in self._exempt else self._limits
-        try:
-            record, dropped = load_images_checked(draft, limits, self._policy, self._store)
-            record = localize_paths(record, self._base_dir)
-        except EnvironmentFault:  # the machine failed, not this input: stop the run
-            raise
-        except Exception as exc:  # every other failure becomes a dead letter, never a crash
-            yield reject_exception("LoadImages", STAGE_IMAGES, source, source_id, exc)
-            return
+        record, dropped = load_images_checked(draft, limits, self._policy, self._store)
+        record = localize_paths(record, self._base_dir)
         for exc in dropped:
-            yield reject(
-                "LoadImages",
-                STAGE_IMAGES,
-                exc.reason,
-                source,
-                source_id,
-                exc.detail,
-                unit=UNIT_IMAGE,
-            )
-        inc("LoadImages", "out")
-        inc("LoadImages", "images", len(record["images"]))
+            yield self.reject(exc.reason, source, source_id, exc.detail, unit=UNIT_IMAGE)
+        self.count("out")
+        self.count("images", len(record["images"]))
         yield record
 
 
-class LoadImages(beam.PTransform):
+class LoadImages(RecordStage):
     """Resolve draft images to content-addressed images: check, hash, store, reference.
 
     Input: ``DraftRecord`` (images as references, or bytes embedded by parquet sources).
-    Output: a ``DoOutputsTuple`` with the finished ``Record`` as the main output (images are
+    Output: the finished ``Record`` as the main output ``records`` (images are
     ``images/<sha256>.<ext>`` references with metadata; no bytes) and ``DeadLetter`` (stage
-    ``load_images``) under ``DEAD``.
+    ``load_images``, reasons :class:`ImageReason`) under ``DEAD``.
     Counters (namespace ``LoadImages``): ``out``, ``images``, ``dropped_<reason>``.
 
     Args:
@@ -494,6 +507,10 @@ class LoadImages(beam.PTransform):
         limits: the ``limits`` block of the build config (``max_image_bytes`` caps each
             image read); None: the schema's defaults.
     """
+
+    stage = STAGE_IMAGES
+    fns = (LoadImagesFn,)
+    Reason = ImageReason
 
     def __init__(
         self,
@@ -508,6 +525,6 @@ class LoadImages(beam.PTransform):
         self._store = store
         self._limits = limits or LimitsConfig.from_block()
 
-    def expand(self, drafts: beam.PCollection[DraftRecord]) -> beam.pvalue.DoOutputsTuple:
+    def expand_stage(self, drafts: beam.PCollection[DraftRecord]) -> beam.pvalue.DoOutputsTuple:
         fn = LoadImagesFn(self._base_dir, self._images, self._store, self._limits)
-        return drafts | "LoadImagesFn" >> beam.ParDo(fn).with_outputs(DEAD, main="records")
+        return drafts | "LoadImagesFn" >> self.par_do(fn)

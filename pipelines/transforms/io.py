@@ -23,13 +23,12 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
 from schemas.buildio import DEAD_LETTERS_DIR, MANIFEST_FILE, RECORDS_DIR, write_manifest
-from schemas.deadletter import DEAD, DeadLetter, dead_letter, from_exception, origin
+from schemas.deadletter import DEAD, STAGE_WRITE, DeadLetter, origin
 from schemas.errors import WRITING, RecordError, environment_faults, relative_to_build
 from schemas.jsonsafe import replace_non_finite
 from schemas.parquet import RECORD_SCHEMA, checked_row
 from schemas.records import Record
-
-STAGE_WRITE = "write_records"
+from schemas.stage import RecordStage, StageFn, StageReason
 
 # Rows hold metadata only (a few KB): row groups of 1,000 rows keep reads streaming in
 # small steps without making the files fragmented.
@@ -123,43 +122,58 @@ def write_lines_shard(path: str, lines: list[str]) -> None:
             handle.write(line.encode("utf-8") + b"\n")
 
 
-class ToRecordRow(beam.DoFn):
+class ToRecordRow(StageFn):
     """A record as its Parquet row, checked against the column types before any write, so one
     bad value (an out-of-range integer, NaN, a lone surrogate) cannot fail the writer."""
 
-    def process(self, record: Record) -> Iterator[dict[str, Any] | TaggedOutput]:
-        source, source_id = origin(record)
+    def process_element(self, record: Record) -> Iterator[dict[str, Any] | TaggedOutput]:
         try:
-            yield checked_row(record)
-        except RecordError as exc:
+            row = checked_row(record)
+        except RecordError as exc:  # any other exception: the base's unexpected_error
             detail = f"id={record.get('id')}; {exc.detail}"
-            yield TaggedOutput(
-                DEAD, dead_letter(STAGE_WRITE, exc.reason, source, source_id, detail)
-            )
-        except Exception as exc:  # a bug must not fail the job: it is counted and kept
-            yield TaggedOutput(DEAD, from_exception(STAGE_WRITE, source, source_id, exc))
+            yield self.reject(exc.reason, *origin(record), detail)
+            return
+        self.count("out")
+        yield row
 
 
-class WriteRecords(beam.PTransform):
+class WriteRecords(RecordStage):
     """Write finished records to ``<output>/records/records-SSSSS-of-NNNNN.parquet``.
 
     Deterministic (:class:`WriteSortedShards`): ``ceil(n / RECORDS_PER_SHARD)`` shards, rows
     sorted by ``id`` (unique after ``DedupeById``), row groups of ``ROWS_PER_GROUP`` rows.
 
     Input: finished records.
-    Output: a dict: ``rows`` (what was written, one Parquet row each), ``files`` (the shard
-    names, once written) and ``DEAD`` (records whose values the schema cannot hold).
-    Dead letters: stage ``write_records``; reasons ``value_out_of_range``,
-    ``non_finite_value``, ``invalid_utf8``, ``unwritable_value``, ``unexpected_error``.
+    Output: ``rows`` (what was written, one Parquet row each), ``files`` (the shard names,
+    once written) and ``DEAD`` (records whose values the schema cannot hold; stage
+    ``write_records``).
+    Counters (``WriteRecords``): ``out``, ``dropped_<reason>``.
     """
+
+    stage = STAGE_WRITE
+    fns = (ToRecordRow,)
+    main = "rows"
+    outputs = ("files",)
+
+    class Reason(StageReason):
+        VALUE_OUT_OF_RANGE = (
+            "value_out_of_range",
+            "a number its Parquet column cannot hold (e.g. a MathVista precision of 1e308)",
+        )
+        NON_FINITE_VALUE = (
+            "non_finite_value",
+            "NaN or Infinity outside `source_metadata` (where it becomes null instead)",
+        )
+        INVALID_UTF8 = "invalid_utf8", "a string that is not valid UTF-8 (a lone surrogate)"
+        UNWRITABLE_VALUE = "unwritable_value", "any other value the Parquet columns do not take"
 
     def __init__(self, output: str) -> None:
         super().__init__()
         self._output = output
         self._prefix = FileSystems.join(output, RECORDS_DIR, "records")
 
-    def expand(self, records: beam.PCollection[Record]):
-        checked = records | "ToRow" >> beam.ParDo(ToRecordRow()).with_outputs(DEAD, main="rows")
+    def expand_stage(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
+        checked = records | "ToRow" >> self.par_do(ToRecordRow())
         files = (
             checked.rows
             | "KeyById" >> beam.Map(lambda row: (row["id"], row))

@@ -9,15 +9,15 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from schemas.deadletter import DEAD, STAGE_DEDUPE_IDS, STAGE_VALIDATE, origin, reject
+from schemas.deadletter import STAGE_DEDUPE_IDS, STAGE_VALIDATE, origin
 from schemas.fs import display_path
-from schemas.metrics import inc
 from schemas.records import Record, json_view
+from schemas.stage import RecordStage, StageFn, StageReason
 from schemas.validation import validate_record
 
 
-class ValidateRecordsFn(beam.DoFn):
-    def process(self, record: Record) -> Iterator[Record | TaggedOutput]:
+class ValidateRecordsFn(StageFn):
+    def process_element(self, record: Record) -> Iterator[Record | TaggedOutput]:
         source, source_id = origin(record)
         try:
             issues = validate_record(record)
@@ -25,32 +25,33 @@ class ValidateRecordsFn(beam.DoFn):
             issues = [f"validator failed: {type(exc).__name__}: {exc}"]
         if issues:
             detail = f"id={record.get('id')}; " + "; ".join(str(i) for i in issues[:10])
-            yield reject(
-                "ValidateRecords",
-                STAGE_VALIDATE,
-                "schema_invalid",
-                source,
-                source_id,
-                detail,
-            )
+            yield self.reject(ValidateRecords.Reason.SCHEMA_INVALID, source, source_id, detail)
             return
-        inc("ValidateRecords", "out")
+        self.count("out")
         yield record
 
 
-class ValidateRecords(beam.PTransform):
+class ValidateRecords(RecordStage):
     """Check records against ``schemas/record.schema.json`` and the semantic rules.
 
-    Input: finished ``Record``. Output: ``DoOutputsTuple``: main ``valid`` (``Record``);
-    ``DEAD``: ``DeadLetter`` with reason ``schema_invalid`` whose detail lists JSON pointers and
-    messages.
+    Input: finished ``Record``. Output: main ``valid`` (``Record``); ``DEAD``: ``DeadLetter``
+    (stage ``validate``).
     Counters (``ValidateRecords``): ``out``, ``dropped_schema_invalid``.
     """
 
-    def expand(self, records: beam.PCollection[Record]) -> beam.pvalue.DoOutputsTuple:
-        return records | "ValidateRecordsFn" >> beam.ParDo(ValidateRecordsFn()).with_outputs(
-            DEAD, main="valid"
+    stage = STAGE_VALIDATE
+    fns = (ValidateRecordsFn,)
+    main = "valid"
+
+    class Reason(StageReason):
+        SCHEMA_INVALID = (
+            "schema_invalid",
+            "a finished record breaks `schemas/record.schema.json` or a semantic rule; the "
+            "detail lists JSON pointers and messages",
         )
+
+    def expand_stage(self, records: beam.PCollection[Record]) -> beam.pvalue.DoOutputsTuple:
+        return records | "ValidateRecordsFn" >> self.par_do(ValidateRecordsFn())
 
 
 def _tiebreak(record: Record) -> tuple[str, str, str]:
@@ -62,19 +63,19 @@ def _tiebreak(record: Record) -> tuple[str, str, str]:
     return prov["source_file"], prov["source_id"], digest
 
 
-class PickOneFn(beam.DoFn):
-    def process(self, keyed: tuple[str, Iterable[Record]]) -> Iterator[Record | TaggedOutput]:
+class PickOneFn(StageFn):
+    def process_element(
+        self, keyed: tuple[str, Iterable[Record]]
+    ) -> Iterator[Record | TaggedOutput]:
         record_id, records = keyed
         ordered = sorted(records, key=_tiebreak)
-        inc("DropDuplicateIds", "out")
+        self.count("out")
         yield ordered[0]
         kept = ordered[0]["provenance"]
         for dup in ordered[1:]:
             prov = dup["provenance"]
-            yield reject(
-                "DropDuplicateIds",
-                STAGE_DEDUPE_IDS,
-                "duplicate_id",
+            yield self.reject(
+                DropDuplicateIds.Reason.DUPLICATE_ID,
                 prov["source"],
                 prov["source_id"],
                 # the kept unit's file by name only: no machine path in a dead letter
@@ -82,22 +83,38 @@ class PickOneFn(beam.DoFn):
                 f"from {display_path(kept['source_file'], None)}",
             )
 
+    def origin_of(self, keyed: tuple[str, Iterable[Record]]) -> tuple[str, str]:
+        first = next(iter(keyed[1]), None)
+        return origin(first) if first is not None else ("unknown", str(keyed[0]))
 
-class DropDuplicateIds(beam.PTransform):
+
+class DropDuplicateIds(RecordStage):
     """Keep one record per id (deterministically), dead-letter the rest as ``duplicate_id``.
 
     Ids come from source coordinates, so a repeat means the same source unit was read twice
     (e.g. a file listed twice by a glob). The kept record is the smallest by (source file,
     source id, content hash), so reruns keep the same one.
 
-    Input: ``Record``. Output: ``DoOutputsTuple``: main ``unique`` (``Record``); ``DEAD``:
-    ``DeadLetter`` (stage ``dedupe_ids``).
+    Input: ``Record``. Output: main ``unique`` (``Record``); ``DEAD``: ``DeadLetter`` (stage
+    ``dedupe_ids``).
+    Counters (``DropDuplicateIds``): ``out``, ``dropped_duplicate_id``.
     """
 
-    def expand(self, records: beam.PCollection[Record]) -> beam.pvalue.DoOutputsTuple:
+    stage = STAGE_DEDUPE_IDS
+    fns = (PickOneFn,)
+    main = "unique"
+
+    class Reason(StageReason):
+        DUPLICATE_ID = (
+            "duplicate_id",
+            "a second record with the same id (the same source unit read twice); the detail "
+            "names the kept one",
+        )
+
+    def expand_stage(self, records: beam.PCollection[Record]) -> beam.pvalue.DoOutputsTuple:
         return (
             records
             | "KeyById" >> beam.Map(lambda r: (r["id"], r))
             | "GroupById" >> beam.GroupByKey()
-            | "PickOne" >> beam.ParDo(PickOneFn()).with_outputs(DEAD, main="unique")
+            | "PickOne" >> self.par_do(PickOneFn())
         )

@@ -61,7 +61,7 @@ class ReadMathVista(SourceReader):
     Example::
 
         out = p | "ReadMathVista" >> ReadMathVista({"root": "/data/mathvista/data"})
-        items, dead = out.items, out[DEAD]
+        drafts, dead = out.drafts, out[DEAD]
     """
 
     source = parse.SOURCE

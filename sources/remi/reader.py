@@ -8,7 +8,6 @@ from typing import Any
 
 from schemas.errors import RecordError, as_record_error
 from schemas.fs import glob_root
-from schemas.metrics import inc
 from sources.base import SourceReader, Unit
 from sources.remi import parse
 
@@ -114,6 +113,6 @@ class ReadReMI(SourceReader):
             return as_record_error(exc, source_id)
         if item["task"] not in parse.task_table():
             # Kept as an item: restructure turns it into an `unknown_task` dead letter.
-            inc(self.namespace, "warn_unknown_task")
+            self.count("warn_unknown_task")
             log.warning("ReMI %s row %d: unknown task %r", path, index, item["task"])
         return item

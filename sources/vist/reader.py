@@ -8,7 +8,6 @@ from typing import Any
 
 from schemas.errors import RecordError
 from schemas.fs import glob_root, join, list_dir_stems, match
-from schemas.metrics import inc
 from sources.base import SourceReader, Unit
 from sources.vist import parse
 
@@ -44,7 +43,7 @@ class ReadVIST(SourceReader):
 
     Example:
         ``outputs = p | "ReadVIST" >> ReadVIST({"sis": ".../test.story-in-sequence.json",
-        "images": ".../images"})``; ``outputs.items``, ``outputs[DEAD]``.
+        "images": ".../images"})``; ``outputs.drafts``, ``outputs[DEAD]``.
     """
 
     source = parse.SOURCE
@@ -80,7 +79,7 @@ class ReadVIST(SourceReader):
             if not isinstance(unit, RecordError) and not all(
                 s["image_found"] for s in unit["storylets"]
             ):
-                inc(self.namespace, "stories_with_missing_photos")
+                self.count("stories_with_missing_photos")
             yield unit
 
     def _image_stems(self, split: str) -> dict[str, str]:

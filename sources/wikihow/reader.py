@@ -32,7 +32,7 @@ class ReadWikiHow(SourceReader):
     Example:
         read = p | "ReadWikiHow" >> ReadWikiHow({"text": ".../WikihowText_data.json",
                                                    "images": ".../wiki_images"})
-        items.items, items[DEAD]
+        read.drafts, read[DEAD]
     """
 
     source = parse.SOURCE

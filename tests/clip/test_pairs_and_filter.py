@@ -125,7 +125,7 @@ def test_no_clip_marks_records_not_scored():
     assert not settings.enabled and settings.skip_reason == NO_CLIP_REASON
     rec = make_record("SA", n=1, seed="noclip")
     with TestPipeline() as p:
-        out = p | beam.Create([rec]) | SkipClipScoring(settings.skip_reason)
+        out = (p | beam.Create([rec]) | SkipClipScoring(settings.skip_reason)).records
 
         def check(recs):
             (r,) = recs

@@ -1,0 +1,135 @@
+"""Generate README.md's dead-letter reason table from the stages' ``Reason`` enums.
+
+    python -m tools.reason_table           # print the Markdown table
+    python -m tools.reason_table --write   # replace the table in README.md
+
+One row per reason, stages in pipeline order (``schemas.deadletter.STAGES``), each stage's
+reasons in the order its :class:`schemas.stage.StageReason` enum declares them, with the
+meaning the enum gives. The enums are the source of truth: a reason without a meaning, or a
+stage whose name is not in ``STAGES``, is an error, and ``tests/schemas/test_reason_table.py``
+fails when README.md's table (between the ``reason-table`` markers) differs from this output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from schemas.deadletter import STAGES
+from schemas.stage import UNEXPECTED_ERROR, UNEXPECTED_ERROR_DOC, RecordStage, StageReason
+from tools.config_table import README, format_text
+
+START = "<!-- reason-table:start -->"
+END = "<!-- reason-table:end -->"
+NOTE = (
+    "<!-- generated from the stages' Reason enums by `python -m tools.reason_table --write`; "
+    "do not edit -->"
+)
+
+# every module that defines a RecordStage (imported so that each subclass is registered)
+STAGE_MODULES = (
+    "sources.base",  # the readers and the restructure hook they call
+    "pipelines.transforms.images",
+    "pipelines.transforms.validate",
+    "pipelines.clip.score",
+    "pipelines.clip.skip",
+    "pipelines.dedupe.stages",
+    "pipelines.clip.filter",
+    "pipelines.transforms.io",
+)
+
+
+def stage_classes() -> list[type[RecordStage]]:
+    """Every RecordStage subclass of :data:`STAGE_MODULES` (and their subclasses: the
+    readers), in a stable order."""
+    for module in STAGE_MODULES:
+        importlib.import_module(module)
+    found: list[type[RecordStage]] = []
+    todo = list(RecordStage.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        if cls not in found:
+            found.append(cls)
+        todo += cls.__subclasses__()
+    return sorted(found, key=lambda c: (c.__module__, c.__qualname__))
+
+
+def rows(classes: list[type[RecordStage]] | None = None) -> list[tuple[str, str, str]]:
+    """``(stage, reason, meaning)`` for every reason, stages in pipeline order.
+
+    Raises:
+        ValueError: a stage is not in ``STAGES``, or a reason has no meaning.
+    """
+    classes = stage_classes() if classes is None else classes
+    by_stage: dict[str, list[type[RecordStage]]] = {}
+    for cls in classes:
+        if cls.stage not in STAGES:
+            raise ValueError(f"{cls.__qualname__}.stage {cls.stage!r} is not in STAGES")
+        by_stage.setdefault(cls.stage, []).append(cls)
+    out: list[tuple[str, str, str]] = []
+    for stage in STAGES:
+        reasons: dict[str, StageReason] = {}
+        notes: list[str] = []
+        for cls in by_stage.get(stage, []):
+            for reason in cls.reasons():
+                if not reason.doc:
+                    raise ValueError(f"{cls.__qualname__}.Reason.{reason.name} has no meaning")
+                reasons.setdefault(reason.value, reason)
+            if cls.more_reasons and cls.more_reasons not in notes:
+                notes.append(cls.more_reasons)
+        out += [(stage, f"`{value}`", format_text(r.doc)) for value, r in reasons.items()]
+        out += [(stage, "…", format_text(note)) for note in notes]
+    out.append(("every stage", f"`{UNEXPECTED_ERROR}`", format_text(UNEXPECTED_ERROR_DOC)))
+    return out
+
+
+def table(classes: list[type[RecordStage]] | None = None) -> str:
+    """The Markdown table (ending with a newline)."""
+    lines = ["| stage | reason | meaning |", "|---|---|---|"]
+    lines += [
+        f"| {stage if stage == 'every stage' else f'`{stage}`'} | {reason} | {meaning} |"
+        for stage, reason, meaning in rows(classes)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def block() -> str:
+    """What README.md holds between (and including) the markers."""
+    return f"{START}\n{NOTE}\n\n{table()}{END}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.reason_table", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--write", action="store_true", help=f"replace the table in {README.name} in place"
+    )
+    args = parser.parse_args(argv)
+    if not args.write:
+        sys.stdout.write(table())
+        return 0
+    text = README.read_text(encoding="utf-8")
+    pattern_start = text.find(START)
+    if pattern_start < 0:
+        raise SystemExit(f"README.md has no {START} ... {END} markers")
+    updated = text[:pattern_start] + replace_block_text(text[pattern_start:])
+    if updated != text:
+        README.write_text(updated, encoding="utf-8")
+        print(f"updated the reason table in {README}", file=sys.stderr)
+    else:
+        print(f"the reason table in {README} is up to date", file=sys.stderr)
+    return 0
+
+
+def replace_block_text(text: str) -> str:
+    """``text`` (starting at START) with the block up to END replaced by :func:`block`."""
+    end = text.find(END)
+    if end < 0:
+        raise ValueError(f"README.md has no {END} marker")
+    return block() + text[end + len(END) :]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
