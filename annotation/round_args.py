@@ -74,7 +74,8 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
         "--sizes",
         type=Path,
         default=None,
-        help='stratified: YAML/JSON {"PBL": {"Health": 20, "*": 5}}',
+        help='stratified: YAML/JSON {"PBL": {"Health": 20, "*": 5}} ("*": the fields not '
+        "named); a cell it does not cover sends --per-cell records, or none without it",
     )
     p.add_argument("--seed", type=int, default=0, help="stratified: seed of the choice")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""The source registry: ``get_source("vist")`` returns the registered :class:`sources.base.Source`.
+"""The source registry: ``get_source("vist")`` returns the registered :class:`sources.spec.Source`.
 
 A source is one package: its ``__init__`` defines ``SOURCE`` (``Source.define``), and its
 folder holds the data files ``Source.define`` reads (``card.yaml``, ``config.schema.json``,
@@ -29,8 +29,7 @@ from typing import Any
 import yaml
 
 from schemas import load_schema
-from sources.base import Source
-from sources.spec import CARD_FILE, package_config_block
+from sources.spec import CARD_FILE, Source, package_config_block
 
 ENV = "MMLOOM_SOURCES"
 CATEGORY_ORDER = ("SA", "PBL", "MSR", "IF")

@@ -58,11 +58,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from importlib import resources
-from importlib.resources.abc import Traversable
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import apache_beam as beam
@@ -72,14 +68,8 @@ from schemas.deadletter import STAGE_READ, STAGE_RESTRUCTURE
 from schemas.errors import EnvironmentFault, PipelineConfigError, RecordError
 from schemas.fs import display_path, match, open_bounded, read_bytes, read_text
 from schemas.stage import RecordStage, StageReason
-from sources.spec import (
-    CHECKSUMS_FILE,
-    CardInfo,
-    FetchSpec,
-    options_with_defaults,
-    read_card,
-    read_config_block,
-)
+from sources.spec import Source as Source  # a source's own folder: Source.define
+from sources.spec import options_with_defaults
 
 Item = dict[str, Any]
 Unit = Item | RecordError  # what ``iter_units`` yields
@@ -191,65 +181,6 @@ def scrub_paths(text: str, roots: Iterable[str]) -> str:
     for base in sorted(bases, key=len, reverse=True):  # a root named alone: its own name
         text = text.replace(base, posixpath.basename(base))
     return text
-
-
-@dataclass(frozen=True)
-class Source:
-    """A registered source: everything mmloom knows about it, on one object.
-
-    Attributes:
-        name: the registry name (the package's last component).
-        package: the source's package; its folder holds the data files below.
-        reader: the ``Read<Source>`` transform class: input files -> draft records (it calls
-            :attr:`restructure` on every item it reads) + dead letters.
-        restructure: ``(item, options) -> draft record``; raises ``RecordError``.
-        check_options: checks a filled config block; raises ``PipelineConfigError``.
-        card: what the dataset card says about it (``card.yaml``, ``CITATION.bib``).
-        config_block: its block of the build config (``config.schema.json``).
-        fetch: what ``mmloom fetch`` downloads for it (``fetch.py``); None: nothing.
-        folder: the package's folder (``checksums.tsv`` and the files above).
-    """
-
-    name: str
-    package: str
-    reader: type[SourceReader]
-    restructure: Callable[[Item, dict[str, Any]], dict[str, Any]]
-    check_options: Callable[[dict[str, Any]], None]
-    card: CardInfo
-    config_block: dict[str, Any]
-    fetch: FetchSpec | None
-    folder: Traversable
-
-    @classmethod
-    def define(
-        cls,
-        package: str,
-        *,
-        reader: type[SourceReader],
-        restructure: Callable[[Item, dict[str, Any]], dict[str, Any]],
-        check_options: Callable[[dict[str, Any]], None],
-        fetch: FetchSpec | None = None,
-    ) -> Source:
-        """The ``SOURCE`` of package ``package`` (its ``__name__``): the hooks given here,
-        the data read from its folder."""
-        folder = resources.files(package)
-        where = package.replace(".", "/")
-        return cls(
-            name=package.rsplit(".", 1)[-1],
-            package=package,
-            reader=reader,
-            restructure=restructure,
-            check_options=check_options,
-            card=read_card(folder, where),
-            config_block=read_config_block(folder, where),
-            fetch=fetch,
-            folder=folder,
-        )
-
-    @property
-    def checksums_file(self) -> Path:
-        """The committed ``checksums.tsv`` (a real path: ``--register-checksums`` writes it)."""
-        return Path(str(self.folder.joinpath(CHECKSUMS_FILE)))
 
 
 def source_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:

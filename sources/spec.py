@@ -19,6 +19,7 @@ This module imports nothing above ``schemas`` (sources are the second layer).
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import posixpath
 from collections.abc import Callable
@@ -294,3 +295,91 @@ def package_config_block(package: str) -> dict[str, Any]:
 def options_with_defaults(package: str, options: dict[str, Any] | None) -> dict[str, Any]:
     """``options`` with the defaults of source package ``package``'s config block."""
     return with_defaults(package_config_block(package)["properties"], options)
+
+
+Hook = Callable[..., Any]
+
+
+def _resolve(package: str, ref: Any) -> Any:
+    """A hook given as ``"module:attr"`` (a module of ``package``), imported on first use;
+    anything else as it is."""
+    if not isinstance(ref, str):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(f"{package}.{module}"), attr)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A registered source: everything mmloom knows about it, on one object.
+
+    The hooks (reader, restructure, check_options) may be given as ``"module:attr"`` of the
+    source's package and are imported on first use, so that the registry, the fetch plans and
+    the card read a source without importing Beam (``mmloom fetch --help`` stays light).
+
+    Attributes:
+        name: the registry name (the package's last component).
+        package: the source's package; its folder holds the data files below.
+        reader: the ``Read<Source>`` transform class (a ``sources.base.SourceReader``): input
+            files -> draft records (it calls :attr:`restructure` on every item it reads) + dead
+            letters.
+        restructure: ``(item, options) -> draft record``; raises ``RecordError``.
+        check_options: checks a filled config block; raises ``PipelineConfigError``.
+        card: what the dataset card says about it (``card.yaml``, ``CITATION.bib``).
+        config_block: its block of the build config (``config.schema.json``).
+        fetch: what ``mmloom fetch`` downloads for it (``fetch.py``); None: nothing.
+        folder: the package's folder (``checksums.tsv`` and the files above).
+    """
+
+    name: str
+    package: str
+    reader_hook: Any
+    restructure_hook: Any
+    check_options_hook: Any
+    card: CardInfo
+    config_block: dict[str, Any]
+    fetch: FetchSpec | None
+    folder: Traversable
+
+    @classmethod
+    def define(
+        cls,
+        package: str,
+        *,
+        reader: Any,
+        restructure: Any,
+        check_options: Any,
+        fetch: FetchSpec | None = None,
+    ) -> Source:
+        """The ``SOURCE`` of package ``package`` (its ``__name__``): the hooks given here
+        (objects, or ``"module:attr"`` of the package), the data read from its folder."""
+        folder = resources.files(package)
+        where = package.replace(".", "/")
+        return cls(
+            name=package.rsplit(".", 1)[-1],
+            package=package,
+            reader_hook=reader,
+            restructure_hook=restructure,
+            check_options_hook=check_options,
+            card=read_card(folder, where),
+            config_block=read_config_block(folder, where),
+            fetch=fetch,
+            folder=folder,
+        )
+
+    @property
+    def reader(self) -> Any:
+        return _resolve(self.package, self.reader_hook)
+
+    @property
+    def restructure(self) -> Hook:
+        return _resolve(self.package, self.restructure_hook)
+
+    @property
+    def check_options(self) -> Hook:
+        return _resolve(self.package, self.check_options_hook)
+
+    @property
+    def checksums_file(self) -> Path:
+        """The committed ``checksums.tsv`` (a real path: ``--register-checksums`` writes it)."""
+        return Path(str(self.folder.joinpath(CHECKSUMS_FILE)))

@@ -4,16 +4,24 @@ See ``sources/mathvista/README.md`` for the layouts read, the restructuring rule
 table and every dead-letter reason.
 """
 
-from sources.base import Source
-from sources.mathvista import fetch, parse
-from sources.mathvista.reader import ReadMathVista
+from sources.mathvista import fetch
+from sources.spec import Source
 
 SOURCE = Source.define(
     __name__,
-    reader=ReadMathVista,
-    restructure=parse.restructure,
-    check_options=parse.check_options,
+    reader="reader:ReadMathVista",
+    restructure="parse:restructure",
+    check_options="parse:check_options",
     fetch=fetch.FETCH,
 )
 
 __all__ = ["SOURCE", "ReadMathVista"]
+
+
+def __getattr__(name: str):
+    """``ReadMathVista`` is imported on first use: the registry reads this package without Beam."""
+    if name == "ReadMathVista":
+        from sources.mathvista.reader import ReadMathVista
+
+        return ReadMathVista
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

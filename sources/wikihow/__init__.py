@@ -5,16 +5,24 @@ the question; the following steps with their images form the reference answer. S
 ``README.md`` in this folder.
 """
 
-from sources.base import Source
-from sources.wikihow import fetch, parse
-from sources.wikihow.reader import ReadWikiHow
+from sources.spec import Source
+from sources.wikihow import fetch
 
 SOURCE = Source.define(
     __name__,
-    reader=ReadWikiHow,
-    restructure=parse.restructure,
-    check_options=parse.check_options,
+    reader="reader:ReadWikiHow",
+    restructure="parse:restructure",
+    check_options="parse:check_options",
     fetch=fetch.FETCH,
 )
 
 __all__ = ["SOURCE", "ReadWikiHow"]
+
+
+def __getattr__(name: str):
+    """``ReadWikiHow`` is imported on first use: the registry reads this package without Beam."""
+    if name == "ReadWikiHow":
+        from sources.wikihow.reader import ReadWikiHow
+
+        return ReadWikiHow
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
