@@ -16,6 +16,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,37 +116,50 @@ def block() -> str:
     return f"{START}\n{NOTE}\n\n{table()}{END}"
 
 
-def replace_block(readme: str, new_block: str) -> str:
-    """``readme`` with the text from START to END replaced by ``new_block``.
+def replace_block(readme: str, new_block: str, start: str = START, end: str = END) -> str:
+    """``readme`` with the text from ``start`` to ``end`` replaced by ``new_block``.
 
     Raises:
         ValueError: the markers are missing.
     """
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(readme):
-        raise ValueError(f"README.md has no {START} ... {END} markers")
+        raise ValueError(f"README.md has no {start} ... {end} markers")
     return pattern.sub(lambda _m: new_block, readme, count=1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.config_table", description=__doc__.split("\n")[0]
-    )
+def table_main(
+    argv: list[str] | None,
+    prog: str,
+    doc: str,
+    what: str,
+    table_fn: Callable[[], str],
+    block_fn: Callable[[], str],
+    start: str = START,
+    end: str = END,
+) -> int:
+    """The command line of a README table generator: print the table, or ``--write`` it
+    between its markers in README.md (this tool and ``tools.reason_table``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
     parser.add_argument(
         "--write", action="store_true", help=f"replace the table in {README.name} in place"
     )
     args = parser.parse_args(argv)
     if not args.write:
-        sys.stdout.write(table())
+        sys.stdout.write(table_fn())
         return 0
     text = README.read_text(encoding="utf-8")
-    updated = replace_block(text, block())
+    updated = replace_block(text, block_fn(), start, end)
     if updated != text:
         README.write_text(updated, encoding="utf-8")
-        print(f"updated the config table in {README}", file=sys.stderr)
+        print(f"updated the {what} in {README}", file=sys.stderr)
     else:
-        print(f"the config table in {README} is up to date", file=sys.stderr)
+        print(f"the {what} in {README} is up to date", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return table_main(argv, "python -m tools.config_table", __doc__, "config table", table, block)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ fails when README.md's table (between the ``reason-table`` markers) differs from
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
 from schemas.deadletter import STAGES
 from schemas.stage import UNEXPECTED_ERROR, UNEXPECTED_ERROR_DOC, RecordStage, StageReason
-from tools.config_table import README, format_text
+from tools.config_table import format_text, table_main
 
 START = "<!-- reason-table:start -->"
 END = "<!-- reason-table:end -->"
@@ -100,35 +99,9 @@ def block() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.reason_table", description=__doc__.split("\n")[0]
+    return table_main(
+        argv, "python -m tools.reason_table", __doc__, "reason table", table, block, START, END
     )
-    parser.add_argument(
-        "--write", action="store_true", help=f"replace the table in {README.name} in place"
-    )
-    args = parser.parse_args(argv)
-    if not args.write:
-        sys.stdout.write(table())
-        return 0
-    text = README.read_text(encoding="utf-8")
-    pattern_start = text.find(START)
-    if pattern_start < 0:
-        raise SystemExit(f"README.md has no {START} ... {END} markers")
-    updated = text[:pattern_start] + replace_block_text(text[pattern_start:])
-    if updated != text:
-        README.write_text(updated, encoding="utf-8")
-        print(f"updated the reason table in {README}", file=sys.stderr)
-    else:
-        print(f"the reason table in {README} is up to date", file=sys.stderr)
-    return 0
-
-
-def replace_block_text(text: str) -> str:
-    """``text`` (starting at START) with the block up to END replaced by :func:`block`."""
-    end = text.find(END)
-    if end < 0:
-        raise ValueError(f"README.md has no {END} marker")
-    return block() + text[end + len(END) :]
 
 
 if __name__ == "__main__":
