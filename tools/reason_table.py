@@ -17,6 +17,7 @@ import sys
 
 from schemas.deadletter import STAGES
 from schemas.stage import UNEXPECTED_ERROR, UNEXPECTED_ERROR_DOC, RecordStage, StageReason
+from tools.config_table import README as README  # where the table lives
 from tools.config_table import format_text, table_main
 
 START = "<!-- reason-table:start -->"
