@@ -33,6 +33,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from schemas import output
 from schemas.errors import MmloomError
 from schemas.fs import sha256_size
 from schemas.parquet import from_row
@@ -45,9 +46,7 @@ MANIFEST_FORMAT = "mmloom-build"
 MANIFEST_VERSION = 1
 # everything a build writes at the top of its folder; anything else is not ours
 BUILD_ENTRIES = (RECORDS_DIR, DEAD_LETTERS_DIR, STATS_FILE, "images", MANIFEST_FILE)
-# the mark mmloom writes into a folder it builds in (schemas/output.py): part of a staging
-# folder, and of a build written in place (object stores, remote runners)
-OUTPUT_MARKER = ".mmloom-output"
+
 _SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.[a-z]+$")
 
 
@@ -337,7 +336,7 @@ def check_build(build_dir: str, verify_checksums: bool = False) -> tuple[dict | 
         problems.append(problem)
     if "://" not in build_dir or verify_checksums:
         for name in list_folder(build_dir):
-            if name not in BUILD_ENTRIES and name != OUTPUT_MARKER:
+            if name not in BUILD_ENTRIES and name != output.MARKER:  # a build written in place
                 problems.append(f"{name}: not part of a build")
     return manifest, problems
 

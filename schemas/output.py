@@ -48,14 +48,13 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from schemas.buildio import OUTPUT_MARKER
 from schemas.errors import PipelineConfigError
 from schemas.procs import alive, process_start
 from schemas.swap import replace_dir, restore_aside
 
 LOG = logging.getLogger("mmloom.output")
 
-MARKER = OUTPUT_MARKER
+MARKER = ".mmloom-output"
 MARKER_FORMAT = "mmloom-output"
 BUILD, RELEASE = "build", "release"
 STAGING_KIND = {BUILD: "building", RELEASE: "publish"}
