@@ -32,6 +32,8 @@ INSTALL_REQUIRES = [
     "numpy>=1.26,<3",
     # the release card's and report's templates (pipelines/publish/templates)
     "jinja2>=3.1,<4",
+    # the blind-answerability audit's text-only language model (pipelines/audit), CPU or GPU
+    "transformers>=4.46,<6",
 ]
 
 # What Dataflow workers never need: the annotation round (Argilla client, agreement) and the

@@ -13,7 +13,7 @@ import json
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 CONFIG_SCHEMA_VERSION = 1
 
 

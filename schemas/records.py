@@ -92,6 +92,7 @@ class _RecordFields(TypedDict):
     provenance: Provenance
     source_metadata: dict[str, Any]
     scores: dict[str, Any]
+    audit: dict[str, Any] | None
 
 
 class DraftRecord(_RecordFields):
@@ -251,6 +252,7 @@ def new_record(
         "provenance": provenance,
         "source_metadata": source_metadata or {},
         "scores": {"clip": not_scored("not scored yet")},
+        "audit": None,
     }
 
 

@@ -101,6 +101,8 @@ COLUMN_DOCS = {
     "provenance / source_metadata": "source, split, original id, licence, file; source fields "
     "as JSON text",
     "scores": "CLIP image-text scores (`scored` false when the build ran without CLIP)",
+    "audit": "validity-audit flags (`code`, `stage`, plain-words `reason`, the `figure` behind it "
+    "and the `threshold` it crossed): evidence for review, never a verdict; null when not audited",
     "annotation": "human decision (`verdict`, mean 0-6 score, responses, `corrected`) or "
     "null; `edits`: each applied correction (`target`, the value `before` and `after` as JSON "
     "text, `by`: pseudonymous annotator ids)",
@@ -173,6 +175,7 @@ def to_row(record: dict[str, Any], read_image: Callable[[str], bytes]) -> dict[s
                 "pairs": clip["pairs"],
             }
         },
+        "audit": record.get("audit"),
         "annotation": record.get("annotation"),
     }
 

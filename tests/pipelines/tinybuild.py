@@ -23,7 +23,7 @@ def tiny_row(i: int, store: ImageStore, source_metadata: str = "{}") -> dict:
     image = {"path": ref, "sha256": ref[7:71], "width": 64, "height": 64, "format": "jpeg",
              "source_uri": f"tiny/{i}.jpg", "license": "CC0", "phash": "0" * 16}  # fmt: skip
     return {
-        "schema_version": "1.1.0",
+        "schema_version": "1.2.0",
         "id": f"MSR_tiny_test_{i}",
         "category": "MSR",
         "field": "Mathematics",
