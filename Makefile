@@ -6,8 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
 OUT    ?= out/sample
 TINY_CLIP := out/models/mmloom-tiny-clip.safetensors
+TINY_LM   := out/models/mmloom-tiny-lm
 
-.PHONY: venv sysdeps tiny-clip demo test test-fast lint style bench clean
+.PHONY: venv sysdeps tiny-clip tiny-lm demo test test-fast lint style bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +34,19 @@ $(TINY_CLIP): | $(STAMP)
 
 tiny-clip: $(TINY_CLIP)
 
-demo: venv sysdeps tiny-clip
+# the sample config's blind-audit language model: a tiny random-weight causal LM and a
+# byte-level tokenizer, made locally (no hub download)
+$(TINY_LM)/config.json: | $(STAMP)
+	$(BIN)/python -m tools.make_tiny_lm --output $(TINY_LM)
+
+tiny-lm: $(TINY_LM)/config.json
+
+demo: venv sysdeps tiny-clip tiny-lm
 	OUT=$(OUT) ./scripts/demo.sh
 
 # the whole suite (every tier, with a real Argilla and headless Chromium), then
 # argilla-server's own search-engine tests against mmloom's SQL engine
-test: venv sysdeps
+test: venv sysdeps tiny-lm
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-argilla-conformance
 

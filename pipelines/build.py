@@ -5,7 +5,8 @@
       <output>/images/) -> ValidateRecords -> DropDuplicateIds -> ScoreImageText (CLIP,
       pixels read from the store; or
       SkipClipScoring with --no-clip) -> DedupeRecords (pHash + embedding image clusters,
-      frequency rule, duplicate items) -> FilterByClipScore -> WriteRecords;
+      frequency rule, duplicate items) -> FilterByClipScore -> ScoreBlindAnswerability (a
+      text-only LM, no images; or SkipBlindScoring) -> FlagBlindAnswerable -> WriteRecords;
       (each record checked against the Parquet column types first; what cannot be written
       is a dead letter); every DEAD output -> WriteDeadLetters; all outcomes -> ComputeStats
       (stats.json); last, once all of those are written: WriteManifest (_BUILD.json)
@@ -55,6 +56,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 import pipelines
+from pipelines.audit.blind_flag import FlagBlindAnswerable, SkipBlindScoring
 from pipelines.clip.filter import FilterByClipScore
 from pipelines.clip.settings import ClipSettings
 from pipelines.clip.skip import SkipClipScoring
@@ -145,6 +147,8 @@ def config_inputs(config: BuildConfig) -> list[tuple[str, str]]:
                 inputs.append((f"the {name} source's {key}", item))
     if config.clip.checkpoint and _is_local(config.clip.checkpoint):
         inputs.append(("the CLIP checkpoint", config.clip.checkpoint))
+    if config.blind.enabled and config.blind.checkpoint and _is_local(config.blind.checkpoint):
+        inputs.append(("the blind-audit model", config.blind.checkpoint))
     return inputs
 
 
@@ -308,6 +312,15 @@ class BuildGraph:
 
         return ScoreImageText(self.clip, store=self.store)
 
+    def score_blind(self) -> beam.PTransform | None:
+        if not self.config.blind.enabled:
+            return None
+        # imported here: scoring loads torch and transformers, which a build without the
+        # blind audit never needs
+        from pipelines.audit.blind import ScoreBlindAnswerability
+
+        return ScoreBlindAnswerability(self.config.blind)
+
     def embedding_edges(self) -> beam.PCollection | None:
         """CLIP embedding near-duplicate edges, for DedupeRecords (None: not scored, or off)."""
         scored = self.results.get("ScoreImageText")
@@ -360,6 +373,19 @@ RECORD_STEPS = [
         lambda b: (
             FilterByClipScore(b.clip.thresholds, b.clip.keep_top_fraction)
             if b.clip.enabled
+            else None
+        ),
+    ),
+    Step("ScoreBlindAnswerability", BuildGraph.score_blind),
+    Step(
+        "SkipBlindScoring",
+        lambda b: None if b.config.blind.enabled else SkipBlindScoring(b.config.blind.skip_reason),
+    ),
+    Step(
+        "FlagBlindAnswerable",
+        lambda b: (
+            FlagBlindAnswerable(b.config.blind.margin, b.config.blind.leakage_threshold)
+            if b.config.blind.enabled
             else None
         ),
     ),
@@ -477,7 +503,7 @@ def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeli
     local_output = _is_local(args.output)
     # cheap checks first; an object store is asked in prepare_output
     dest = check_output(args.output) if local_output else args.output
-    config = load_config(args.config, no_clip=args.no_clip)
+    config = load_config(args.config, no_clip=args.no_clip, no_blind=args.no_blind)
     options = PipelineOptions(beam_args)
     std = options.view_as(StandardOptions)
     if std.runner is None:
@@ -486,6 +512,10 @@ def run_parsed(args: BuildArgs, beam_args: list[str], test_pipeline: beam.Pipeli
     dry_run = options.view_as(TestOptions).dry_run
     if local:  # remote workers have their own caches (and network)
         ClipSettings.from_config(config.clip).require_weights(config.path)
+        if config.blind.enabled:
+            from pipelines.audit.blind_model import blind_spec, require_model
+
+            require_model(blind_spec(config.blind), config.path)
     with contextlib.ExitStack() as locks:
         target = dest
         if local_output:

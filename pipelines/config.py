@@ -39,6 +39,8 @@ MAX_CONFIG_BYTES = 1 << 20
 
 NO_CLIP_REASON = "clip scoring turned off (--no-clip)"
 DISABLED_REASON = "clip scoring turned off (clip.enabled: false)"
+NO_BLIND_REASON = "blind scoring turned off (--no-blind)"
+BLIND_DISABLED_REASON = "blind scoring turned off (audit.blind.enabled: false)"
 
 
 def block_properties(name: str) -> dict[str, Any]:
@@ -204,6 +206,77 @@ class ClipConfig:
 
 
 @dataclass(frozen=True)
+class BlindConfig:
+    """The ``audit.blind`` block (schema: ``$defs.audit_blind``), with ``--no-blind`` applied.
+
+    Attributes:
+        enabled: the decision to score, taken once here: ``audit.blind.enabled`` and not
+            ``--no-blind``.
+        skip_reason: why scoring is off (None when ``enabled``); written into records.
+        model: a Hugging Face hub repo id (None: not given).
+        checkpoint: a local model folder, resolved against the config's folder (None: not
+            given); overrides ``model``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        max_batch_size: RunInference's largest batch of texts.
+        max_length: most tokens of one scored text.
+        margin: the gold option's lead (nats per token) that flags ``blind_answerable``.
+        leakage_threshold: the answer's gain (nats per token) that flags ``answer_leakage``.
+    """
+
+    enabled: bool
+    skip_reason: str | None
+    model: str | None
+    checkpoint: str | None
+    device: str
+    max_batch_size: int
+    max_length: int
+    margin: float
+    leakage_threshold: float
+
+    def __post_init__(self) -> None:
+        if self.enabled and not (self.model or self.checkpoint):
+            raise PipelineConfigError(
+                "audit.blind.enabled is true but neither audit.blind.checkpoint (a local model "
+                "folder) nor audit.blind.model (a hub repo id) is set; set one (`make tiny-lm` "
+                "writes a tiny test model), or set audit.blind.enabled: false"
+            )
+
+    @property
+    def model_name(self) -> str | None:
+        """What the stage loads: the checkpoint folder, else the hub repo id."""
+        return self.checkpoint or self.model
+
+    @classmethod
+    def from_block(
+        cls, block: dict[str, Any] | None = None, base_dir: str = "", no_blind: bool = False
+    ) -> BlindConfig:
+        """From a validated ``audit.blind`` mapping; keys it lacks take the schema's defaults.
+
+        Args:
+            block: the ``audit.blind`` mapping of the build config (None: all defaults).
+            base_dir: the config file's folder; a relative ``checkpoint`` is taken from there.
+            no_blind: the CLI's ``--no-blind``: scoring is off whatever the config says.
+        """
+        values = fill_block("audit_blind", block, base_dir)
+        if no_blind:
+            enabled, skip_reason = False, NO_BLIND_REASON
+        elif not values["enabled"]:
+            enabled, skip_reason = False, BLIND_DISABLED_REASON
+        else:
+            enabled, skip_reason = True, None
+        return cls(
+            **{
+                **values,
+                "enabled": enabled,
+                "skip_reason": skip_reason,
+                "checkpoint": values.get("checkpoint"),  # optional, no default
+                "margin": float(values["margin"]),
+                "leakage_threshold": float(values["leakage_threshold"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """A validated build config, every default filled in once.
 
@@ -220,6 +293,7 @@ class BuildConfig:
         dedupe: the ``dedupe`` block.
         limits: the ``limits`` block (read caps), given to every reader and to ``LoadImages``.
         clip: the ``clip`` block, ``--no-clip`` applied.
+        blind: the ``audit.blind`` block, ``--no-blind`` applied.
     """
 
     path: str
@@ -231,6 +305,7 @@ class BuildConfig:
     dedupe: DedupeConfig
     clip: ClipConfig
     limits: LimitsConfig
+    blind: BlindConfig
 
     @property
     def location(self) -> str:
@@ -319,11 +394,24 @@ def check_folders(name: str, options: dict[str, Any], path: str) -> None:
             )
 
 
-def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
+def check_blind(blind: BlindConfig, path: str) -> None:
+    """A configured local model folder must exist before the pipeline starts (when scoring)."""
+    if blind.enabled and blind.checkpoint and not FileSystems.exists(blind.checkpoint):
+        raise PipelineConfigError(
+            f"{path}: audit.blind.checkpoint {blind.checkpoint} does not exist. For the "
+            "sample's tiny test model run `make tiny-lm`; or set audit.blind.enabled: false, "
+            "or pass --no-blind to build without blind scoring"
+        )
+
+
+def parse_config(
+    text: str, path: str, no_clip: bool = False, no_blind: bool = False
+) -> BuildConfig:
     """Validate config text; ``path`` locates relative paths and names the build.
 
     ``no_clip`` is the CLI's ``--no-clip``; it is decided here, once, into ``clip.enabled``
-    (so the CLIP checkpoint is not checked either).
+    (so the CLIP checkpoint is not checked either); ``no_blind`` likewise into
+    ``audit.blind``'s.
     """
     try:
         data = yamlsafe.load(text)
@@ -360,6 +448,13 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         clip = ClipConfig.from_block(data.get("clip"), base_dir, no_clip=no_clip)
     except PipelineConfigError as exc:  # a rule between keys (ClipConfig.__post_init__)
         raise PipelineConfigError(f"{path}: {exc}") from exc
+    try:
+        blind = BlindConfig.from_block(
+            (data.get("audit") or {}).get("blind"), base_dir, no_blind=no_blind
+        )
+    except PipelineConfigError as exc:  # BlindConfig.__post_init__
+        raise PipelineConfigError(f"{path}: {exc}") from exc
+    check_blind(blind, path)
     limits = LimitsConfig.from_block(data.get("limits"))
     check_clip(clip, path)
     stem = os.path.splitext(os.path.basename(path))[0]
@@ -373,6 +468,7 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         dedupe=DedupeConfig.from_block(data.get("dedupe")),
         clip=clip,
         limits=limits,
+        blind=blind,
     )
     check_utf8_paths(config)
     return config
@@ -404,7 +500,7 @@ def _config_hint(path: str) -> str:
     return "configs found nearby: " + ", ".join(ranked)
 
 
-def load_config(path: str, no_clip: bool = False) -> BuildConfig:
+def load_config(path: str, no_clip: bool = False, no_blind: bool = False) -> BuildConfig:
     """Read and validate the config file at ``path`` (local or a Beam filesystem URI)."""
     if not FileSystems.exists(path):
         raise PipelineConfigError(f"config file {path} does not exist; {_config_hint(path)}")
@@ -425,4 +521,4 @@ def load_config(path: str, no_clip: bool = False) -> BuildConfig:
             f"config {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
             "UTF-8 YAML"
         ) from exc
-    return parse_config(text, path, no_clip=no_clip)
+    return parse_config(text, path, no_clip=no_clip, no_blind=no_blind)

@@ -47,10 +47,11 @@ class BuildArgs:
     overwrite: bool = False
     no_clip: bool = False
     progress_every: float = 10.0
+    no_blind: bool = False
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace) -> BuildArgs:
-        return cls(ns.config, ns.output, ns.overwrite, ns.no_clip, ns.progress_every)
+        return cls(ns.config, ns.output, ns.overwrite, ns.no_clip, ns.progress_every, ns.no_blind)
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -68,6 +69,11 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--no-clip",
         action="store_true",
         help="skip CLIP scoring and filtering (quick CPU runs); records say they were not scored",
+    )
+    parser.add_argument(
+        "--no-blind",
+        action="store_true",
+        help="skip the blind-answerability audit (audit.blind); records say they were not scored",
     )
     parser.add_argument(
         "--progress-every",

@@ -27,6 +27,8 @@ CHROMIUM_ARGS = [
 ]
 # where configs/sample.yaml expects its tiny CLIP model (`make tiny-clip` makes the same file)
 TINY_CLIP = REPO / "out" / "models" / "mmloom-tiny-clip.safetensors"
+# where configs/sample.yaml expects its tiny blind-audit LM (`make tiny-lm` makes the same)
+TINY_LM = REPO / "out" / "models" / "mmloom-tiny-lm"
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +40,16 @@ def tiny_clip_checkpoint() -> str:
         TINY_CLIP.parent.mkdir(parents=True, exist_ok=True)
         make_tiny_clip(TINY_CLIP)
     return str(TINY_CLIP)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm() -> str:
+    """The tiny local language model folder of the sample config, made once (seconds)."""
+    if not (TINY_LM / "config.json").is_file():
+        from tools.make_tiny_lm import make_tiny_lm
+
+        make_tiny_lm(TINY_LM)
+    return str(TINY_LM)
 
 
 def make_draft(n_images: int = 1, image_bytes: bytes | None = None, **overrides) -> dict:
@@ -65,7 +77,7 @@ def make_draft(n_images: int = 1, image_bytes: bytes | None = None, **overrides)
 
 
 @pytest.fixture(scope="session")
-def sample_build(tmp_path_factory, tiny_clip_checkpoint) -> Path:
+def sample_build(tmp_path_factory, tiny_clip_checkpoint, tiny_lm) -> Path:
     """One `mmloom build` of configs/sample.yaml per session, shared read-only by the
     end-to-end, publish and annotation tests (copy it before changing anything)."""
     from pipelines.cli import main
@@ -99,6 +111,7 @@ def pytest_configure(config):
 SERVER_FIXTURES = frozenset({"argilla_server", "files_server"})
 # one full `mmloom build` of the sample; the tiny open_clip model (torch inference)
 SLOW_FIXTURES = frozenset({"sample_build", "tiny_clip_checkpoint"})
+# (the tiny LM is made in seconds and scores in milliseconds: its tests stay fast)
 
 
 def pytest_collection_modifyitems(config, items):

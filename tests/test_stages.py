@@ -36,6 +36,8 @@ EXPECTED = {
     "pipelines.clip.skip": ["SkipClipScoring"],
     "pipelines.clip.filter": ["FilterByClipScore"],
     "pipelines.dedupe.stages": ["DedupeRecords"],
+    "pipelines.audit.blind": ["ScoreBlindAnswerability"],
+    "pipelines.audit.blind_flag": ["FlagBlindAnswerable", "SkipBlindScoring"],
 }
 
 # bookkeeping only the base may do
