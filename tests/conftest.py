@@ -42,9 +42,11 @@ def tiny_clip_checkpoint() -> str:
     return str(TINY_CLIP)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def tiny_lm() -> str:
-    """The tiny local language model folder of the sample config, made once (seconds)."""
+    """The tiny local language model folder of the sample config, made once (seconds) when
+    missing: every test that loads configs/sample.yaml needs it there (its ``audit.blind``
+    is on, and a missing checkpoint is a config error), as ``make tiny-lm`` leaves it."""
     if not (TINY_LM / "config.json").is_file():
         from tools.make_tiny_lm import make_tiny_lm
 
