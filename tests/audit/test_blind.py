@@ -399,14 +399,15 @@ def test_config_block_defaults_no_blind_and_the_rule_between_keys(tiny_lm):
     with pytest.raises(PipelineConfigError, match=r"audit\.blind\.checkpoint"):
         BlindConfig.from_block({"enabled": True})
     text = SAMPLE_CONFIG.read_text()
-    assert parse_config(text, str(SAMPLE_CONFIG)).blind.checkpoint == str(Path(tiny_lm))
-    assert not parse_config(text, str(SAMPLE_CONFIG), no_blind=True).blind.enabled
+    config = parse_config(text, str(SAMPLE_CONFIG), no_clip=True)
+    assert config.blind.checkpoint == str(Path(tiny_lm))
+    assert not parse_config(text, str(SAMPLE_CONFIG), no_clip=True, no_blind=True).blind.enabled
 
 
 def _config(tmp_path: Path, blind_block: str) -> str:
     """configs/sample.yaml with its sources by absolute path, no CLIP and another audit block."""
     text = SAMPLE_CONFIG.read_text().replace("../sample/", f"{REPO}/sample/")
-    head, _, _ = text.partition("\nclip:\n")
+    head, _, _ = text.partition("\naudit:\n")  # the sources; audit and clip follow
     path = tmp_path / "blind.yaml"
     path.write_text(f"{head}\nclip:\n  enabled: false\naudit:\n  blind:\n{blind_block}")
     return str(path)
