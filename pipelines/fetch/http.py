@@ -283,7 +283,7 @@ def _http_refusal(code: int, reason: str, url: str, label: str, hand: Path) -> D
     if code in (401, 403):
         why = (
             "the host refuses to serve it (it may need a login or a browser, or block "
-            "scripts). Download it by hand from that page and put it at "
+            "scripts). Download it by hand (in a browser) and put it at "
             f"{hand}, then run the same command again"
         )
     elif code in (404, 410):
