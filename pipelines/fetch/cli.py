@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "its size, licence, where it comes from, where it goes, totals) and fetches nothing",
     )
     parser.add_argument(
-        "--to", default=None, help="folder to fetch into (created); needed to fetch"
+        "--to", default=None, metavar="DIR", help="folder to fetch into (created); needed to fetch"
     )
     parser.add_argument(
         "--dry-run",
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--manual-dir",
         default=None,
-        help="where hand-downloaded files are put, as <dir>/<source>/<file> (default DIR/manual)",
+        help="where hand-downloaded files are put, for every source (also a file whose "
+        "download failed): <dir>/<source>/<file> (default DIR/manual)",
     )
     parser.add_argument(
         "--mirror",
