@@ -11,7 +11,15 @@ import urllib.request
 
 import pytest
 
-from tests.fetch.conftest import COCO_ANN, COCO_VAL, checksums_dir, fetch_coco, gets
+from tests.fetch.conftest import (
+    COCO_ANN,
+    COCO_VAL,
+    checksums_dir,
+    fetch_coco,
+    fetch_env,
+    gets,
+    run_fetch,
+)
 
 ANN = "images.cocodataset.org/annotations/annotations_trainval2017.zip"
 
@@ -110,3 +118,13 @@ def test_transient_statuses_are_retried_with_backoff(
     to = tmp_path / "again"
     assert fetch_coco(files, to, sums) == 0
     assert (to / "coco/annotations/captions_val2017.json").is_file()
+
+
+def test_a_hub_that_does_not_resolve_is_one_message(tmp_path, files_server):
+    env = fetch_env(files_server, None, tmp_path, HF_ENDPOINT="http://hub.mmloom.invalid")
+    result = run_fetch(env, "remi", "--to", str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("mmloom fetch:")]
+    assert "http://hub.mmloom.invalid" in line and "the hub could not be reached" in line
+    assert "check your network connection, DNS and HF_ENDPOINT" in line
