@@ -93,10 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "sources",
-        nargs="+",
+        nargs="*",
         metavar="SOURCE",
         help=f"{', '.join(known)} or all; `list [SOURCE...]` prints the plan (every file, "
-        "its size, licence, where it comes from, where it goes, totals) and fetches nothing",
+        "its size, licence, where it comes from, where it goes, totals) and fetches nothing "
+        "(without sources: all)",
     )
     parser.add_argument(
         "--to", default=None, metavar="DIR", help="folder to fetch into (created); needed to fetch"
@@ -313,10 +314,14 @@ def run(argv: list[str]) -> int:
 
 def _run(argv: list[str]) -> int:
     args = parse_args(argv)
-    listing_only = args.sources[0] == LIST
+    listing_only = bool(args.sources) and args.sources[0] == LIST
     values = args.sources[1:] if listing_only else args.sources
-    names = source_names(values or ["all"])
     dry = listing_only or args.dry_run
+    if not values and not dry:
+        raise MmloomError(
+            "name the sources to fetch (or all); `mmloom fetch list` shows what each needs"
+        )
+    names = source_names(values or ["all"])
     if args.json and not dry:
         raise MmloomError("--json prints the plan: use it with `mmloom fetch list` or --dry-run")
     if not args.to and not dry:
@@ -350,6 +355,12 @@ def _run(argv: list[str]) -> int:
         print(render(plans, items, where))
         return 0
 
+    totals = listing.totals(listing.entries(plans, settings, with_status=True))
+    LOG.info(
+        "plan: %s by script, %s by hand (`--dry-run` lists them)",
+        listing.total_text(totals["scriptable"]),
+        listing.total_text(totals["by_hand"]),
+    )
     missing = [hand for plan in plans for hand in missing_manual(plan, settings)]
     if missing:
         LOG.warning(

@@ -128,7 +128,7 @@ def totals(items: list[Entry]) -> dict[str, dict[str, int | bool]]:
     return out
 
 
-def _total_text(t: dict[str, int | bool]) -> str:
+def total_text(t: dict[str, int | bool]) -> str:
     size = human(int(t["bytes"]))
     text = f"{t['files']} files, {size if t['exact'] else '~' + size}"
     if t["unknown_size"]:
@@ -170,9 +170,9 @@ def render_text(plans: list[Plan], items: list[Entry], to: str | None) -> str:
                 lines.append(f"      to   {e.target}")
     t = totals(items)
     lines.append("")
-    lines.append(f"Downloaded by script: {_total_text(t['scriptable'])}")
-    lines.append(f"Downloaded by hand:   {_total_text(t['by_hand'])}")
-    lines.append(f"All:                  {_total_text(t['all'])}")
+    lines.append(f"Downloaded by script: {total_text(t['scriptable'])}")
+    lines.append(f"Downloaded by hand:   {total_text(t['by_hand'])}")
+    lines.append(f"All:                  {total_text(t['all'])}")
     lines.append(
         "Sizes with ~ are the publishers' approximate ones; unpacking needs about as much again."
     )

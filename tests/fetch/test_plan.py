@@ -132,6 +132,10 @@ def test_dry_run_shows_what_is_in_place_and_fetches_nothing(tmp_path, serve, pub
 def test_fetch_needs_to_and_json_needs_a_plan(tmp_path, capsys):
     assert main(["fetch", "coco"]) == 2
     assert "--to DIR is missing" in capsys.readouterr().err
+    assert main(["fetch", "--to", str(tmp_path)]) == 2
+    assert "name the sources to fetch (or all)" in capsys.readouterr().err
+    # a dry run without sources is the plan of all of them, as `fetch list`
+    assert listed(capsys, "--dry-run") == listed(capsys, "list")
     assert main(["fetch", "coco", "--to", str(tmp_path), "--json"]) == 2
     assert "--json prints the plan" in capsys.readouterr().err
 
