@@ -47,7 +47,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from pipelines.config import DedupeConfig
 from pipelines.dedupe import hamming, text
-from pipelines.transforms.images import DROP_SEGMENT
+from pipelines.images import DROP_SEGMENT
 from schemas.deadletter import DEAD, STAGE_DEDUPE, UNIT_IMAGE
 from schemas.records import Record
 from schemas.stage import RecordStage, StageFn, StageReason
