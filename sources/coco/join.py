@@ -437,7 +437,7 @@ def iter_units(
             "source_id": sid,
             "split": split,
             # the full path, as the other readers give it; the build rewrites local paths
-            # relative to the config's folder (pipelines.transforms.images.localize_paths)
+            # relative to the config's folder (pipelines.images.localize_paths)
             "source_file": captions_file,
             "instances_file": inst_name,
             "image": image,

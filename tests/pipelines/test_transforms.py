@@ -6,7 +6,8 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.transforms.images import LoadImages, load_images
+from pipelines.images import load_images
+from pipelines.transforms.images import LoadImages
 from pipelines.transforms.stats import build_stats
 from pipelines.transforms.validate import DropDuplicateIds, PickOneFn, ValidateRecords
 from schemas.deadletter import DEAD

@@ -20,7 +20,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.transforms.images import load_images
+from pipelines.images import load_images
 from schemas.deadletter import DEAD, STAGE_READ, STAGE_RESTRUCTURE
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.taxonomy import is_known, source_table
