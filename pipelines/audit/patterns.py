@@ -279,6 +279,18 @@ def template_of(record: dict[str, Any], words: int) -> str:
     return " ".join(tokens[:words]) or "(no text)"
 
 
+_TRAILING_ZEROS = re.compile(r"(\d)\.0+(?!\d)")
+_DECIMAL_POINT = re.compile(r"(\d)[.,](\d)")
+
+
+def match_text(s: str) -> str:
+    """``s`` normalised for the answer-in-question match: numbers kept whole (``3.0`` is
+    ``3``, ``0.5`` stays one token, so the ``5`` of ``0.5`` is not the answer ``5``), then
+    :func:`pipelines.dedupe.text.normalise`."""
+    s = _TRAILING_ZEROS.sub(r"\1", s)
+    return text.normalise(_DECIMAL_POINT.sub(r"\1d\2", s))
+
+
 def _phrase_in(phrase: str, haystack: str) -> bool:
     return bool(phrase) and f" {phrase} " in f" {haystack} "
 
@@ -299,7 +311,7 @@ def item_view(record: dict[str, Any], settings: AuditSettings) -> dict[str, Any]
     prov = record.get("provenance") or {}
     source = prov.get("source", "?")
     view: dict[str, Any] = {"id": record["id"], "source": source}
-    stem = text.normalise(stem_text(record))
+    stem = match_text(stem_text(record))
     options = record.get("options") or []
     if record.get("question_format") == MULTIPLE_CHOICE and options:
         view["format"] = MULTIPLE_CHOICE
@@ -316,7 +328,7 @@ def item_view(record: dict[str, Any], settings: AuditSettings) -> dict[str, Any]
         view["shortest"] = None if lengths.count(shortest) > 1 else lengths[pos] == shortest
         view["first_longest"] = lengths.index(longest)
         view["first_shortest"] = lengths.index(shortest)
-        norms = [text.normalise(o["text"]) for o in options]
+        norms = [match_text(o["text"]) for o in options]
         answer = norms[pos]
         view["aiq_eligible"] = _quotable(answer)
         view["aiq"] = (
@@ -343,7 +355,7 @@ def item_view(record: dict[str, Any], settings: AuditSettings) -> dict[str, Any]
         and not _NUMERIC.match(answer)
         and answer not in _REPLY_WORDS
     )
-    view["aiq"] = view["aiq_eligible"] and _phrase_in(answer, stem)
+    view["aiq"] = view["aiq_eligible"] and _phrase_in(match_text("\n".join(segments)), stem)
     keys = {text.normalise(s) for s in segments}
     if len(segments) > 1:
         keys.add(answer)

@@ -247,3 +247,17 @@ def test_the_report_is_the_same_whatever_the_record_order():
     shuffled = list(records)
     random.Random(1).shuffle(shuffled)
     assert P.audit(records) == P.audit(shuffled)
+
+
+def test_numbers_match_whole_in_the_answer_in_question_check():
+    assert P.match_text("DE = 3.0, so") == "de 3 so"
+    records = planted.control_mc(60, seed=7)
+    a, b = records[0], records[1]
+    a["options"] = [{"label": L, "text": t} for L, t in zip("ABCD", ["1", "3", "6", "9"])]
+    a["answer_value"] = "B"
+    a["source_metadata"]["question"] = "DE = 3.0, then AB is ()"  # the answer, 3, is there
+    b["options"] = [{"label": L, "text": t} for L, t in zip("ABCD", ["2", "5", "7", "9"])]
+    b["answer_value"] = "B"
+    b["source_metadata"]["question"] = "The ratio is 0.5; find x."  # 5 is not there
+    _, flags = P.audit(records)
+    assert codes(flags) == {"answer_in_question": {a["id"]}}
