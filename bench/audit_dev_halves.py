@@ -98,7 +98,11 @@ def describe(name: str, stats: dict[str, Any]) -> list[str]:
         )
     biased = [c for c in audit["open_ended"]["cells"] if c["frequent_answer_bias"]]
     tested = [c for c in audit["open_ended"]["cells"] if c["status"] == "tested"]
-    lines.append(f"OE cells tested {len(tested)}, with a frequent-answer bias {len(biased)}:")
+    oe = audit["open_ended"]
+    lines.append(
+        f"OE cells tested {len(tested)} (too few items: {oe['untested_cells']} cells, "
+        f"{oe['untested_items']} items), with a frequent-answer bias {len(biased)}:"
+    )
     for c in biased:
         lines.append(
             f"  {c['cell']}: {c['items']} items, baseline {pct(c['baseline_accuracy'])}, "

@@ -549,7 +549,13 @@ def analyse(
         },
         "tests": len(family),
         "multiple_choice": {"cells": mc, "by_source": _mc_by_source(mc)},
-        "open_ended": {"cells": oe, "by_source": _oe_by_source(oe)},
+        "open_ended": {
+            # only the tested cells are listed: templates can be many, and small
+            "cells": [c for c in oe if c["status"] == "tested"],
+            "untested_cells": sum(1 for c in oe if c["status"] != "tested"),
+            "untested_items": sum(c["items"] for c in oe if c["status"] != "tested"),
+            "by_source": _oe_by_source(oe),
+        },
         "repeated_answers": {
             "texts": len(listed),
             "items": sum(v for _, v in listed),
@@ -641,8 +647,11 @@ def item_flags(
     answer_counts: dict[str, dict[str, int]],
     repeated: dict[str, int],
     settings: AuditSettings,
+    hits_cache: dict[str, dict[str, bool]] | None = None,
 ) -> list[AuditFlag]:
-    """The flags of one item (see the module docstring); empty when none."""
+    """The flags of one item (see the module docstring); empty when none. ``hits_cache``
+    keeps each cell's leave-one-out hits between calls (one dict per report)."""
+    hits_cache = {} if hits_cache is None else hits_cache
     flags: list[AuditFlag] = []
     cell_name = view["cell"]
     if view["format"] == MULTIPLE_CHOICE:
@@ -688,13 +697,13 @@ def item_flags(
         if view.get("aiq"):
             flags.append(_aiq_flag(view, cell))
         return flags
-    cell = indexed["oe"].get(cell_name)
-    if cell is None:
-        return flags
+    cell = indexed["oe"].get(cell_name)  # None: too few items (not listed)
     key = view.get("answer")
-    if cell["frequent_answer_bias"] and key:
+    if cell is not None and cell["frequent_answer_bias"] and key:
         counts = answer_counts.get(cell_name, {})
-        if key in counts and loo_hits(counts)[key]:
+        if cell_name not in hits_cache:
+            hits_cache[cell_name] = loo_hits(counts)
+        if key in counts and hits_cache[cell_name][key]:
             flags.append(
                 flag(
                     FREQUENT_ANSWER,
@@ -758,7 +767,10 @@ def audit(
     repeated = {t: n for t, n in segments.items() if n >= settings.repeated_answer_min_items}
     report = analyse(cells, answer_counts, repeated, settings)
     indexed = index_report(report)
-    flags = {v["id"]: item_flags(v, indexed, answer_counts, repeated, settings) for v in views}
+    cache: dict[str, dict[str, bool]] = {}
+    flags = {
+        v["id"]: item_flags(v, indexed, answer_counts, repeated, settings, cache) for v in views
+    }
     report["flagged"] = flag_counts(flags.values())
     return report, flags
 

@@ -107,7 +107,8 @@ class FlagItemsFn(StageFn):
 
     def __init__(self, settings: AuditSettings) -> None:
         self._settings = settings
-        self._indexed: tuple[int, dict[str, Any]] | None = None
+        # (id of the report side input, the report by cell, leave-one-out hits per cell)
+        self._indexed: tuple[int, dict[str, Any], dict[str, Any]] | None = None
 
     def process_element(
         self,

@@ -38,19 +38,6 @@ def test_the_sample_build_audits_every_record_and_reports_it(sample_build):
     assert mc["items"] == sum(mc["position_counts"].values()) > 0
 
 
-def test_the_release_card_and_report_describe_the_audit_and_its_limits(release):
-    card = (release / "README.md").read_text("utf-8")
-    assert "### Validity audit" in card
-    assert "**Flags are evidence for review, not verdicts.**" in card
-    assert "Accuracy of blind heuristics" in card
-    page = (release / "report" / "index.html").read_text("utf-8")
-    assert "Validity audit (model-free)" in page
-    assert "Flags are evidence for review, not verdicts" in page
-    assert (
-        "audit_heuristics.png" in page and (release / "report" / "audit_heuristics.png").is_file()
-    )
-
-
 def test_a_planted_bias_shows_in_the_tables_and_plots(tmp_path):
     records = planted.always_position(120, pos=0) + planted.control_mc(120, seed=2, start=500)
     for r in records[120:]:
