@@ -47,7 +47,7 @@ def audit_summary(records: list[dict[str, Any]], stats: dict[str, Any]) -> dict[
     return {
         "build": stats.get("audit"),
         "released": {
-            "items": len(records),
+            "records": len(records),
             "audited": audited,
             "flagged": flagged,
             "by_code": dict(sorted(by_code.items())),

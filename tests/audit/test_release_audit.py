@@ -47,7 +47,7 @@ def test_a_planted_bias_shows_in_the_tables_and_plots(tmp_path):
     published = [dict(r, audit={"flags": flags[r["id"]]}) for r in records]
     view = audit_summary(published, {"audit": report})
     assert view["released"] == {
-        "items": 240,
+        "records": 240,
         "audited": 240,
         "flagged": 120,
         "by_code": {"audit_patterns/answer_position_bias": 120},
