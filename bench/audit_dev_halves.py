@@ -21,6 +21,7 @@ import json
 import platform
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,35 @@ VIST = (
 )
 
 
+def most_repeated(out: Path, min_words: int, top: int = 3) -> list[tuple[int, str]]:
+    """The open-ended answer texts (whole answers and answer segments, as the audit counts
+    them) held by the most items, whatever the threshold: how far below it the halves stay."""
+    import pyarrow.parquet as pq
+
+    from pipelines.dedupe.text import normalise
+
+    counts: Counter = Counter()
+    for path in sorted((out / "records").glob("*.parquet")):
+        table = pq.read_table(path, columns=["answer", "question_format"]).to_pylist()
+        for answer in [r["answer"] for r in table if r["question_format"] == "open_ended"]:
+            segments = [s["text"] for s in answer if s["text"]]
+            keys = {normalise(t) for t in segments}
+            if len(segments) > 1:
+                keys.add(normalise("\n".join(segments)))
+            counts.update(k for k in keys if len(k.split()) >= min_words)
+    return [(n, t) for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+
+
 def build(tmp: Path, name: str, sources: str) -> dict[str, Any]:
     config = tmp / f"{name}.yaml"
     config.write_text(f"version: 1\nname: {name}\nsources:\n{sources}", "utf-8")
     out = tmp / f"out-{name}"
     if mmloom(["build", "--config", str(config), "--output", str(out), "--no-clip"]) != 0:
         raise SystemExit(f"the {name} build failed")
-    return json.loads((out / "stats.json").read_text("utf-8"))
+    stats = json.loads((out / "stats.json").read_text("utf-8"))
+    min_words = stats["audit"]["settings"]["repeated_answer_min_words"]
+    stats["most_repeated"] = most_repeated(out, min_words)
+    return stats
 
 
 def pct(x: float | None) -> str:
@@ -112,6 +135,10 @@ def describe(name: str, stats: dict[str, Any]) -> list[str]:
     lines.append(f"repeated answer texts: {rep['texts']} texts in {rep['items']} item-uses")
     for t in rep["top"][:10]:
         lines.append(f"  {t['items']:>4}  {t['text']!r}")
+    lines.append(
+        "most repeated answer texts, any count: "
+        + ", ".join(f"{t!r} x{n}" for n, t in stats["most_repeated"])
+    )
     lines.append(
         f"flagged items: {audit['flagged']['items']}, by code {audit['flagged']['by_code']}"
     )
