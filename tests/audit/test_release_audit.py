@@ -13,8 +13,6 @@ from pipelines.audit import patterns as P
 from pipelines.publish.audit_view import audit_summary, audit_tables, write_audit_plots
 from tests.audit import planted
 
-pytestmark = pytest.mark.slow  # the session's sample build
-
 
 def _records(build):
     return [
@@ -24,6 +22,7 @@ def _records(build):
     ]
 
 
+@pytest.mark.slow  # the session's sample build
 def test_the_sample_build_audits_every_record_and_reports_it(sample_build):
     rows = _records(sample_build)
     audits = [json.loads(r["audit"]) if isinstance(r["audit"], str) else r["audit"] for r in rows]
