@@ -55,6 +55,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 import pipelines
+from pipelines.audit.stages import AuditAnswerPatterns, DropFlagged
 from pipelines.clip.filter import FilterByClipScore
 from pipelines.clip.settings import ClipSettings
 from pipelines.clip.skip import SkipClipScoring
@@ -363,6 +364,14 @@ RECORD_STEPS = [
             else None
         ),
     ),
+    Step(
+        "AuditAnswerPatterns",
+        lambda b: AuditAnswerPatterns(b.config.audit) if b.config.audit.enabled else None,
+    ),
+    Step(
+        "DropFlagged",
+        lambda b: DropFlagged(b.config.audit.drop_flags) if b.config.audit.drop_flags else None,
+    ),
     Step("WriteProgress", lambda b: b.progress("WriteRecords", "records")),
     Step("WriteRecords", lambda b: WriteRecords(b.output)),
 ]
@@ -438,7 +447,11 @@ def build_pipeline(
     stats_path = events | "ComputeStats" >> ComputeStats(
         FileSystems.join(output, STATS_FILE),
         header,
-        sections=[b.results["DedupeRecords"]["report"]],
+        sections=[
+            b.results[label]["report"]
+            for label in ("DedupeRecords", "AuditAnswerPatterns")
+            if label in b.results
+        ],
     )
     images_referenced = (
         written["rows"]

@@ -7,9 +7,9 @@ fills in the schema's defaults (here, once: no stage repeats a default), resolve
 paths against the config file's folder, drops disabled sources and asks each source to check
 its options (paths exist). Rules between keys that the schema cannot state (such as
 ``clip.min_batch_size`` <= ``clip.max_batch_size``) are checked where the typed blocks are
-built. The ``limits``, ``images``, ``dedupe`` and ``clip`` blocks become
+built. The ``limits``, ``images``, ``dedupe``, ``clip`` and ``audit`` blocks become
 frozen dataclasses (:class:`LimitsConfig`, :class:`ImagesConfig`, :class:`DedupeConfig`,
-:class:`ClipConfig`), and
+:class:`ClipConfig`, :class:`AuditConfig`), and
 ``--no-clip`` is decided into ``ClipConfig.enabled``. Any problem is a
 :class:`PipelineConfigError` raised before a pipeline is built.
 """
@@ -132,6 +132,39 @@ class DedupeConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The ``audit`` block (schema: ``$defs.audit``; meanings in ``pipelines.audit.patterns``).
+
+    Attributes:
+        enabled: run the model-free audit (``AuditAnswerPatterns``).
+        alpha: family-wise error rate of the answer-pattern tests (Holm).
+        min_cell_items: smaller cells are reported as "too few items", never flagged.
+        template_words: words of an open-ended question template (no fixed prompt).
+        frequent_answer_min_accuracy: most-frequent-answer accuracy that makes a cell biased.
+        repeated_answer_min_items / repeated_answer_min_words: what a repeated answer is.
+        drop_flags: flag codes that drop an item (``DropFlagged``); empty: none.
+    """
+
+    enabled: bool
+    alpha: float
+    min_cell_items: int
+    template_words: int
+    frequent_answer_min_accuracy: float
+    repeated_answer_min_items: int
+    repeated_answer_min_words: int
+    drop_flags: tuple[str, ...]
+
+    @classmethod
+    def from_block(cls, block: dict[str, Any] | None = None) -> AuditConfig:
+        """From a validated ``audit`` mapping; keys it lacks take the schema's defaults (keys
+        of nested blocks other audits add are left to them)."""
+        values = fill_block("audit", block, "")
+        names = cls.__dataclass_fields__
+        values = {k: v for k, v in values.items() if k in names}
+        return cls(**{**values, "drop_flags": tuple(values["drop_flags"])})
+
+
+@dataclass(frozen=True)
 class ClipConfig:
     """The ``clip`` block (schema: ``$defs.clip``), with ``--no-clip`` already applied.
 
@@ -220,6 +253,7 @@ class BuildConfig:
         dedupe: the ``dedupe`` block.
         limits: the ``limits`` block (read caps), given to every reader and to ``LoadImages``.
         clip: the ``clip`` block, ``--no-clip`` applied.
+        audit: the ``audit`` block.
     """
 
     path: str
@@ -231,6 +265,7 @@ class BuildConfig:
     dedupe: DedupeConfig
     clip: ClipConfig
     limits: LimitsConfig
+    audit: AuditConfig
 
     @property
     def location(self) -> str:
@@ -373,6 +408,7 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         dedupe=DedupeConfig.from_block(data.get("dedupe")),
         clip=clip,
         limits=limits,
+        audit=AuditConfig.from_block(data.get("audit")),
     )
     check_utf8_paths(config)
     return config

@@ -36,6 +36,7 @@ EXPECTED = {
     "pipelines.clip.skip": ["SkipClipScoring"],
     "pipelines.clip.filter": ["FilterByClipScore"],
     "pipelines.dedupe.stages": ["DedupeRecords"],
+    "pipelines.audit.stages": ["AuditAnswerPatterns", "DropFlagged"],
 }
 
 # bookkeeping only the base may do

@@ -36,6 +36,7 @@ STAGE_MODULES = (
     "pipelines.clip.skip",
     "pipelines.dedupe.stages",
     "pipelines.clip.filter",
+    "pipelines.audit.stages",
     "pipelines.transforms.io",
 )
 

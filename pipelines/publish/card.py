@@ -28,6 +28,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from pipelines.publish.audit_view import audit_tables
 from pipelines.publish.shards import COLUMN_DOCS, FEATURES, SPLIT
 from pipelines.publish.summary import (
     CATEGORY_NAMES,
@@ -522,6 +523,7 @@ def card_context(
         "release_citation": release_citation(s, version, mmloom_version),
         "citations": _citations(),
         "prose": source_prose(),
+        "audit": audit_tables(s.get("audit_patterns") or {"build": None, "released": {}}),
     }
 
 

@@ -14,6 +14,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
+from pipelines.publish.audit_view import audit_summary
 from schemas import load_schema, yamlsafe
 from schemas.records import CATEGORIES
 
@@ -353,6 +354,7 @@ def summarize(
             "settings": settings.get("clip"),
         },
         "dedupe": settings.get("dedupe"),
+        "audit_patterns": audit_summary(records, stats),
         "settings_origin": settings.get("origin", {}),
         "annotation": annotation_summary(records, agreement, tally),
         "selection": selection,

@@ -1,0 +1,11 @@
+"""The validity audit (issue 23): evidence that an item may be answerable without its images,
+carries an exploitable answer pattern, or is mislabeled, recorded as flags in ``audit.flags``.
+
+* :mod:`pipelines.audit.patterns`: the model-free audit, pure functions (answer positions,
+  longest/shortest option, blind heuristics, answers in the question, frequent and repeated
+  answers);
+* :mod:`pipelines.audit.stages`: the Beam stages ``AuditAnswerPatterns`` (flags) and
+  ``DropFlagged`` (the one decision stage: drops only what ``audit.drop_flags`` names).
+
+A flag is evidence for review, never a verdict (README, "Validity audit").
+"""
