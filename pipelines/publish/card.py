@@ -464,6 +464,10 @@ def card_context(
         "version": version,
         "mmloom_version": mmloom_version,
         "mmie": mmie,
+        "mmie_limit_rows": [
+            [c, v["items"], v["read_whole"], v["truncated"], v["skipped"]]
+            for c, v in mmie["by_category"].items()
+        ],
         "annotations_used": annotations_used,
         "name": md(s["build"]["name"] or "mmloom"),
         "split": SPLIT,
