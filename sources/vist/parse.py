@@ -503,7 +503,10 @@ def restructure(item: Item, options: dict[str, Any]) -> Record:
             )
         image = s.get("image") or {}
         ref = refs.add(
-            s["image_uri"], license=license_name(image.get("license")), root=options.get("images")
+            s["image_uri"],
+            license=license_name(image.get("license")),
+            root=options.get("images"),
+            source_uri=image.get("url_o"),  # the Flickr original, where the SIS file gives it
         )
         segments.append(seg(text, ref))
 
