@@ -470,6 +470,7 @@ def card_context(
         ],
         "annotations_used": annotations_used,
         "name": md(s["build"]["name"] or "mmloom"),
+        "contact": md(s["build"]["contact"]) if s["build"].get("contact") else None,
         "split": SPLIT,
         "licence_section": LICENCE_SECTION,
         "licence_anchor": LICENCE_ANCHOR,
