@@ -439,6 +439,7 @@ def build_pipeline(
     header = {
         "mmloom_version": pipelines.__version__,
         "build": config.name,
+        "contact": config.contact,
         "config": config.location,
         "source_paths": config.source_paths(),
         "config_sha256": config.sha256,

@@ -244,11 +244,13 @@ class BuildConfig:
         path: the config file as given (messages name it so; stats.json records
             :attr:`location`, with :meth:`source_paths`).
         name: the build's name (``name:`` in the YAML, else the file stem).
+        contact: who answers for the release (``contact:``), or None; the card names it.
         sources: enabled source name -> its options (defaults filled, paths resolved). These
             stay validated mappings: each reader in ``sources/`` takes its options as one.
         sha256: hash of the config file's bytes, recorded in stats.json.
-        base_dir: the config file's folder; relative paths in the config start there, and
-            local paths written into records are made relative to it again.
+        base_dir: the config file's folder; relative paths in the config start there. Readers
+            name files relative to their source's root (``sources.base.source_relative``);
+            ``LoadImages`` makes any absolute path left in a draft relative to this folder.
         images: the ``images`` block.
         dedupe: the ``dedupe`` block.
         limits: the ``limits`` block (read caps), given to every reader and to ``LoadImages``.
@@ -266,12 +268,13 @@ class BuildConfig:
     clip: ClipConfig
     limits: LimitsConfig
     audit: AuditConfig
+    contact: str | None = None
 
     @property
     def location(self) -> str:
         """The config file's absolute path (a URI as is), recorded in stats.json: its folder
-        is where the records' relative ``provenance.source_file`` paths start, whatever
-        folder a later command runs in."""
+        is where the config's relative paths start, whatever folder a later command runs
+        in."""
         return self.path if _is_uri(self.path) else os.path.abspath(self.path)
 
     def source_paths(self) -> dict[str, dict[str, str]]:
@@ -409,6 +412,7 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         clip=clip,
         limits=limits,
         audit=AuditConfig.from_block(data.get("audit")),
+        contact=data.get("contact"),
     )
     check_utf8_paths(config)
     return config

@@ -364,7 +364,10 @@ def load_images_checked(
                 "width": info.width,
                 "height": info.height,
                 "format": info.format,
-                "source_uri": entry["uri"],
+                # the reader names it (sources.base.SourceReader.name_sources); a draft from
+                # elsewhere: relative to its root, never a machine path
+                "source_uri": entry.get("source_uri")
+                or display_path(entry["uri"], entry.get("root")),
                 "license": entry.get("license"),
                 "phash": info.phash,
             }
@@ -392,15 +395,17 @@ def load_images_checked(
 
 
 def relative_to(path: str, base_dir: str) -> str:
-    """``path`` relative to ``base_dir`` when it is a local path inside it, else unchanged.
+    """``path`` relative to ``base_dir`` when it is an absolute local path near it, else its
+    base name (:func:`schemas.fs.display_path`); a relative path or a URI unchanged.
 
-    Records name the files they came from; this keeps the builder's machine layout (home
-    folders, temporary mounts) out of them while keeping the names a config would use.
+    Readers already name files relative to their source's root
+    (``sources.base.source_relative``); this keeps a draft made elsewhere from carrying the
+    builder's machine layout (home folders, temporary mounts) into a record.
     """
-    if not base_dir or "://" in path or not os.path.isabs(path.split("#", 1)[0]):
+    if "://" in path or not os.path.isabs(path.split("#", 1)[0]):
         return path
-    rel = os.path.relpath(path, base_dir)
-    return path if rel.startswith("../../..") else rel
+    rel = os.path.relpath(path, base_dir) if base_dir else ""
+    return display_path(path, None) if not rel or rel.startswith("../../..") else rel
 
 
 def localize_paths(record: Record, base_dir: str) -> Record:

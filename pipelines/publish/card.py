@@ -465,8 +465,13 @@ def card_context(
         "version": version,
         "mmloom_version": mmloom_version,
         "mmie": mmie,
+        "mmie_limit_rows": [
+            [c, v["items"], v["read_whole"], v["truncated"], v["skipped"]]
+            for c, v in mmie["by_category"].items()
+        ],
         "annotations_used": annotations_used,
         "name": md(s["build"]["name"] or "mmloom"),
+        "contact": md(s["build"]["contact"]) if s["build"].get("contact") else None,
         "split": SPLIT,
         "licence_section": LICENCE_SECTION,
         "licence_anchor": LICENCE_ANCHOR,

@@ -6,6 +6,7 @@ the card's tables can be checked against the data they describe.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -16,6 +17,7 @@ from typing import Any
 
 from pipelines.publish.audit_view import audit_summary
 from schemas import load_schema, yamlsafe
+from schemas.fs import sha256_size
 from schemas.records import CATEGORIES
 
 # MMIE's published distribution (docs/mmie-method.md §2.1: project page stats table and the
@@ -214,17 +216,48 @@ def _cat_order(item: tuple[tuple[str, ...], int]) -> tuple:
     return (CATEGORIES.index(key[0]), *key[1:])
 
 
+def describe_checkpoint(value: str, config_dir: str | None) -> str:
+    """How a release names the build's local CLIP checkpoint: its file name and sha256, never
+    its path on the build machine. ``value`` is the config's ``clip.checkpoint``, relative
+    to the config's folder ``config_dir`` unless absolute."""
+    name = os.path.basename(value.rstrip("/")) or value
+    path = value if os.path.isabs(value) or "://" in value else None
+    if path is None and config_dir:
+        path = os.path.join(config_dir, value)
+    if path is not None and os.path.isfile(path):
+        return f"local checkpoint {name}, sha256 {sha256_size(path)[0]}"
+    return f"local checkpoint {name} (not found where the build read it: no checksum)"
+
+
+def _name_checkpoint(clip: dict[str, Any] | None, config_dir: str | None) -> None:
+    """Replace the CLIP settings' ``checkpoint`` path by :func:`describe_checkpoint`."""
+    if not isinstance(clip, dict):
+        return
+    for block in (clip, clip.get("settings")):
+        if isinstance(block, dict) and isinstance(block.get("checkpoint"), str):
+            block["checkpoint"] = describe_checkpoint(block["checkpoint"], config_dir)
+
+
 def build_settings(stats: dict[str, Any], build_dir: str) -> dict[str, Any]:
     """The dedupe and CLIP settings of the build, from stats.json or the build's config file.
 
     stats.json sections ``dedupe`` and ``clip`` (written by those stages) win. Otherwise the
     config file named in stats.json is read if it still exists and its sha256 matches
-    ``config_sha256``, and the schema's defaults are filled in. ``origin`` says which.
+    ``config_sha256``, and the schema's defaults are filled in. ``origin`` says which. A
+    local CLIP checkpoint is named by its file name and sha256 (:func:`describe_checkpoint`).
     """
+    out = _build_settings(stats, build_dir)
+    config = stats.get("config")
+    local = isinstance(config, str) and "://" not in config and os.path.isabs(config)
+    _name_checkpoint(out["clip"], os.path.dirname(config) if local else None)
+    return out
+
+
+def _build_settings(stats: dict[str, Any], build_dir: str) -> dict[str, Any]:
     out: dict[str, Any] = {"dedupe": None, "clip": None, "origin": {}}
     for key in ("dedupe", "clip"):
         if isinstance(stats.get(key), dict):
-            out[key] = stats[key]
+            out[key] = copy.deepcopy(stats[key])
             out["origin"][key] = "stats.json"
     config_path = stats.get("config")
     if not config_path or (out["dedupe"] is not None and out["clip"] is not None):
@@ -360,6 +393,7 @@ def summarize(
         "selection": selection,
         "build": {
             "name": stats.get("build"),
+            "contact": stats.get("contact"),
             "config_sha256": stats.get("config_sha256"),
             "mmloom_version": stats.get("mmloom_version"),
             "totals": stats.get("totals"),
