@@ -32,6 +32,7 @@ from pipelines.publish.summary import (
     MMIE_FIELDS,
     MMIE_TOTAL,
     agreement_rows,
+    audit_review_table,
     category_order,
     clip_is_untrained,
     clip_thresholds,
@@ -372,6 +373,7 @@ def write_report(
         drops=drops,
         annotation=ann,
         coverage_rows=_coverage_rows(ann) if ann.get("decisions") is not None else [],
+        audit_review_rows=audit_review_table(ann.get("audit_review") or []),
         agreement_html=agreement_html,
     )
     with open(os.path.join(out_dir, "index.html"), "w", encoding="utf-8") as f:
