@@ -24,7 +24,7 @@ def _record(rid: str, category: str = "PBL", field: str = "Health", flags=None, 
         "id": rid,
         "category": category,
         "field": field,
-        "subfield": "Fitness",
+        "subfield": "Mental Health",
         "question_format": "open_ended",
         "question": [{"text": "How?", "image": None}],
         "answer": [{"text": "Like so.", "image": None}],
@@ -106,10 +106,10 @@ def test_metadata_counts_flags_for_sorting_and_names_their_codes():
 
 
 def _flagged(answers: dict[str, list[str]], verdict: str = "accept") -> Annotated:
-    rec = Annotated("PBL_w_1", "PBL", "Health", "Fitness",
+    rec = Annotated("PBL_w_1", "PBL", "Health", "Mental Health",
                     flags=["blind_answerable", "longest_option"])  # fmt: skip
     base = {"verdict": verdict, "answer_quality": 4, "correct_field": "Health",
-            "correct_subfield": "Fitness"}  # fmt: skip
+            "correct_subfield": "Mental Health"}  # fmt: skip
     rec.answers = {u: {**base, "audit_flags_hold": ticks} for u, ticks in answers.items()}
     return rec
 
