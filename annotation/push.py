@@ -55,7 +55,7 @@ from annotation.render import audit_flags
 from annotation.round_args import DEFAULT_BATCH_SIZE, PRIORITIES, SAMPLES
 from annotation.rubric import Rubric
 from annotation.settings import (
-    AUDIT_SORT,
+    AUDIT_METADATA,
     annotation_link,
     argilla_record,
     build_settings,
@@ -234,11 +234,15 @@ def ensure_dataset(
 ) -> rg.Dataset:
     """The dataset ``name`` (created from the rubric if missing; checked if present).
 
-    A new dataset's per-item choices are sized by ``sizes`` (the largest item to push).
+    A new dataset's per-item choices are sized by ``sizes`` (the largest item to push). An
+    existing dataset made before records carried audit flags gets the ``audit_flags`` and
+    ``audit_codes`` metadata properties when ``audited`` records are to go in (its
+    ``audit_flags_hold`` question, if the rubric asks it, was there from the start).
 
     Raises:
-        PushError: the existing dataset asks other questions than the rubric does, or
-            ``audited`` records are to go to a dataset made without the audit metadata.
+        PushError: the existing dataset asks other questions than the rubric does, or it
+            lacks the audit metadata that ``audited`` records need and Argilla refuses to
+            add it.
     """
     dataset = find_dataset(client, name, workspace)
     if dataset is None:
@@ -254,11 +258,23 @@ def ensure_dataset(
             f"dataset {name!r} exists with questions {have}, but the rubric asks {want}; push "
             "to a new --dataset name (or delete the old dataset in Argilla)"
         )
-    if audited and AUDIT_SORT not in {m.name for m in dataset.settings.metadata}:
-        raise PushError(
-            f"dataset {name!r} was made before records carried audit flags (it has no "
-            f"{AUDIT_SORT!r} metadata); push the audited build to a new --dataset name"
-        )
+    have_meta = {m.name for m in dataset.settings.metadata}
+    missing = [m for m in AUDIT_METADATA if m[0] not in have_meta]
+    if audited and missing:
+        # a dataset made before records carried audit flags: Argilla adds metadata
+        # properties to a dataset that has records (it cannot add question options)
+        for prop, title, kind in missing:
+            response = http(client).post(
+                f"/api/v1/datasets/{dataset.id}/metadata-properties",
+                json={"name": prop, "title": title, "settings": {"type": kind}},
+            )
+            if response.status_code != 201:
+                raise PushError(
+                    f"dataset {name!r} has no {prop!r} metadata and Argilla refused to add it "
+                    f"({response.status_code}); push the audited build to a new --dataset name"
+                )
+        log.info("%s: added the metadata %s", name, ", ".join(m[0] for m in missing))
+        dataset = find_dataset(client, name, workspace) or dataset
     return dataset
 
 

@@ -44,6 +44,11 @@ SUGGESTION_AGENT = "mmloom-build"
 TERMS_METADATA = ("category", "field", "subfield", "source", "question_format")
 PER_ITEM = re.compile(r"^(image|sub|check|flag)_([0-9]+)$")
 AUDIT_SORT = "audit_flags"  # the metadata property annotators sort by to see flagged items first
+# the audit metadata properties: (name, title, Argilla type)
+AUDIT_METADATA = (
+    (AUDIT_SORT, "audit flags", "integer"),
+    ("audit_codes", "audit flag codes", "terms"),
+)
 MIN_LABELS = 2  # Argilla's minimum number of options of a label question
 
 
@@ -184,8 +189,8 @@ def build_settings(
     metadata += [
         rg.FloatMetadataProperty("clip_min_score", title="CLIP min score", client=client),
         rg.IntegerMetadataProperty("n_images", title="images", client=client),
-        rg.IntegerMetadataProperty(AUDIT_SORT, title="audit flags", client=client),
-        rg.TermsMetadataProperty("audit_codes", title="audit flag codes", client=client),
+        rg.IntegerMetadataProperty(AUDIT_SORT, title=AUDIT_METADATA[0][1], client=client),
+        rg.TermsMetadataProperty("audit_codes", title=AUDIT_METADATA[1][1], client=client),
         rg.TermsMetadataProperty(
             "push_sha", title="push sha", visible_for_annotators=False, client=client
         ),

@@ -251,3 +251,40 @@ def test_card_report_and_rows_count_the_review(round_, tmp_path):
         assert kept["annotation"]["verdict"] == "accept"
     dropped = {d["id"]: d for d in _jsonl(release / "dropped.jsonl")}
     assert all(dropped[p["one"]]["reason"] == "annotation_rejected" for p in chosen.values())
+
+
+def test_a_dataset_made_before_audit_flags_gets_their_metadata(env):
+    """A round whose datasets predate the audit metadata takes audited records: push adds
+    ``audit_flags`` and ``audit_codes`` to the dataset (Argilla allows adding metadata
+    properties to a dataset with records) and the records carry them."""
+    import argilla as rg
+
+    from annotation.images import url_builder
+    from annotation.push import push
+    from annotation.settings import build_settings
+    from tests.annotation.test_audit_routing import _blind, _record
+
+    client = connect(env.url, env.api_key)
+    rubric = load_rubric()
+    name = f"old-{uuid.uuid4().hex[:6]}"
+    new = build_settings(rubric, "PBL", client, sizes={"image": 2, "sub": 0, "check": 0, "flag": 2})
+    old = rg.Settings(
+        guidelines=new.guidelines,
+        fields=list(new.fields),
+        questions=list(new.questions),
+        metadata=[m for m in new.metadata if not m.name.startswith("audit_")],
+        distribution=new.distribution,
+        allow_extra_metadata=False,
+    )
+    rg.Dataset(name=dataset_name(name, "PBL"), workspace=env.workspace, settings=old,
+               client=client).create()  # fmt: skip
+    records = [_record("PBL_old_1"), add_flags(_record("PBL_old_2"), [_blind()])]
+    push(client, records, name, rubric, url_builder(IMAGE_BASE), workspace=env.workspace)
+    ds = find_dataset(client, dataset_name(name, "PBL"), env.workspace)
+    assert {"audit_flags", "audit_codes"} <= {m.name for m in ds.settings.metadata}
+    with httpx.Client(base_url=env.url, headers={"X-Argilla-Api-Key": env.api_key}) as http:
+        items = http.get(f"/api/v1/datasets/{ds.id}/records").raise_for_status().json()["items"]
+    meta = {i["external_id"]: i["metadata"] for i in items}
+    assert "audit_flags" not in meta["PBL_old_1"]  # not audited
+    assert meta["PBL_old_2"]["audit_flags"] == 1
+    assert meta["PBL_old_2"]["audit_codes"] == ["blind_answerable"]
