@@ -175,7 +175,18 @@ def select_records(
     return chosen
 
 
-def _select(records, sample, sizes, per_cell, seed, thresholds, margin, skipped, priority):
+def _select(
+    records: Iterable[dict[str, Any]],
+    sample: str,
+    sizes: dict[str, dict[str, int]] | None,
+    per_cell: int | None,
+    seed: int,
+    thresholds: dict[str, float] | None,
+    margin: float,
+    skipped: Counter | None,
+    priority: str | None,
+) -> list[dict[str, Any]]:
+    """:func:`select_records` before the priority order (see there)."""
     skipped = skipped if skipped is not None else Counter()
     records = sorted(records, key=lambda r: (r["category"], r["id"]))
     audit = priority == "audit"
