@@ -182,6 +182,11 @@ def agreement_rows(agreement: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def audit_review_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """The rows of the audit-review table (card and report): category, flag code, counts."""
+    return [[r["category"], r["code"], *(r[k] for k in AUDIT_REVIEW_KEYS)] for r in rows]
+
+
 def numeric_leaves(obj: Any, prefix: str = "", limit: int = 40) -> list[tuple[str, float]]:
     """Scalar numbers of a JSON value keyed by dotted path, skipping lists (for an
     agreement.json without a ``questions`` section); at most ``limit``."""
@@ -462,7 +467,27 @@ def annotation_summary(
         "warning": tally.get("warning"),
         "responses": tally.get("responses"),
         "agreement": agreement,
+        "audit_review": audit_review_rows(tally.get("audit") or {}),
     }
+
+
+AUDIT_REVIEW_KEYS = ("flagged", "reviewed", "confirmed", "cleared", "split", "removed")
+
+
+def audit_review_rows(audit: dict[str, dict[str, dict[str, int]]]) -> list[dict[str, Any]]:
+    """The human review of the validity-audit flags, one row per category x flag code (then
+    a ``total`` row): flags in the build, reviewed by annotators, confirmed, cleared, split
+    evenly, and flags on items the human verdict or veto removed. Empty when no build record
+    had a flag."""
+    rows = [
+        {"category": cat, "code": code, **{k: int(counts.get(k, 0)) for k in AUDIT_REVIEW_KEYS}}
+        for cat in sorted(audit, key=category_order)
+        for code, counts in sorted(audit[cat].items())
+    ]
+    if rows:
+        total = {k: sum(r[k] for r in rows) for k in AUDIT_REVIEW_KEYS}
+        rows.append({"category": "total", "code": "", **total})
+    return rows
 
 
 def dumps(obj: Any) -> str:
