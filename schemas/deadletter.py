@@ -41,6 +41,8 @@ STAGE_DEDUPE_IDS = "dedupe_ids"
 STAGE_SCORE_CLIP = "score_clip"
 STAGE_DEDUPE = "dedupe"
 STAGE_FILTER_CLIP = "filter_clip"
+STAGE_SCORE_LABEL = "score_label"
+STAGE_FLAG_LABEL = "flag_label"
 STAGE_WRITE = "write_records"
 STAGES = (
     STAGE_READ,
@@ -51,6 +53,8 @@ STAGES = (
     STAGE_SCORE_CLIP,
     STAGE_DEDUPE,
     STAGE_FILTER_CLIP,
+    STAGE_SCORE_LABEL,
+    STAGE_FLAG_LABEL,
     STAGE_WRITE,
 )
 

@@ -1,0 +1,1 @@
+"""Validity audit: stages that flag items for review (answer patterns, blind answerability, label suspicion)."""
