@@ -36,6 +36,8 @@ EXPECTED = {
     "pipelines.clip.skip": ["SkipClipScoring"],
     "pipelines.clip.filter": ["FilterByClipScore"],
     "pipelines.dedupe.stages": ["DedupeRecords"],
+    "pipelines.audit.label_score": ["ScoreLabelAgreement"],
+    "pipelines.audit.label_flag": ["FlagLabelSuspect"],
 }
 
 # bookkeeping only the base may do

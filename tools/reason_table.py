@@ -36,6 +36,8 @@ STAGE_MODULES = (
     "pipelines.clip.skip",
     "pipelines.dedupe.stages",
     "pipelines.clip.filter",
+    "pipelines.audit.label_score",
+    "pipelines.audit.label_flag",
     "pipelines.transforms.io",
 )
 

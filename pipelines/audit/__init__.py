@@ -1,1 +1,2 @@
-"""Validity audit: stages that flag items for review (answer patterns, blind answerability, label suspicion)."""
+"""Validity audit: stages that flag items for review (answer patterns, blind
+answerability, label suspicion); a flag never drops an item by itself."""

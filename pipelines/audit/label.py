@@ -25,7 +25,7 @@ model, or an OpenAI-compatible server such as vLLM). Which items, and how:
 **Suspicion** is the model's confidence where it disagrees with the gold label, and 0 where
 it agrees: ``suspicion = confidence if predicted != gold else 0``. It is null where the model
 gave no confidence (a server without log-probabilities). The deciding stage
-(:class:`pipelines.audit.label_stages.FlagLabelSuspect`) flags ``label_suspect`` when
+(:class:`pipelines.audit.label_flag.FlagLabelSuspect`) flags ``label_suspect`` when
 ``suspicion >= audit.label.threshold``; a flag never drops the item.
 """
 
@@ -187,9 +187,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
-def option_scores(
-    item: LabelItem, probabilities: dict[str, float], model: str
-) -> dict[str, Any]:
+def option_scores(item: LabelItem, probabilities: dict[str, float], model: str) -> dict[str, Any]:
     """``scores.label`` of a multiple-choice item from its options' probabilities (summing
     to 1; an option missing from the mapping has probability 0)."""
     assert item.options is not None

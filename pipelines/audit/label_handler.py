@@ -116,7 +116,9 @@ class TransformersLabelHandler(ModelHandler[LabelItem, PredictionResult, VlmMode
         model: VlmModel,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
-        return [PredictionResult(item.key, self.score(item, model), self.model_id) for item in batch]
+        return [
+            PredictionResult(item.key, self.score(item, model), self.model_id) for item in batch
+        ]
 
     def get_num_bytes(self, batch: Sequence[LabelItem]) -> int:
         return _item_bytes(batch)
@@ -317,3 +319,27 @@ class OpenAILabelHandler(ModelHandler[LabelItem, PredictionResult, ChatCompletio
 
     def get_metrics_namespace(self) -> str:
         return "OpenAILabelHandler"
+
+
+def handler_for(config: Any) -> TransformersLabelHandler | OpenAILabelHandler:
+    """The (unkeyed) handler an ``audit.label`` block names
+    (:class:`pipelines.config.LabelAuditConfig`)."""
+    if config.handler == "openai":
+        spec = ServerSpec(
+            base_url=config.base_url,
+            model=config.served_model,
+            api_key_env=config.api_key_env,
+            max_new_tokens=config.max_new_tokens,
+            top_logprobs=config.top_logprobs,
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+        )
+        return OpenAILabelHandler(
+            spec, min_batch_size=config.min_batch_size, max_batch_size=config.max_batch_size
+        )
+    return TransformersLabelHandler(
+        VlmSpec(config.model_dir, config.device, config.max_new_tokens),
+        min_batch_size=config.min_batch_size,
+        max_batch_size=config.max_batch_size,
+    )

@@ -115,7 +115,9 @@ class VlmModel:
             while start < min(len(seq), len(prompt_ids)) and seq[start] == prompt_ids[start]:
                 start += 1
             out.append(
-                math.fsum(float(logprobs[row, pos - 1, seq[pos]]) for pos in range(max(start, 1), length))
+                math.fsum(
+                    float(logprobs[row, pos - 1, seq[pos]]) for pos in range(max(start, 1), length)
+                )
             )
         return out
 
@@ -173,4 +175,3 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
-

@@ -1,4 +1,4 @@
-"""Label-suspicion stages: score with a vision-language model, then decide (separately).
+"""Label-suspicion scoring stage: ask a vision-language model, write ``scores.label``.
 
     records ─► PrepareLabelInputs ─► RunInference(KeyedModelHandler(label handler))
        │          │ (gold label, question parts,          │ (scores.label per item)
@@ -12,8 +12,8 @@
 nothing: an item that cannot be checked (no gold label, an image the store or the model
 cannot read, a batch the model raised on) passes on with ``scored: false`` and the reason. A
 fault of the environment (an I/O error reading the store, a model server refusing the key)
-stops the run. :class:`FlagLabelSuspect` adds the ``label_suspect`` audit flag where
-``suspicion >= threshold``; flags never drop an item.
+stops the run. :class:`pipelines.audit.label_flag.FlagLabelSuspect`, a separate stage, adds
+the ``label_suspect`` audit flag where ``suspicion >= threshold``; flags never drop an item.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
-from pipelines.audit.label import gold_label, label_item, not_checked, suspicion_of
-from schemas.audit import add_flags, flag
-from schemas.deadletter import DEAD, STAGE_FLAG_LABEL, STAGE_SCORE_LABEL
+from pipelines.audit.label import gold_label, label_item, not_checked
+from schemas.deadletter import DEAD, STAGE_SCORE_LABEL
 from schemas.errors import READING, EnvironmentFault, classify_os_error
 from schemas.records import Record
 from schemas.stage import RecordStage, StageFn
@@ -34,7 +33,6 @@ from schemas.store import ImageStore
 
 RECORDS = "records"
 KEYED = "keyed_records"
-LABEL_SUSPECT = "label_suspect"
 
 
 def _source(record: Record) -> tuple[str, str]:
@@ -174,62 +172,3 @@ class ScoreLabelAgreement(RecordStage):
             RECORDS: (attached[RECORDS], prepared[RECORDS]) | "FlattenLabelled" >> beam.Flatten(),
             DEAD: (prepared[DEAD], attached[DEAD]) | "FlattenDead" >> beam.Flatten(),
         }
-
-
-def label_flag_reason(scores: dict[str, Any]) -> str:
-    """The flag's reason in plain words, for annotators."""
-    return (
-        f"a vision-language model ({scores['model']}) answered {scores['predicted']!r} with "
-        f"confidence {scores['confidence']:.2f}; the gold label is {scores['gold']!r}: "
-        "check the answer key"
-    )
-
-
-class _FlagFn(StageFn):
-    def __init__(self, threshold: float) -> None:
-        self._threshold = threshold
-
-    def process_element(self, record: Record) -> Iterator[Record]:
-        self.count("in")
-        label = (record.get("scores") or {}).get("label") or {}
-        if not label.get("scored"):
-            self.count("not_scored")
-            yield record
-            return
-        suspicion = suspicion_of(record)
-        if suspicion is not None and suspicion >= self._threshold:
-            self.count("flagged")
-            reason = label_flag_reason(label)
-            yield add_flags(
-                record,
-                [flag(LABEL_SUSPECT, "FlagLabelSuspect", reason, suspicion, self._threshold)],
-            )
-            return
-        self.count("no_confidence" if suspicion is None else "not_flagged")
-        yield add_flags(record, [])
-
-
-class FlagLabelSuspect(RecordStage):
-    """Flag ``label_suspect`` where a record's ``scores.label.suspicion >= threshold``.
-
-    Deciding is separate from scoring, so the threshold changes without asking the model
-    again. The flag's ``figure`` is the suspicion (the model's confidence in an answer other
-    than the gold label) and its ``threshold`` the one crossed. A checked record that is not
-    flagged gets ``audit.flags`` as it was (``[]`` where it was null: audited, nothing found);
-    an unchecked record passes unchanged. Nothing is dropped.
-
-    Counters (namespace ``FlagLabelSuspect``): ``in``, ``flagged``, ``not_flagged``,
-    ``no_confidence``, ``not_scored``.
-    """
-
-    stage = STAGE_FLAG_LABEL
-    fns = (_FlagFn,)
-
-    def __init__(self, threshold: float) -> None:
-        super().__init__()
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"audit.label.threshold must be in [0, 1], got {threshold}")
-        self._threshold = threshold
-
-    def expand_stage(self, records: beam.PCollection[Record]) -> beam.pvalue.DoOutputsTuple:
-        return records | "FlagLabelSuspect" >> self.par_do(_FlagFn(self._threshold))
