@@ -42,7 +42,7 @@ class _FlagFn(StageFn):
             yield record
             return
         suspicion = suspicion_of(record)
-        if suspicion is not None and suspicion >= self._threshold:
+        if label.get("agree") is False and suspicion is not None and suspicion >= self._threshold:
             self.count("flagged")
             reason = label_flag_reason(label)
             yield add_flags(
@@ -55,7 +55,9 @@ class _FlagFn(StageFn):
 
 
 class FlagLabelSuspect(RecordStage):
-    """Flag ``label_suspect`` where a record's ``scores.label.suspicion >= threshold``.
+    """Flag ``label_suspect`` where the model disagrees with the gold label and a record's
+    ``scores.label.suspicion >= threshold`` (at threshold 0: every disagreement with a
+    confidence).
 
     Deciding is separate from scoring, so the threshold changes without asking the model
     again. The flag's ``figure`` is the suspicion (the model's confidence in an answer other
