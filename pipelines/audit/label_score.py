@@ -25,8 +25,8 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
 from pipelines.audit.label import gold_label, label_item, not_checked
-from schemas.deadletter import DEAD, STAGE_SCORE_LABEL
-from schemas.errors import READING, EnvironmentFault, classify_os_error
+from schemas.deadletter import DEAD, STAGE_SCORE_LABEL, scrub_detail
+from schemas.errors import READING, EnvironmentFault, classify_os_error, environment_fault_in_text
 from schemas.records import Record
 from schemas.stage import RecordStage, StageFn
 from schemas.store import ImageStore
@@ -112,12 +112,17 @@ class AttachLabelScoresFn(StageFn):
             yield with_label(record, scores)
 
 
-def _failed_batch(element: tuple[list, Exception]) -> Iterator[tuple[str, str]]:
-    batch, exc = element
-    if isinstance(exc, EnvironmentFault):  # the server or machine: stop the run
-        raise exc
+def _failed_batch(element: tuple[list, Any]) -> Iterator[tuple[str, str]]:
+    """``(key, error)`` per item of a batch the handler raised on. RunInference's dead-letter
+    output holds ``(batch, (exception type, repr, traceback lines))``; an
+    :class:`EnvironmentFault` (a server refusing the key, a machine fault) stops the run with
+    its own message instead."""
+    batch, (exc_type, exc_repr, trace) = element
+    if isinstance(exc_type, type) and issubclass(exc_type, EnvironmentFault):
+        fault = environment_fault_in_text("".join(trace))
+        raise fault or EnvironmentFault(str(exc_repr))
     for key, _item in batch:
-        yield key, f"{type(exc).__name__}: {exc}"
+        yield key, scrub_detail(str(exc_repr))
 
 
 class ScoreLabelAgreement(RecordStage):
