@@ -1,10 +1,12 @@
 """A ``transformers`` vision-language model loaded from a local folder, asked one item at a time.
 
-Any image-text-to-text model that ``AutoProcessor`` and ``AutoModelForImageTextToText`` load
-and whose processor has a chat template (LLaVA, Qwen2-VL, Idefics, PaliGemma-style models
-saved with ``save_pretrained``) works; loading is ``from_pretrained(folder,
-local_files_only=True)``: nothing is downloaded, weights are read from safetensors only
-(``use_safetensors=True``: no pickle is ever unpickled).
+The folder is one written by ``save_pretrained``; loading is ``AutoProcessor`` and
+``AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True,
+use_safetensors=True)``: nothing is downloaded and no pickle is ever unpickled. The prompt is the
+processor's chat template applied to one user turn of text and image parts, and the processor
+is called with ``text`` and ``images``, so models whose processors follow that convention
+(LLaVA-style and most current image-text-to-text models) fit. Tested here with a tiny
+LLaVA-shaped model on the CPU only (``tools/make_tiny_vlm.py``); no real model or GPU was run.
 
 Every item runs on its own (its options together, padded to the item's longest), so an item's
 numbers do not depend on which other items shared its batch.
