@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
 OUT    ?= out/sample
 TINY_CLIP := out/models/mmloom-tiny-clip.safetensors
+TINY_VLM := out/models/mmloom-tiny-vlm
 
 .PHONY: venv sysdeps tiny-clip demo test test-fast lint style bench clean
 
@@ -32,6 +33,14 @@ $(TINY_CLIP): | $(STAMP)
 	$(BIN)/python -m tools.make_tiny_clip --output $@
 
 tiny-clip: $(TINY_CLIP)
+
+# a tiny random-weight vision-language model folder for the label-suspicion audit's tests and
+# smoke runs (audit.label.model_dir), made locally (no hub download)
+$(TINY_VLM)/config.json: | $(STAMP)
+	$(BIN)/python -m tools.make_tiny_vlm --output $(TINY_VLM)
+
+.PHONY: tiny-vlm
+tiny-vlm: $(TINY_VLM)/config.json
 
 demo: venv sysdeps tiny-clip
 	OUT=$(OUT) ./scripts/demo.sh

@@ -55,6 +55,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 import pipelines
+from pipelines.audit.label_flag import FlagLabelSuspect
 from pipelines.audit.stages import AuditAnswerPatterns, DropFlagged
 from pipelines.clip.filter import FilterByClipScore
 from pipelines.clip.settings import ClipSettings
@@ -146,6 +147,9 @@ def config_inputs(config: BuildConfig) -> list[tuple[str, str]]:
                 inputs.append((f"the {name} source's {key}", item))
     if config.clip.checkpoint and _is_local(config.clip.checkpoint):
         inputs.append(("the CLIP checkpoint", config.clip.checkpoint))
+    label = config.label_audit
+    if label.enabled and label.handler == "transformers" and label.model_dir:
+        inputs.append(("the label-suspicion model folder", label.model_dir))
     return inputs
 
 
@@ -322,6 +326,17 @@ class BuildGraph:
         )
 
 
+def label_scoring(b: BuildGraph) -> beam.PTransform | None:
+    """The label-suspicion scoring stage when ``audit.label`` is enabled (imported here: a
+    build without it never imports its handlers)."""
+    if not b.config.label_audit.enabled:
+        return None
+    from pipelines.audit.label_handler import handler_for
+    from pipelines.audit.label_score import ScoreLabelAgreement
+
+    return ScoreLabelAgreement(handler_for(b.config.label_audit), b.store)
+
+
 def source_steps(name: str) -> list[Step]:
     """A source's own steps: its reader (which restructures each item into a draft with the
     source's hook), then its progress (counted as the items it read and restructured, as
@@ -367,6 +382,15 @@ RECORD_STEPS = [
     Step(
         "AuditAnswerPatterns",
         lambda b: AuditAnswerPatterns(b.config.audit) if b.config.audit.enabled else None,
+    ),
+    Step("ScoreLabelAgreement", lambda b: label_scoring(b)),
+    Step(
+        "FlagLabelSuspect",
+        lambda b: (
+            FlagLabelSuspect(b.config.label_audit.threshold)
+            if b.config.label_audit.enabled
+            else None
+        ),
     ),
     Step(
         "DropFlagged",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -237,6 +237,92 @@ class ClipConfig:
 
 
 @dataclass(frozen=True)
+class LabelAuditConfig:
+    """The ``audit.label`` block (schema: ``$defs.audit_label``): label-error suspicion.
+
+    Attributes:
+        enabled: run :class:`pipelines.audit.label_score.ScoreLabelAgreement` and
+            :class:`pipelines.audit.label_flag.FlagLabelSuspect`.
+        handler: ``transformers`` (``model_dir``, ``device``) or ``openai`` (``base_url``,
+            ``served_model``, ``api_key_env``, ``top_logprobs``, ``concurrency``,
+            ``timeout_s``, ``max_retries``).
+        threshold: flag ``label_suspect`` at a suspicion at least this.
+        max_new_tokens: bound of a generated (open-ended) answer.
+        min_batch_size / max_batch_size: RunInference batch bounds.
+    """
+
+    enabled: bool
+    handler: str
+    model_dir: str | None
+    device: str
+    base_url: str | None
+    served_model: str | None
+    api_key_env: str
+    threshold: float
+    max_new_tokens: int
+    top_logprobs: int
+    concurrency: int
+    timeout_s: float
+    max_retries: int
+    min_batch_size: int
+    max_batch_size: int
+
+    def __post_init__(self) -> None:
+        """Rules between keys that the schema cannot state."""
+        if self.min_batch_size > self.max_batch_size:
+            raise PipelineConfigError(
+                f"audit.label.min_batch_size ({self.min_batch_size}) is larger than "
+                f"audit.label.max_batch_size ({self.max_batch_size}); lower min_batch_size or "
+                "raise max_batch_size"
+            )
+        if not self.enabled:
+            return
+        if self.handler == "transformers" and not self.model_dir:
+            raise PipelineConfigError(
+                "audit.label.handler is transformers but audit.label.model_dir is not set: "
+                "name a model folder (`make tiny-vlm` writes a tiny test one), or set "
+                "audit.label.enabled: false"
+            )
+        if self.handler == "openai" and not (self.base_url and self.served_model):
+            raise PipelineConfigError(
+                "audit.label.handler is openai but audit.label.base_url or "
+                "audit.label.served_model is not set: give the server's URL up to /v1 and the "
+                "model it serves, or set audit.label.enabled: false"
+            )
+
+    @classmethod
+    def from_block(
+        cls, block: dict[str, Any] | None = None, base_dir: str = ""
+    ) -> LabelAuditConfig:
+        """From a validated ``audit.label`` mapping; keys it lacks take the schema's defaults
+        (a relative ``model_dir`` is taken from ``base_dir``, the config's folder)."""
+        values = fill_block("audit_label", block, base_dir)
+        return cls(
+            **{
+                **values,
+                "model_dir": values.get("model_dir"),  # optional, no default
+                "threshold": float(values["threshold"]),
+                "timeout_s": float(values["timeout_s"]),
+            }
+        )
+
+
+def check_label_audit(label: LabelAuditConfig, path: str) -> None:
+    """A configured label model folder must exist, with its ``config.json``, before the
+    pipeline starts (when the stage is on and runs a local model)."""
+    if not (label.enabled and label.handler == "transformers" and label.model_dir):
+        return
+    folder = label.model_dir
+    if _is_uri(folder) or not os.path.isfile(os.path.join(folder, "config.json")):
+        what = "does not exist" if not os.path.exists(folder) else "is not a model folder"
+        raise PipelineConfigError(
+            f"{path}: audit.label.model_dir {folder} {what} (a local folder written by "
+            "save_pretrained, with config.json and safetensors weights). For the tiny test "
+            "model run `make tiny-vlm`; or set audit.label.enabled: false"
+        )
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """A validated build config, every default filled in once.
 
@@ -256,6 +342,7 @@ class BuildConfig:
         limits: the ``limits`` block (read caps), given to every reader and to ``LoadImages``.
         clip: the ``clip`` block, ``--no-clip`` applied.
         audit: the ``audit`` block.
+        label_audit: the ``audit.label`` block (label-error suspicion; off by default).
     """
 
     path: str
@@ -268,6 +355,7 @@ class BuildConfig:
     clip: ClipConfig
     limits: LimitsConfig
     audit: AuditConfig
+    label_audit: LabelAuditConfig = field(default_factory=LabelAuditConfig.from_block)
     contact: str | None = None
 
     @property
@@ -400,6 +488,11 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         raise PipelineConfigError(f"{path}: {exc}") from exc
     limits = LimitsConfig.from_block(data.get("limits"))
     check_clip(clip, path)
+    try:
+        label_audit = LabelAuditConfig.from_block((data.get("audit") or {}).get("label"), base_dir)
+    except PipelineConfigError as exc:  # a rule between keys (LabelAuditConfig.__post_init__)
+        raise PipelineConfigError(f"{path}: {exc}") from exc
+    check_label_audit(label_audit, path)
     stem = os.path.splitext(os.path.basename(path))[0]
     config = BuildConfig(
         path=path,
@@ -413,6 +506,7 @@ def parse_config(text: str, path: str, no_clip: bool = False) -> BuildConfig:
         limits=limits,
         audit=AuditConfig.from_block(data.get("audit")),
         contact=data.get("contact"),
+        label_audit=label_audit,
     )
     check_utf8_paths(config)
     return config

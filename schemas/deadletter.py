@@ -43,6 +43,8 @@ STAGE_DEDUPE = "dedupe"
 STAGE_FILTER_CLIP = "filter_clip"
 STAGE_AUDIT_PATTERNS = "audit_patterns"
 STAGE_DROP_FLAGGED = "drop_flagged"
+STAGE_SCORE_LABEL = "score_label"
+STAGE_FLAG_LABEL = "flag_label"
 STAGE_WRITE = "write_records"
 STAGES = (
     STAGE_READ,
@@ -54,6 +56,8 @@ STAGES = (
     STAGE_DEDUPE,
     STAGE_FILTER_CLIP,
     STAGE_AUDIT_PATTERNS,
+    STAGE_SCORE_LABEL,
+    STAGE_FLAG_LABEL,
     STAGE_DROP_FLAGGED,
     STAGE_WRITE,
 )

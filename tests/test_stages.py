@@ -37,6 +37,8 @@ EXPECTED = {
     "pipelines.clip.filter": ["FilterByClipScore"],
     "pipelines.dedupe.stages": ["DedupeRecords"],
     "pipelines.audit.stages": ["AuditAnswerPatterns", "DropFlagged"],
+    "pipelines.audit.label_score": ["ScoreLabelAgreement"],
+    "pipelines.audit.label_flag": ["FlagLabelSuspect"],
 }
 
 # bookkeeping only the base may do

@@ -37,6 +37,8 @@ STAGE_MODULES = (
     "pipelines.dedupe.stages",
     "pipelines.clip.filter",
     "pipelines.audit.stages",
+    "pipelines.audit.label_score",
+    "pipelines.audit.label_flag",
     "pipelines.transforms.io",
 )
 

@@ -5,7 +5,10 @@ carries an exploitable answer pattern, or is mislabeled, recorded as flags in ``
   longest/shortest option, blind heuristics, answers in the question, frequent and repeated
   answers);
 * :mod:`pipelines.audit.stages`: the Beam stages ``AuditAnswerPatterns`` (flags) and
-  ``DropFlagged`` (the one decision stage: drops only what ``audit.drop_flags`` names).
+  ``DropFlagged`` (the one decision stage: drops only what ``audit.drop_flags`` names);
+* :mod:`pipelines.audit.label_score`, :mod:`pipelines.audit.label_flag`: the optional
+  label-suspicion audit (a vision-language model answers with the images; ``scores.label``,
+  then the ``label_suspect`` flag).
 
 A flag is evidence for review, never a verdict (README, "Validity audit").
 """

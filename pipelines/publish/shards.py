@@ -100,7 +100,9 @@ COLUMN_DOCS = {
     "images": "per-image metadata: sha256, size, format, source URI, licence, pHash",
     "provenance / source_metadata": "source, split, original id, licence, file; source fields "
     "as JSON text",
-    "scores": "CLIP image-text scores (`scored` false when the build ran without CLIP)",
+    "scores": "CLIP image-text scores (`scored` false when the build ran without CLIP); `label`: "
+    "a vision-language model's answer against the gold label (label-suspicion audit), null when "
+    "that audit did not run",
     "audit": "validity-audit flags (`code`, `stage`, plain-words `reason`, the `figure` behind it "
     "and the `threshold` it crossed): evidence for review, never a verdict; null when not audited",
     "annotation": "human decision (`verdict`, mean 0-6 score, responses, `corrected`) or "
@@ -173,7 +175,8 @@ def to_row(record: dict[str, Any], read_image: Callable[[str], bytes]) -> dict[s
                 "reason": clip["reason"],
                 "min_score": clip["min_score"],
                 "pairs": clip["pairs"],
-            }
+            },
+            "label": record["scores"].get("label"),
         },
         "audit": record.get("audit"),
         "annotation": record.get("annotation"),
