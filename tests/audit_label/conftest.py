@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from pipelines.transforms.images import load_images
+from pipelines.images import load_images
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from schemas.store import ImageStore
 from tools.sample_images import make_image
