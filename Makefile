@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
 OUT    ?= out/sample
 TINY_CLIP := out/models/mmloom-tiny-clip.safetensors
 TINY_LM   := out/models/mmloom-tiny-lm
+TINY_VLM := out/models/mmloom-tiny-vlm
 
 .PHONY: venv sysdeps tiny-clip tiny-lm demo test test-fast lint style bench clean
 
@@ -40,6 +41,14 @@ $(TINY_LM)/config.json: | $(STAMP)
 	$(BIN)/python -m tools.make_tiny_lm --output $(TINY_LM)
 
 tiny-lm: $(TINY_LM)/config.json
+
+# a tiny random-weight vision-language model folder for the label-suspicion audit's tests and
+# smoke runs (audit.label.model_dir), made locally (no hub download)
+$(TINY_VLM)/config.json: | $(STAMP)
+	$(BIN)/python -m tools.make_tiny_vlm --output $(TINY_VLM)
+
+.PHONY: tiny-vlm
+tiny-vlm: $(TINY_VLM)/config.json
 
 demo: venv sysdeps tiny-clip tiny-lm
 	OUT=$(OUT) ./scripts/demo.sh

@@ -1,8 +1,8 @@
 """``mmloom annotate push | status | pull | images``: one annotation round in Argilla.
 
     mmloom annotate push --build DIR --dataset NAME [--sample all|stratified|near-threshold]
-        [--per-cell N | --sizes FILE] [--seed 0] [--threshold [CAT=]T ...] [--margin 0.02]
-        [--needs-edit PULL_DIR] [--rubric FILE] [--overlap N] [--batch-size 100]
+        [--priority audit] [--per-cell N | --sizes FILE] [--seed 0] [--threshold [CAT=]T ...]
+        [--margin 0.02] [--needs-edit PULL_DIR] [--rubric FILE] [--overlap N] [--batch-size 100]
         [--workspace W] [--image-base URL | --image-root DIR --image-port 6901]
     mmloom annotate status --dataset NAME [--workspace W] [--json]
     mmloom annotate pull --dataset NAME --output DIR [--min-responses N]
@@ -103,6 +103,7 @@ def _push(args: argparse.Namespace, client: Any) -> int:
         thresholds=_thresholds(args.threshold),
         margin=args.margin,
         skipped=skipped,
+        priority=args.priority,
     )
     if not chosen:
         raise PushError(
@@ -150,6 +151,7 @@ def _push(args: argparse.Namespace, client: Any) -> int:
     report = push(
         client, chosen_records, args.dataset, rubric, image_url,
         workspace=args.workspace, overlap=args.overlap, batch_size=args.batch_size, notes=notes,
+        priority=args.priority,
     )  # fmt: skip
     report.skipped.update(skipped)
     url, _ = credentials()
@@ -159,6 +161,14 @@ def _push(args: argparse.Namespace, client: Any) -> int:
     except OSError as exc:  # the push is done; only pull's printed command loses its build
         log.warning("could not record the round in %s (%s)", rounds_path(), exc.strerror)
     print(json.dumps(report.to_json(), indent=2))
+    if report.links:
+        print(
+            "Argilla shows each annotator the pending records in a random order of their own; "
+            "send annotators these links, which sort by the metadata 'audit_flags' (descending) "
+            "so the flagged items come first:"
+        )
+        for category, link in sorted(report.links.items()):
+            print(f"  {category}: {link}")
     return 0
 
 

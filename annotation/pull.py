@@ -26,7 +26,10 @@
        "corrected_by"?: {correction: [annotator id, ...]},
        "veto"?: {"question", "labels", "by": [annotator id, ...]},
        "mean_score": float|null, "n_responses": int,
-       "comments": [{"annotator", "text"}], "needs_edit": [reason, ...]}
+       "comments": [{"annotator", "text"}], "needs_edit": [reason, ...],
+       "audit"?: {"flags": [{"flag": N, "code", "outcome": "confirmed"|"cleared"|"split",
+                             "confirmed_by": [annotator id, ...],
+                             "cleared_by": [annotator id, ...]}]}}
 
   The verdict follows the rubric's rule: ``majority`` (ties go to the most severe tied
   verdict: accept/fix -> fix, accept/reject and fix/reject -> reject) or ``strictest``.
@@ -39,7 +42,12 @@
   response answers the rubric's veto question (``harmful``) with a veto label, whatever the
   verdict: publish leaves the item out; only a later round (``pull --previous``, whose
   decision replaces this one) can lift it. ``comments`` are the submitted answers of the
-  rubric's other text questions. Rejected records carry no corrections.
+  rubric's other text questions. Rejected records carry no corrections. ``audit`` is set
+  for a record pushed with validity-audit flags (metadata ``audit_codes``, flag N's code
+  N-th) when the rubric has an ``audit_question``: each submitted response confirms flag N by
+  ticking ``flag_N`` and clears it by leaving it unticked; the flag is ``confirmed`` when more
+  responses confirm than clear it, ``cleared`` when fewer, ``split`` on a tie. It is evidence
+  for the card's counts, never a verdict: only the verdict and the veto remove an item.
 * ``DIR/needs_edit.jsonl``: the records that cannot be published as decided, one line each
   (``id``, ``category``, ``dataset``, ``verdict``, ``why``, ``comments``, ``answers``: what
   each annotator chose for the taxonomy questions, ``corrections``: what each wrote in the
@@ -88,7 +96,7 @@ from annotation.agreement import DEFAULT_BOOTSTRAP, agreement
 from annotation.client import dataset_names, find_dataset, http, iter_raw_records, usernames
 from annotation.corrections import CorrectionError
 from annotation.corrections import normalise as normalise_correction
-from annotation.rubric import CATEGORIES, Question, Rubric
+from annotation.rubric import AUDIT_LABEL, CATEGORIES, Question, Rubric
 from annotation.settings import dataset_name
 from schemas.taxonomy import is_known
 
@@ -108,6 +116,8 @@ class Annotated:
         statuses: user id -> response status (submitted, discarded, draft).
         responses: user id -> ``{"status", "values", "updated_at"}`` for every response,
             whatever its status (``values``: question name -> value, as saved).
+        flags: the codes of the validity-audit flags pushed with the record, flag 1 first
+            (metadata ``audit_codes``).
     """
 
     id: str
@@ -117,6 +127,14 @@ class Annotated:
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+
+
+def _codes(value: Any) -> list[str]:
+    """The ``audit_codes`` metadata as a list (Argilla keeps a one-item list or a string)."""
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 def collect(
@@ -144,6 +162,7 @@ def collect(
                 category=meta.get("category", category),
                 field=meta.get("field", ""),
                 subfield=meta.get("subfield", ""),
+                flags=_codes(meta.get("audit_codes")),
             )
             for response in item.get("responses") or []:
                 user = str(response["user_id"])
@@ -344,7 +363,46 @@ def decide(
         by = sorted(ids.get(u, u) for u, a in rec.answers.items() if a.get(question) in labels)
         if by:
             decision["veto"] = {"question": question, "labels": list(labels), "by": by}
+    review = audit_review(rec, rubric, ids)
+    if review:
+        decision["audit"] = {"flags": review}
     return decision, "; ".join(problems) or None
+
+
+def audit_review(
+    rec: Annotated, rubric: Rubric, ids: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Per validity-audit flag of ``rec`` (flag 1 first), who confirmed it (ticked
+    ``flag_N`` in the rubric's audit question) and who cleared it (submitted without ticking
+    it), and the outcome: ``confirmed`` when more confirm than clear, ``cleared`` when fewer,
+    ``split`` on a tie. Empty when the record has no flags or the rubric or the record's
+    category does not ask the audit question."""
+    question = rubric.audit_question
+    if not rec.flags or question is None or question not in rubric.categories.get(rec.category, ()):
+        return []
+    ids = ids or {}
+    out = []
+    for n, code in enumerate(rec.flags, 1):
+        label = f"{AUDIT_LABEL}{n}"
+        confirmed, cleared = [], []
+        for user, answer in rec.answers.items():
+            ticked = answer.get(question) or []
+            (confirmed if label in ticked else cleared).append(ids.get(user, user))
+        outcome = (
+            "confirmed" if len(confirmed) > len(cleared)
+            else "cleared" if len(cleared) > len(confirmed)
+            else "split"
+        )  # fmt: skip
+        out.append(
+            {
+                "flag": n,
+                "code": code,
+                "outcome": outcome,
+                "confirmed_by": sorted(confirmed),
+                "cleared_by": sorted(cleared),
+            }
+        )
+    return out
 
 
 def needs_edit_line(
@@ -415,6 +473,8 @@ def agreement_report(
         for rec in records:
             if name not in rubric.categories.get(rec.category, ()):
                 continue
+            if name == rubric.audit_question and not rec.flags:
+                continue  # asked of flagged items only: an empty answer elsewhere says nothing
             by_cat[rec.category].append(unit_values(rec, q))
             answered = answered or any(a.get(name) not in (None, []) for a in rec.answers.values())
         if not answered:
@@ -538,6 +598,7 @@ def pull(
         "needs_edit_records": len(edits),
         "carried_over": carried,
         "annotators": len(annotators),
+        "audit": audit_counts(lines),
         "questions": agreement_report(decided, rubric, n_boot, seed),
         "problems": problems,
     }
@@ -549,6 +610,24 @@ def pull(
     _write(out / "needs_edit.jsonl", "".join(line + "\n" for line in edits))
     _write(out / "agreement.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
+
+
+def audit_counts(lines: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per category and flag code, over the decision lines: ``reviewed`` (flags on decided
+    records), ``confirmed``, ``cleared`` and ``split``."""
+    out: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for line in lines:
+        decision = json.loads(line)
+        category = decision["id"].split("_", 1)[0]
+        for flag in (decision.get("audit") or {}).get("flags") or []:
+            counts = out[category][flag["code"]]
+            counts["reviewed"] += 1
+            counts[flag["outcome"]] += 1
+    keys = ("reviewed", "confirmed", "cleared", "split")
+    return {
+        cat: {code: {k: c[k] for k in keys} for code, c in sorted(codes.items())}
+        for cat, codes in sorted(out.items())
+    }
 
 
 RESPONSES = "responses.jsonl"

@@ -12,6 +12,18 @@ Selection (:func:`select_records`):
 * ``near-threshold``: scored records whose CLIP ``min_score`` lies within ``margin`` of their
   category's threshold (the borderline calls a human should check).
 
+Priority (``--priority audit``): records that a validity audit flagged (``audit.flags``) go
+first. The sample takes every flagged record whatever its size (``all``: every record anyway;
+``stratified``: each cell keeps all its flagged records and is topped up to its size with
+unflagged ones in the seeded order, so a cell with more flagged records than its size sends
+them all; ``near-threshold``: the records near the threshold plus every flagged record). Each
+category's flagged records are logged before its unflagged ones. Argilla 2.8 shows each
+annotator the pending records in an order of their own (Elasticsearch's ``random_score``
+seeded by the user id, which mmloom's SQL engine keeps), so insertion order alone does not
+reach annotators: the records carry the integer metadata ``audit_flags`` and push prints, per
+dataset, the annotation link sorted by it, descending (``?sort=metadata.audit_flags.desc``),
+which puts the flagged items first in annotation mode.
+
 Pushing (:func:`push`) is idempotent and resumable: Argilla record ids are the mmloom ids, a
 record is logged through Argilla's bulk *upsert*, and a record whose content hash
 (``push_sha`` metadata) is already on the server is skipped. A push interrupted after some
@@ -27,6 +39,7 @@ their responses in Argilla, so a record pushed again into its old dataset would 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -37,10 +50,13 @@ from typing import Any
 
 import argilla as rg
 
-from annotation.client import find_dataset, iter_raw_records
-from annotation.round_args import DEFAULT_BATCH_SIZE, SAMPLES
+from annotation.client import find_dataset, http, iter_raw_records
+from annotation.render import audit_flags
+from annotation.round_args import DEFAULT_BATCH_SIZE, PRIORITIES, SAMPLES
 from annotation.rubric import Rubric
 from annotation.settings import (
+    AUDIT_METADATA,
+    annotation_link,
     argilla_record,
     build_settings,
     dataset_name,
@@ -70,6 +86,8 @@ class PushReport:
         skipped: records not chosen by the sample and why (e.g. ``not_scored``).
         oversized: records with more images or sub-instructions than the existing dataset's
             choices offer (Argilla cannot add options to a question), per category.
+        flagged: selected records with validity-audit flags, per category.
+        links: category -> annotation-mode link sorted flagged first (``--priority audit``).
     """
 
     selected: Counter = field(default_factory=Counter)
@@ -79,6 +97,8 @@ class PushReport:
     datasets: dict[str, str] = field(default_factory=dict)
     skipped: Counter = field(default_factory=Counter)
     oversized: Counter = field(default_factory=Counter)
+    flagged: Counter = field(default_factory=Counter)
+    links: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON view."""
@@ -90,19 +110,30 @@ class PushReport:
             "datasets": self.datasets,
             "skipped": dict(self.skipped),
             "oversized": dict(self.oversized),
+            "flagged": dict(self.flagged),
+            **({"links": self.links} if self.links else {}),
         }
 
 
 def selection_key(record: dict[str, Any]) -> dict[str, Any]:
     """The little of a record that :func:`select_records` looks at (id, category, field,
-    CLIP score), so that choosing from a large build keeps only these in memory."""
+    CLIP score, number of audit flags), so that choosing from a large build keeps only these
+    in memory."""
     clip = (record.get("scores") or {}).get("clip") or {}
     return {
         "id": record["id"],
         "category": record["category"],
         "field": record["field"],
         "scores": {"clip": {"scored": clip.get("scored"), "min_score": clip.get("min_score")}},
+        "n_flags": n_flags(record),
     }
+
+
+def n_flags(record: dict[str, Any]) -> int:
+    """How many validity-audit flags ``record`` (or its :func:`selection_key`) carries."""
+    if "n_flags" in record:
+        return int(record["n_flags"])
+    return len(audit_flags(record))
 
 
 def select_records(
@@ -115,8 +146,10 @@ def select_records(
     thresholds: dict[str, float] | None = None,
     margin: float = 0.02,
     skipped: Counter | None = None,
+    priority: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Choose the records to annotate; the order is deterministic (category, then id).
+    """Choose the records to annotate; the order is deterministic (category, then id; with
+    ``priority="audit"``: category, flagged records first, then id).
 
     Args:
         records: build records (JSON view).
@@ -128,12 +161,35 @@ def select_records(
         thresholds: near-threshold: category -> CLIP threshold (``"*"``: any category).
         margin: near-threshold: keep records with ``|min_score - threshold| <= margin``.
         skipped: counter of records left out and why (filled in).
+        priority: ``audit``: every flagged record is chosen whatever the sample, and flagged
+            records come first within their category (see the module docstring).
 
     Raises:
-        PushError: unknown sample, or the sample's parameters are missing.
+        PushError: unknown sample or priority, or the sample's parameters are missing.
     """
+    if priority is not None and priority not in PRIORITIES:
+        raise PushError(f"unknown --priority {priority!r}; choose one of {', '.join(PRIORITIES)}")
+    chosen = _select(records, sample, sizes, per_cell, seed, thresholds, margin, skipped, priority)
+    if priority == "audit":
+        return sorted(chosen, key=lambda r: (r["category"], n_flags(r) == 0, r["id"]))
+    return chosen
+
+
+def _select(
+    records: Iterable[dict[str, Any]],
+    sample: str,
+    sizes: dict[str, dict[str, int]] | None,
+    per_cell: int | None,
+    seed: int,
+    thresholds: dict[str, float] | None,
+    margin: float,
+    skipped: Counter | None,
+    priority: str | None,
+) -> list[dict[str, Any]]:
+    """:func:`select_records` before the priority order (see there)."""
     skipped = skipped if skipped is not None else Counter()
     records = sorted(records, key=lambda r: (r["category"], r["id"]))
+    audit = priority == "audit"
     if sample == "all":
         return records
     if sample == "stratified":
@@ -143,9 +199,18 @@ def select_records(
         # a cell --sizes does not cover keeps --per-cell, or nothing without it
         default = per_cell if per_cell is not None else 0
         for cell in selection.stratify(records, sizes, seed, default=default):
-            chosen.extend(cell.kept)
-            if cell.left:
-                skipped["not_sampled"] += len(cell.left)
+            if audit and cell.size is not None:
+                # every flagged record, then unflagged ones in rank order up to the size
+                flagged = [r for r in cell.ranked if n_flags(r)]
+                rest = [r for r in cell.ranked if not n_flags(r)]
+                room = max(0, cell.size - len(flagged))
+                chosen.extend(flagged + rest[:room])
+                left = len(rest) - min(room, len(rest))
+            else:
+                chosen.extend(cell.kept)
+                left = len(cell.left)
+            if left:
+                skipped["not_sampled"] += left
         return sorted(chosen, key=lambda r: (r["category"], r["id"]))
     if sample == "near-threshold":
         if not thresholds:
@@ -154,7 +219,9 @@ def select_records(
         for r in records:
             clip = (r.get("scores") or {}).get("clip") or {}
             threshold = thresholds.get(r["category"], thresholds.get("*"))
-            if threshold is None:
+            if audit and n_flags(r):
+                chosen.append(r)  # flagged: chosen whatever its score
+            elif threshold is None:
                 skipped["no_threshold"] += 1
             elif not clip.get("scored") or clip.get("min_score") is None:
                 skipped["not_scored"] += 1
@@ -174,13 +241,19 @@ def ensure_dataset(
     category: str,
     overlap: int,
     sizes: Mapping[str, int] | None = None,
+    audited: bool = False,
 ) -> rg.Dataset:
     """The dataset ``name`` (created from the rubric if missing; checked if present).
 
-    A new dataset's per-item choices are sized by ``sizes`` (the largest item to push).
+    A new dataset's per-item choices are sized by ``sizes`` (the largest item to push). An
+    existing dataset made before records carried audit flags gets the ``audit_flags`` and
+    ``audit_codes`` metadata properties when ``audited`` records are to go in (its
+    ``audit_flags_hold`` question, if the rubric asks it, was there from the start).
 
     Raises:
-        PushError: the existing dataset asks other questions than the rubric does.
+        PushError: the existing dataset asks other questions than the rubric does, or it
+            lacks the audit metadata that ``audited`` records need and Argilla refuses to
+            add it.
     """
     dataset = find_dataset(client, name, workspace)
     if dataset is None:
@@ -196,6 +269,23 @@ def ensure_dataset(
             f"dataset {name!r} exists with questions {have}, but the rubric asks {want}; push "
             "to a new --dataset name (or delete the old dataset in Argilla)"
         )
+    have_meta = {m.name for m in dataset.settings.metadata}
+    missing = [m for m in AUDIT_METADATA if m[0] not in have_meta]
+    if audited and missing:
+        # a dataset made before records carried audit flags: Argilla adds metadata
+        # properties to a dataset that has records (it cannot add question options)
+        for prop, title, kind in missing:
+            response = http(client).post(
+                f"/api/v1/datasets/{dataset.id}/metadata-properties",
+                json={"name": prop, "title": title, "settings": {"type": kind}},
+            )
+            if response.status_code != 201:
+                raise PushError(
+                    f"dataset {name!r} has no {prop!r} metadata and Argilla refused to add it "
+                    f"({response.status_code}); push the audited build to a new --dataset name"
+                )
+        log.info("%s: added the metadata %s", name, ", ".join(m[0] for m in missing))
+        dataset = find_dataset(client, name, workspace) or dataset
     return dataset
 
 
@@ -214,7 +304,7 @@ def oversize_note(record: dict[str, Any], offered: Mapping[str, int]) -> list[st
     """Lines telling annotators which of ``record``'s images or checks the dataset's choices
     do not cover (empty when all are covered)."""
     need = item_sizes(record)
-    what = {"image": "images", "sub": "sub-instructions", "check": "checks"}
+    what = {"image": "images", "sub": "sub-instructions", "check": "checks", "flag": "audit flags"}
     return [
         f"This item has {need[k]} {what[k]} but the choices below stop at {k}_{offered[k]}: "
         f"name any of {k}_{offered[k] + 1}..{k}_{need[k]} in the comment."
@@ -251,6 +341,7 @@ def _batches(
         if r["category"] != category:
             continue
         report.selected[category] += 1
+        report.flagged[category] += n_flags(r) > 0
         handled += 1
         note = dict(notes.get(r["id"]) or {})
         extra = oversize_note(r, offered)
@@ -282,6 +373,7 @@ def push(
     on_batch: Callable[[str, int, int], None] | None = None,
     report: PushReport | None = None,
     notes: Mapping[str, dict[str, Any]] | None = None,
+    priority: str | None = None,
 ) -> PushReport:
     """Log ``records`` into the per-category datasets of the round ``dataset``.
 
@@ -304,6 +396,8 @@ def push(
         report: a report to fill (default: a new one).
         notes: record id -> notes shown above the item (a second round: ``why`` and
             ``comments`` from :func:`read_needs_edit`).
+        priority: ``audit``: log each category's flagged records before the others and put
+            the flagged-first annotation link of each dataset in ``report.links``.
 
     Raises:
         PushError: a record's category has no rubric, or a dataset does not fit the rubric.
@@ -321,8 +415,11 @@ def push(
 
     sizes: Counter = Counter()
     largest: dict[str, dict[str, int]] = {}  # category -> the largest item's sizes
+    audited: set[str] = set()  # categories with audited records
     for r in source():
         sizes[r["category"]] += 1
+        if r.get("audit") is not None:
+            audited.add(r["category"])
         top = largest.setdefault(r["category"], {})
         for kind, n in item_sizes(r).items():
             top[kind] = max(top.get(kind, 0), n)
@@ -334,11 +431,20 @@ def push(
     for category in sorted(sizes):
         name = dataset_name(dataset, category)
         report.datasets[category] = name
-        ds = ensure_dataset(client, name, workspace, rubric, category, overlap, largest[category])
+        ds = ensure_dataset(
+            client, name, workspace, rubric, category, overlap, largest[category],
+            audited=category in audited,
+        )  # fmt: skip
         have = existing_hashes(client, ds)
         offered = capacity(ds, rubric)
+        ordered: Iterable[dict[str, Any]] = source()
+        if priority == "audit":  # flagged records are logged first (two passes over the source)
+            ordered = itertools.chain(
+                (r for r in source() if n_flags(r)), (r for r in source() if not n_flags(r))
+            )
+            report.links[category] = annotation_link(str(http(client).base_url), ds.id)
         for batch, handled in _batches(
-            source(), category, have, rubric, image_url, batch_size, report, offered, notes or {}
+            ordered, category, have, rubric, image_url, batch_size, report, offered, notes or {}
         ):
             ds.records.log(batch, batch_size=len(batch))
             report.batches += 1

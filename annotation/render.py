@@ -11,7 +11,11 @@ frames of a story) are separated by a thin line, and the texts of two segments a
 glued together. Then come the lettered options of a multiple-choice item (only when the
 question text does not already list them), for IF items the numbered sub-instructions with
 their types and weights, and, for a record sent back to annotators, a box with the previous
-round's reasons in plain words, each annotator's answers and their comments.
+round's reasons in plain words, each annotator's answers and their comments. A record that a
+validity audit flagged (``audit.flags``) shows its flags above the question, numbered ("flag
+1", ...) so the rubric's ``flag_N`` question can refer to them, each with its reason (written
+for annotators by the stage that raised it) and the figure and threshold behind it, under a
+heading saying that flags are evidence to check, not verdicts.
 
 Every text that comes from a source (segments, options, sub-instructions, ids) or from an
 annotator (comments, answers) is escaped with :func:`html.escape`; wikiHow and VIST text can
@@ -226,6 +230,43 @@ def _answers(answers: dict[str, dict[str, Any]] | None) -> str:
     return f"<div><b>Their answers</b></div><table><tr><th>question</th>{head}</tr>{rows}</table>"
 
 
+def audit_flags(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's validity-audit flags in their stored order (flag 1 first); empty when the
+    record was not audited or nothing was found."""
+    flags = (record.get("audit") or {}).get("flags") or []
+    return [f for f in flags if isinstance(f, dict)]
+
+
+def _number(value: Any) -> str:
+    return escape(f"{value:.4g}" if isinstance(value, float) else value)
+
+
+def _flags(record: dict[str, Any]) -> str:
+    """The box listing the record's audit flags in plain words (empty when it has none)."""
+    flags = audit_flags(record)
+    if not flags:
+        return ""
+    items = []
+    for n, f in enumerate(flags, 1):
+        basis = []
+        if f.get("figure") is not None:
+            basis.append(f"measured {_number(f['figure'])}")
+        if f.get("threshold") is not None:
+            basis.append(f"threshold {_number(f['threshold'])}")
+        items.append(
+            f"<li><b>flag {n}</b> ({escape(str(f.get('code') or '').replace('_', ' '))}, "
+            f"raised by {escape(f.get('stage'))}): {escape(f.get('reason'))}"
+            + (f" <small>({'; '.join(basis)})</small>" if basis else "")
+            + "</li>"
+        )
+    return (
+        '<div class="prev flags"><b>Audit flags: evidence for you to check, not verdicts</b>'
+        f"<ul>{''.join(items)}</ul>"
+        "<small>Tick flag_N in the audit-flags question when flag N holds; leave it unticked "
+        "to clear it.</small></div>"
+    )
+
+
 def _previous(notes: dict[str, Any] | None) -> str:
     if not notes:
         return ""
@@ -266,6 +307,7 @@ def render_record(
             (``[{"annotator", "text"}]``) and ``answers`` (annotator -> question -> value)
             of the previous round; ``extra``: more lines (e.g. images the dataset's choices
             do not cover).
+        Audit flags (``record["audit"]["flags"]``) are shown above the question.
 
     Returns:
         An HTML fragment (style + one ``div``), safe to place in an Argilla custom field.
@@ -282,6 +324,7 @@ def render_record(
         f"{escape(record.get('field'))} / {escape(record.get('subfield'))} · "
         f"{escape(record.get('question_format'))}</div>",
         _previous(notes),
+        _flags(record),
         '<div class="part q"><h4>Question</h4>',
         _segments(record.get("question"), image_url, counter),
         "" if options_in_question(record) else _options(record.get("options")),

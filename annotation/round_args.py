@@ -14,6 +14,7 @@ from annotation import images as image_store
 
 # shared with annotation.push and annotation.agreement, which import Argilla / krippendorff
 SAMPLES = ("all", "stratified", "near-threshold")
+PRIORITIES = ("audit",)
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_BOOTSTRAP = 1000
 ENV_WORKSPACE = "ARGILLA_WORKSPACE"
@@ -66,6 +67,14 @@ def build_parser(prog: str = "mmloom annotate") -> argparse.ArgumentParser:
         default="all",
         help="which records: all, a stratified sample per category x field, or those whose "
         "CLIP score lies near a threshold (default all)",
+    )
+    p.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        default=None,
+        help="audit: records with validity-audit flags first: the sample takes every flagged "
+        "record (a stratified cell is topped up with unflagged ones to its size), they are "
+        "logged first, and push prints each dataset's annotation link sorted flagged first",
     )
     p.add_argument(
         "--per-cell", type=int, default=None, help="stratified: records per category x field"

@@ -26,8 +26,9 @@ CATEGORIES = ("SA", "PBL", "MSR", "IF")
 # Names the Argilla dataset already uses for its field and metadata (see annotation.settings).
 RESERVED_NAMES = (
     "item", "category", "field", "subfield", "source", "question_format", "clip_min_score",
-    "n_images", "push_sha",
+    "n_images", "push_sha", "audit_flags", "audit_codes",
 )  # fmt: skip
+AUDIT_LABEL = "flag_"  # the audit question's labels: flag_1, flag_2, ... (flag N of the item)
 DEFAULT_RUBRIC = Path(__file__).resolve().parent / "rubric.yaml"
 
 
@@ -83,6 +84,9 @@ class Rubric:
         protocol: free text describing the protocol (goes into agreement.json).
         veto: ``(question, labels)``: a submitted response answering ``question`` with one
             of ``labels`` keeps the item out whatever the verdict; None: no veto.
+        audit_question: the optional ``flag_N`` multi-label question on which annotators
+            confirm (tick) or clear (leave unticked) each validity-audit flag of an item; None:
+            flags are shown but not asked about.
         source: where the rubric was read from.
     """
 
@@ -95,6 +99,7 @@ class Rubric:
     severity: tuple[str, ...] = VERDICTS
     protocol: str = ""
     veto: tuple[str, tuple[str, ...]] | None = None
+    audit_question: str | None = None
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -191,6 +196,22 @@ def parse_rubric(data: Any, source: str = "<rubric>") -> Rubric:
                 f"veto.question {veto['question']!r} must name a label question whose labels "
                 f"include {veto['labels']}"
             )
+    audit = data["audit_question"]
+    if audit is not None:
+        aq = questions.get(audit)
+        if (
+            aq is None
+            or aq.kind != "multi_label"
+            or aq.required
+            or not all(
+                label.startswith(AUDIT_LABEL) and label[len(AUDIT_LABEL) :].isdigit()
+                for label in aq.labels
+            )
+        ):
+            problems.append(
+                f"audit_question {audit!r} must name an optional (required: false) multi_label "
+                "question with labels flag_1, flag_2, ..."
+            )
     kinds = Counter(q.correction for q in questions.values() if q.correction)
     problems += [
         f"{n} questions are `correction: {kind}`; keep one (a record has one answer)"
@@ -212,6 +233,7 @@ def parse_rubric(data: Any, source: str = "<rubric>") -> Rubric:
         severity=tuple(decision.get("severity", VERDICTS)),
         protocol=" ".join(data.get("protocol", "").split()),
         veto=None if veto is None else (veto["question"], tuple(veto["labels"])),
+        audit_question=audit,
         source=source,
         raw=raw,
     )

@@ -6,14 +6,17 @@ different questions per category). A dataset has:
 * one custom field, ``item``: the interleaved HTML from :mod:`annotation.render`, inserted by
   the template ``{{{record.fields.item.html}}}`` (already escaped by the renderer);
 * the category's rubric questions, in order (rating, label, multi-label, text); per-item
-  multi-label choices (``image_N``, ``sub_N``, ``check_N``) are sized to the largest item
-  pushed when the dataset is created (:func:`item_sizes`, :func:`sized_labels`). Argilla
-  cannot change the options of an existing question, so a later push with a larger item
+  multi-label choices (``image_N``, ``sub_N``, ``check_N``, ``flag_N``) are sized to the
+  largest item pushed when the dataset is created (:func:`item_sizes`, :func:`sized_labels`).
+  Argilla cannot change the options of an existing question, so a later push with a larger item
   keeps the dataset's choices; push reports such records as ``oversized`` and their HTML asks
   annotators to name the extra images or checks in the comment;
 * metadata for filtering: ``category``, ``field``, ``subfield``, ``source``,
   ``question_format`` (terms), ``clip_min_score`` (float, absent when not scored),
-  ``n_images`` (integer), and ``push_sha`` (hidden; lets a second push skip unchanged records);
+  ``n_images`` (integer), ``audit_flags`` (integer: the record's validity-audit flags, 0 when
+  audited and nothing was found, absent when not audited; sorting by it, descending, puts
+  flagged items first), ``audit_codes`` (terms: the flag codes, flag 1 first; pull reads
+  flag N's code from it), and ``push_sha`` (hidden; lets a second push skip unchanged records);
 * ``TaskDistribution(min_submitted=overlap)``: a record is complete after ``overlap``
   submitted responses.
 
@@ -31,7 +34,7 @@ from typing import Any
 
 import argilla as rg
 
-from annotation.render import image_count, render_record
+from annotation.render import audit_flags, image_count, render_record
 from annotation.rubric import Question, Rubric
 from schemas.taxonomy import taxonomy
 
@@ -39,21 +42,32 @@ ITEM_FIELD = "item"
 TEMPLATE = "{{{record.fields.item.html}}}"
 SUGGESTION_AGENT = "mmloom-build"
 TERMS_METADATA = ("category", "field", "subfield", "source", "question_format")
-PER_ITEM = re.compile(r"^(image|sub|check)_([0-9]+)$")
+PER_ITEM = re.compile(r"^(image|sub|check|flag)_([0-9]+)$")
+AUDIT_SORT = "audit_flags"  # the metadata property annotators sort by to see flagged items first
+# the audit metadata properties: (name, title, Argilla type)
+AUDIT_METADATA = (
+    (AUDIT_SORT, "audit flags", "integer"),
+    ("audit_codes", "audit flag codes", "terms"),
+)
 MIN_LABELS = 2  # Argilla's minimum number of options of a label question
 
 
 def item_sizes(record: dict[str, Any]) -> dict[str, int]:
     """How many per-item choices ``record`` needs: ``image`` (numbered images), ``sub`` and
     ``check`` (IF sub-instructions; the reference checklist has one check per
-    sub-instruction)."""
+    sub-instruction), ``flag`` (validity-audit flags)."""
     subs = len((record.get("instruction") or {}).get("components") or [])
-    return {"image": image_count(record), "sub": subs, "check": subs}
+    return {
+        "image": image_count(record),
+        "sub": subs,
+        "check": subs,
+        "flag": len(audit_flags(record)),
+    }
 
 
 def max_sizes(records: Iterable[dict[str, Any]]) -> dict[str, int]:
     """The largest :func:`item_sizes` over ``records``."""
-    out = {"image": 0, "sub": 0, "check": 0}
+    out = {"image": 0, "sub": 0, "check": 0, "flag": 0}
     for r in records:
         for k, v in item_sizes(r).items():
             out[k] = max(out[k], v)
@@ -126,6 +140,21 @@ def guidelines(rubric: Rubric, category: str) -> str:
             f"An item that any annotator marks **{question}: {' / '.join(labels)}** is left out "
             "of the release whatever the verdict.",
         ]
+    if rubric.audit_question and rubric.audit_question in rubric.categories.get(category, ()):
+        lines += [
+            "",
+            "## Audit flags",
+            "",
+            "An automatic validity audit flags items that may be answerable without their "
+            "images, carry an exploitable answer pattern, or be mislabeled. A flagged item "
+            "lists its flags in a yellow box above the question, numbered flag 1, flag 2, ... "
+            "with the reason in plain words. Flags are evidence for you to check, not verdicts: "
+            f"in **{rubric.questions[rubric.audit_question].title}** tick flag_N when flag N "
+            "holds and leave it unticked to clear it; then give the verdict on the item as a "
+            "whole (a confirmed flag does not remove an item by itself). To see flagged items "
+            f"first, sort the dataset by the metadata **{AUDIT_SORT.replace('_', ' ')}**, "
+            "descending (the link your lead sends does this).",
+        ]
     if any(q.taxonomy == "subfield" for q in questions):
         lines += [
             "",
@@ -160,6 +189,8 @@ def build_settings(
     metadata += [
         rg.FloatMetadataProperty("clip_min_score", title="CLIP min score", client=client),
         rg.IntegerMetadataProperty("n_images", title="images", client=client),
+        rg.IntegerMetadataProperty(AUDIT_SORT, title=AUDIT_METADATA[0][1], client=client),
+        rg.TermsMetadataProperty("audit_codes", title=AUDIT_METADATA[1][1], client=client),
         rg.TermsMetadataProperty(
             "push_sha", title="push sha", visible_for_annotators=False, client=client
         ),
@@ -190,6 +221,11 @@ def record_metadata(record: dict[str, Any]) -> dict[str, Any]:
         "clip_min_score": clip.get("min_score") if clip.get("scored") else None,
         "n_images": image_count(record),
     }
+    if record.get("audit") is not None:  # audited: the count, 0 when nothing was found
+        flags = audit_flags(record)
+        meta[AUDIT_SORT] = len(flags)
+        if flags:
+            meta["audit_codes"] = [str(f.get("code")) for f in flags]
     return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -228,6 +264,15 @@ def argilla_record(
         metadata={**metadata, "push_sha": digest},
         suggestions=suggestions,
     )
+
+
+def annotation_link(base_url: str, dataset_id: Any, flagged_first: bool = True) -> str:
+    """The URL of a dataset's annotation mode in Argilla's UI; with ``flagged_first`` sorted by
+    the ``audit_flags`` metadata, descending, so the flagged items come first (the UI keeps a
+    sort in its ``sort`` query parameter as ``entity.name.order``). Without a sort, Argilla 2.8
+    gives each annotator the pending records in a random order of their own."""
+    url = f"{base_url.rstrip('/')}/dataset/{dataset_id}/annotation-mode"
+    return f"{url}?sort=metadata.{AUDIT_SORT}.desc" if flagged_first else url
 
 
 def question_names(dataset: rg.Dataset) -> list[str]:

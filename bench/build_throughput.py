@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from pipelines.cli import main as mmloom
-from pipelines.transforms.images import load_images
+from pipelines.images import load_images
 from schemas.parquet import RECORD_SCHEMA, to_row
 from schemas.store import ImageStore
 from schemas.validation import validate_record

@@ -34,7 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from bench.phash_draft import photo_paths
-from pipelines.transforms.images import ImageLimits, inspect_image
+from pipelines.images import ImageLimits, inspect_image
 from tools.sample_images import make_image
 
 SIZES = [(640, 480), (1024, 768), (1920, 1080)]
@@ -79,7 +79,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=200)
     args = ap.parse_args()
-    draft, full = ImageLimits(), ImageLimits(draft=False)
+    draft, full = ImageLimits.defaults(), ImageLimits.defaults(draft_decode=False)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores (one used), "
         f"Pillow {Image.__version__}"

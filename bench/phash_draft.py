@@ -36,8 +36,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-import pipelines.transforms.images as images_mod
-from pipelines.transforms.images import ImageLimits, inspect_image
+import pipelines.images as images_mod
+from pipelines.images import ImageLimits, inspect_image
 
 PHOTO_NAMES = {
     "skimage": [
@@ -110,9 +110,9 @@ def measure(n_images: int) -> None:
     sizes = []
     for data in test_images(n_images):
         t0 = time.perf_counter()
-        full = inspect_image(data, "x", ImageLimits(draft=False, **no_gate)).phash
+        full = inspect_image(data, "x", ImageLimits.defaults(draft_decode=False, **no_gate)).phash
         t1 = time.perf_counter()
-        draft = inspect_image(data, "x", ImageLimits(draft=True, **no_gate)).phash
+        draft = inspect_image(data, "x", ImageLimits.defaults(draft_decode=True, **no_gate)).phash
         t2 = time.perf_counter()
         t_full += t1 - t0
         t_draft += t2 - t1

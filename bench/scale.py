@@ -217,13 +217,12 @@ def _items(name: str, options: dict[str, Any], limit: int):
 
 def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
     """The build's per-item work as one loop; returns counts (items, written, dropped)."""
-    from dataclasses import replace
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pipelines.config import load_config
-    from pipelines.transforms.images import ImageLimits, load_images, localize_paths
+    from pipelines.images import ImageLimits, load_images, localize_paths
     from schemas.errors import RecordError
     from schemas.parquet import RECORD_SCHEMA, to_row
     from schemas.store import ImageStore
@@ -231,8 +230,8 @@ def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
     from sources import get_source
 
     cfg = load_config(config, no_clip=True)
-    limits = ImageLimits.from_config(cfg.images)
-    exempt = set(cfg.images.exempt_sources)
+    limits = ImageLimits.from_config(cfg.images, cfg.limits)
+    exempt = set(limits.exempt_sources)
     store = ImageStore(out)
     os.makedirs(os.path.join(out, "records"), exist_ok=True)
     writer = pq.ParquetWriter(os.path.join(out, "records", "records.parquet"), RECORD_SCHEMA)
@@ -241,7 +240,7 @@ def plain_loop(config: str, out: str, quota: dict[str, int]) -> dict[str, Any]:
 
     for name, options in cfg.sources.items():
         source = get_source(name)
-        lim = replace(limits, check_size=False) if name in exempt else limits
+        lim = limits.exempt() if name in exempt else limits
         for item in _items(name, options, quota.get(name, 0)):
             counts["items"] += 1
             if isinstance(item, RecordError):

@@ -57,6 +57,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 import pipelines
 from pipelines.audit.blind_flag import FlagBlindAnswerable, SkipBlindScoring
+from pipelines.audit.label_flag import FlagLabelSuspect
+from pipelines.audit.stages import AuditAnswerPatterns, DropFlagged
 from pipelines.clip.filter import FilterByClipScore
 from pipelines.clip.settings import ClipSettings
 from pipelines.clip.skip import SkipClipScoring
@@ -149,6 +151,9 @@ def config_inputs(config: BuildConfig) -> list[tuple[str, str]]:
         inputs.append(("the CLIP checkpoint", config.clip.checkpoint))
     if config.blind.enabled and config.blind.checkpoint and _is_local(config.blind.checkpoint):
         inputs.append(("the blind-audit model", config.blind.checkpoint))
+    label = config.label_audit
+    if label.enabled and label.handler == "transformers" and label.model_dir:
+        inputs.append(("the label-suspicion model folder", label.model_dir))
     return inputs
 
 
@@ -334,6 +339,17 @@ class BuildGraph:
         )
 
 
+def label_scoring(b: BuildGraph) -> beam.PTransform | None:
+    """The label-suspicion scoring stage when ``audit.label`` is enabled (imported here: a
+    build without it never imports its handlers)."""
+    if not b.config.label_audit.enabled:
+        return None
+    from pipelines.audit.label_handler import handler_for
+    from pipelines.audit.label_score import ScoreLabelAgreement
+
+    return ScoreLabelAgreement(handler_for(b.config.label_audit), b.store)
+
+
 def source_steps(name: str) -> list[Step]:
     """A source's own steps: its reader (which restructures each item into a draft with the
     source's hook), then its progress (counted as the items it read and restructured, as
@@ -376,6 +392,10 @@ RECORD_STEPS = [
             else None
         ),
     ),
+    Step(
+        "AuditAnswerPatterns",
+        lambda b: AuditAnswerPatterns(b.config.audit) if b.config.audit.enabled else None,
+    ),
     Step("ScoreBlindAnswerability", BuildGraph.score_blind),
     Step(
         "SkipBlindScoring",
@@ -388,6 +408,19 @@ RECORD_STEPS = [
             if b.config.blind.enabled
             else None
         ),
+    ),
+    Step("ScoreLabelAgreement", lambda b: label_scoring(b)),
+    Step(
+        "FlagLabelSuspect",
+        lambda b: (
+            FlagLabelSuspect(b.config.label_audit.threshold)
+            if b.config.label_audit.enabled
+            else None
+        ),
+    ),
+    Step(
+        "DropFlagged",
+        lambda b: DropFlagged(b.config.audit.drop_flags) if b.config.audit.drop_flags else None,
     ),
     Step("WriteProgress", lambda b: b.progress("WriteRecords", "records")),
     Step("WriteRecords", lambda b: WriteRecords(b.output)),
@@ -456,6 +489,7 @@ def build_pipeline(
     header = {
         "mmloom_version": pipelines.__version__,
         "build": config.name,
+        "contact": config.contact,
         "config": config.location,
         "source_paths": config.source_paths(),
         "config_sha256": config.sha256,
@@ -464,7 +498,11 @@ def build_pipeline(
     stats_path = events | "ComputeStats" >> ComputeStats(
         FileSystems.join(output, STATS_FILE),
         header,
-        sections=[b.results["DedupeRecords"]["report"]],
+        sections=[
+            b.results[label]["report"]
+            for label in ("DedupeRecords", "AuditAnswerPatterns")
+            if label in b.results
+        ],
     )
     images_referenced = (
         written["rows"]

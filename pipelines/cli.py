@@ -14,6 +14,8 @@ Errors: a user's error (a bad flag, a missing file, a server that stopped answer
 disk) is one line ``mmloom COMMAND: error: ...`` that says what to do, exit status 2. Anything
 else is a bug in mmloom: one line saying so, where to report it and to rerun with ``--debug``,
 exit status 1. ``--debug`` adds the full traceback to either. No option may be abbreviated.
+One command has a status of its own: ``fetch`` returns 3 when everything it can fetch by
+script is in place and only files to fetch by hand are missing (it lists them).
 
 Parsing imports nothing heavy: a command's module (and with it Beam, torch, Argilla or
 matplotlib) is imported only once its arguments parsed, so ``--help`` answers at once
@@ -336,7 +338,7 @@ def take_debug(argv: list[str]) -> tuple[list[str], bool]:
 def main(argv: list[str] | None = None) -> int:
     """Run one ``mmloom`` command; returns the exit status: 0, 2 on a user error (one message
     saying what to do), 1 on a bug in mmloom (one line saying so; ``--debug`` for the
-    traceback)."""
+    traceback), and for ``fetch`` 3 when only files to fetch by hand are missing."""
     argv, debug = take_debug(list(sys.argv[1:] if argv is None else argv))
     if argv and argv[0] in DELEGATED:  # they parse the rest of the line themselves
         namespace = argparse.Namespace(command=argv[0], rest=argv[1:])

@@ -7,9 +7,9 @@ fills in the schema's defaults (here, once: no stage repeats a default), resolve
 paths against the config file's folder, drops disabled sources and asks each source to check
 its options (paths exist). Rules between keys that the schema cannot state (such as
 ``clip.min_batch_size`` <= ``clip.max_batch_size``) are checked where the typed blocks are
-built. The ``limits``, ``images``, ``dedupe`` and ``clip`` blocks become
+built. The ``limits``, ``images``, ``dedupe``, ``clip`` and ``audit`` blocks become
 frozen dataclasses (:class:`LimitsConfig`, :class:`ImagesConfig`, :class:`DedupeConfig`,
-:class:`ClipConfig`), and
+:class:`ClipConfig`, :class:`AuditConfig`), and
 ``--no-clip`` is decided into ``ClipConfig.enabled``. Any problem is a
 :class:`PipelineConfigError` raised before a pipeline is built.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -131,6 +131,39 @@ class DedupeConfig:
         """From a validated ``dedupe`` mapping; keys it lacks take the schema's defaults."""
         values = fill_block("dedupe", block, "")
         return cls(**{**values, "text_categories": tuple(values["text_categories"])})
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The ``audit`` block (schema: ``$defs.audit``; meanings in ``pipelines.audit.patterns``).
+
+    Attributes:
+        enabled: run the model-free audit (``AuditAnswerPatterns``).
+        alpha: family-wise error rate of the answer-pattern tests (Holm).
+        min_cell_items: smaller cells are reported as "too few items", never flagged.
+        template_words: words of an open-ended question template (no fixed prompt).
+        frequent_answer_min_accuracy: most-frequent-answer accuracy that makes a cell biased.
+        repeated_answer_min_items / repeated_answer_min_words: what a repeated answer is.
+        drop_flags: flag codes that drop an item (``DropFlagged``); empty: none.
+    """
+
+    enabled: bool
+    alpha: float
+    min_cell_items: int
+    template_words: int
+    frequent_answer_min_accuracy: float
+    repeated_answer_min_items: int
+    repeated_answer_min_words: int
+    drop_flags: tuple[str, ...]
+
+    @classmethod
+    def from_block(cls, block: dict[str, Any] | None = None) -> AuditConfig:
+        """From a validated ``audit`` mapping; keys it lacks take the schema's defaults (keys
+        of nested blocks other audits add are left to them)."""
+        values = fill_block("audit", block, "")
+        names = cls.__dataclass_fields__
+        values = {k: v for k, v in values.items() if k in names}
+        return cls(**{**values, "drop_flags": tuple(values["drop_flags"])})
 
 
 @dataclass(frozen=True)
@@ -272,7 +305,88 @@ class BlindConfig:
                 "checkpoint": values.get("checkpoint"),  # optional, no default
                 "margin": float(values["margin"]),
                 "leakage_threshold": float(values["leakage_threshold"]),
+class LabelAuditConfig:
+    """The ``audit.label`` block (schema: ``$defs.audit_label``): label-error suspicion.
+
+    Attributes:
+        enabled: run :class:`pipelines.audit.label_score.ScoreLabelAgreement` and
+            :class:`pipelines.audit.label_flag.FlagLabelSuspect`.
+        handler: ``transformers`` (``model_dir``, ``device``) or ``openai`` (``base_url``,
+            ``served_model``, ``api_key_env``, ``top_logprobs``, ``concurrency``,
+            ``timeout_s``, ``max_retries``).
+        threshold: flag ``label_suspect`` at a suspicion at least this.
+        max_new_tokens: bound of a generated (open-ended) answer.
+        min_batch_size / max_batch_size: RunInference batch bounds.
+    """
+
+    enabled: bool
+    handler: str
+    model_dir: str | None
+    device: str
+    base_url: str | None
+    served_model: str | None
+    api_key_env: str
+    threshold: float
+    max_new_tokens: int
+    top_logprobs: int
+    concurrency: int
+    timeout_s: float
+    max_retries: int
+    min_batch_size: int
+    max_batch_size: int
+
+    def __post_init__(self) -> None:
+        """Rules between keys that the schema cannot state."""
+        if self.min_batch_size > self.max_batch_size:
+            raise PipelineConfigError(
+                f"audit.label.min_batch_size ({self.min_batch_size}) is larger than "
+                f"audit.label.max_batch_size ({self.max_batch_size}); lower min_batch_size or "
+                "raise max_batch_size"
+            )
+        if not self.enabled:
+            return
+        if self.handler == "transformers" and not self.model_dir:
+            raise PipelineConfigError(
+                "audit.label.handler is transformers but audit.label.model_dir is not set: "
+                "name a model folder (`make tiny-vlm` writes a tiny test one), or set "
+                "audit.label.enabled: false"
+            )
+        if self.handler == "openai" and not (self.base_url and self.served_model):
+            raise PipelineConfigError(
+                "audit.label.handler is openai but audit.label.base_url or "
+                "audit.label.served_model is not set: give the server's URL up to /v1 and the "
+                "model it serves, or set audit.label.enabled: false"
+            )
+
+    @classmethod
+    def from_block(
+        cls, block: dict[str, Any] | None = None, base_dir: str = ""
+    ) -> LabelAuditConfig:
+        """From a validated ``audit.label`` mapping; keys it lacks take the schema's defaults
+        (a relative ``model_dir`` is taken from ``base_dir``, the config's folder)."""
+        values = fill_block("audit_label", block, base_dir)
+        return cls(
+            **{
+                **values,
+                "model_dir": values.get("model_dir"),  # optional, no default
+                "threshold": float(values["threshold"]),
+                "timeout_s": float(values["timeout_s"]),
             }
+        )
+
+
+def check_label_audit(label: LabelAuditConfig, path: str) -> None:
+    """A configured label model folder must exist, with its ``config.json``, before the
+    pipeline starts (when the stage is on and runs a local model)."""
+    if not (label.enabled and label.handler == "transformers" and label.model_dir):
+        return
+    folder = label.model_dir
+    if _is_uri(folder) or not os.path.isfile(os.path.join(folder, "config.json")):
+        what = "does not exist" if not os.path.exists(folder) else "is not a model folder"
+        raise PipelineConfigError(
+            f"{path}: audit.label.model_dir {folder} {what} (a local folder written by "
+            "save_pretrained, with config.json and safetensors weights). For the tiny test "
+            "model run `make tiny-vlm`; or set audit.label.enabled: false"
         )
 
 
@@ -284,15 +398,19 @@ class BuildConfig:
         path: the config file as given (messages name it so; stats.json records
             :attr:`location`, with :meth:`source_paths`).
         name: the build's name (``name:`` in the YAML, else the file stem).
+        contact: who answers for the release (``contact:``), or None; the card names it.
         sources: enabled source name -> its options (defaults filled, paths resolved). These
             stay validated mappings: each reader in ``sources/`` takes its options as one.
         sha256: hash of the config file's bytes, recorded in stats.json.
-        base_dir: the config file's folder; relative paths in the config start there, and
-            local paths written into records are made relative to it again.
+        base_dir: the config file's folder; relative paths in the config start there. Readers
+            name files relative to their source's root (``sources.base.source_relative``);
+            ``LoadImages`` makes any absolute path left in a draft relative to this folder.
         images: the ``images`` block.
         dedupe: the ``dedupe`` block.
         limits: the ``limits`` block (read caps), given to every reader and to ``LoadImages``.
         clip: the ``clip`` block, ``--no-clip`` applied.
+        audit: the ``audit`` block.
+        label_audit: the ``audit.label`` block (label-error suspicion; off by default).
         blind: the ``audit.blind`` block, ``--no-blind`` applied.
     """
 
@@ -305,13 +423,16 @@ class BuildConfig:
     dedupe: DedupeConfig
     clip: ClipConfig
     limits: LimitsConfig
+    audit: AuditConfig
     blind: BlindConfig
+    label_audit: LabelAuditConfig = field(default_factory=LabelAuditConfig.from_block)
+    contact: str | None = None
 
     @property
     def location(self) -> str:
         """The config file's absolute path (a URI as is), recorded in stats.json: its folder
-        is where the records' relative ``provenance.source_file`` paths start, whatever
-        folder a later command runs in."""
+        is where the config's relative paths start, whatever folder a later command runs
+        in."""
         return self.path if _is_uri(self.path) else os.path.abspath(self.path)
 
     def source_paths(self) -> dict[str, dict[str, str]]:
@@ -457,6 +578,11 @@ def parse_config(
     check_blind(blind, path)
     limits = LimitsConfig.from_block(data.get("limits"))
     check_clip(clip, path)
+    try:
+        label_audit = LabelAuditConfig.from_block((data.get("audit") or {}).get("label"), base_dir)
+    except PipelineConfigError as exc:  # a rule between keys (LabelAuditConfig.__post_init__)
+        raise PipelineConfigError(f"{path}: {exc}") from exc
+    check_label_audit(label_audit, path)
     stem = os.path.splitext(os.path.basename(path))[0]
     config = BuildConfig(
         path=path,
@@ -469,6 +595,9 @@ def parse_config(
         clip=clip,
         limits=limits,
         blind=blind,
+        audit=AuditConfig.from_block(data.get("audit")),
+        contact=data.get("contact"),
+        label_audit=label_audit,
     )
     check_utf8_paths(config)
     return config

@@ -41,6 +41,10 @@ STAGE_DEDUPE_IDS = "dedupe_ids"
 STAGE_SCORE_CLIP = "score_clip"
 STAGE_DEDUPE = "dedupe"
 STAGE_FILTER_CLIP = "filter_clip"
+STAGE_AUDIT_PATTERNS = "audit_patterns"
+STAGE_DROP_FLAGGED = "drop_flagged"
+STAGE_SCORE_LABEL = "score_label"
+STAGE_FLAG_LABEL = "flag_label"
 STAGE_SCORE_BLIND = "score_blind"
 STAGE_AUDIT_BLIND = "audit_blind"
 STAGE_WRITE = "write_records"
@@ -53,8 +57,12 @@ STAGES = (
     STAGE_SCORE_CLIP,
     STAGE_DEDUPE,
     STAGE_FILTER_CLIP,
+    STAGE_AUDIT_PATTERNS,
     STAGE_SCORE_BLIND,
     STAGE_AUDIT_BLIND,
+    STAGE_SCORE_LABEL,
+    STAGE_FLAG_LABEL,
+    STAGE_DROP_FLAGGED,
     STAGE_WRITE,
 )
 

@@ -51,8 +51,8 @@ def display_path(uri: str, root: str | None) -> str:
 
     Dead-letter details and ids must not carry machine paths (they differ between machines and
     runs), so a path under ``root`` is written relative to it (``images/1.png``); a path
-    elsewhere keeps only its last component. ``root`` may be a file (a source's JSON file):
-    then its folder is the root.
+    elsewhere keeps only its last component (and its ``#fragment``: ``test.parquet#row=3``).
+    ``root`` may be a file (a source's JSON file): then its folder is the root.
     """
     if not uri:
         return uri
@@ -63,7 +63,9 @@ def display_path(uri: str, root: str | None) -> str:
                 rel = uri[len(r) :].lstrip("/")
                 if rel:
                     return rel
-    return posixpath.basename(uri.rstrip("/")) or uri
+    path, hash_, fragment = uri.partition("#")
+    name = posixpath.basename(path.rstrip("/"))
+    return name + hash_ + fragment if name else uri
 
 
 def safe_name(name: str, what: str) -> str:

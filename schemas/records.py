@@ -47,6 +47,10 @@ class DraftImage(TypedDict):
     # the source folder ``uri`` must stay in (symlinks included), also what dead letters name
     # it relative to; None for embedded bytes and for URIs with no folder of their own
     root: NotRequired[str | None]
+    # the image's address as the source publishes it (COCO's coco_url, VIST's url_o,
+    # wikiHow's img): the record's ``source_uri``. Absent or None: the reader names the file
+    # relative to its source's configured paths (``sources.base.source_relative``).
+    source_uri: NotRequired[str | None]
 
 
 class RecordImage(TypedDict):
@@ -194,13 +198,18 @@ class ImageRefs:
         data: bytes | None = None,
         license: str | None = None,
         root: str | None = None,
+        source_uri: str | None = None,
     ) -> str:
         """The ref of image ``uri`` (embedded ``data``, or read from ``uri`` under ``root``,
-        the source folder it must not leave)."""
+        the source folder it must not leave); ``source_uri`` is the address the source
+        publishes for it, recorded instead of ``uri`` when it is an http(s) URL (anything
+        else, an empty string included, counts as none)."""
         if uri in self._by_uri:
             return self._by_uri[uri]
         ref = f"@{len(self._entries)}"
         entry = {"ref": ref, "uri": uri, "bytes": data, "license": license, "root": root}
+        if isinstance(source_uri, str) and source_uri.startswith(("http://", "https://")):
+            entry["source_uri"] = source_uri
         self._entries.append(entry)
         self._by_uri[uri] = ref
         return ref

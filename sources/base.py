@@ -183,6 +183,19 @@ def scrub_paths(text: str, roots: Iterable[str]) -> str:
     return text
 
 
+def source_relative(path: str, options: dict[str, Any]) -> str:
+    """How records and dead letters name a source's file ``path``: relative to the source's
+    root, the configured path it was found under (:func:`scrub_paths`: a configured folder,
+    or the folder of a configured file or glob), else by its base name. Never a path of the
+    build machine: ``/home/me/coco/annotations/captions_val2017.json`` under the root
+    ``/home/me/coco`` reads ``annotations/captions_val2017.json``. A ``#fragment`` (an image
+    inside a Parquet file) is kept."""
+    shown = scrub_paths(path, option_roots(options))
+    if shown.startswith("/") or "://" in shown:
+        return display_path(path, None)
+    return shown
+
+
 def source_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
     """A source's config block with its schema's defaults filled in (the source's
     ``config.schema.json``). The build's loader has done this already; readers and
@@ -288,12 +301,8 @@ class SourceReader(RecordStage):
         return self._side_cache[path]
 
     def display(self, path: str) -> str:
-        """``path`` as dead letters name it: relative to a configured source path, else its
-        base name (never a machine path)."""
-        shown = scrub_paths(path, option_roots(self.options))
-        if shown.startswith("/") or "://" in shown:
-            return display_path(path, None)
-        return shown
+        """``path`` as records and dead letters name it (:func:`source_relative`)."""
+        return source_relative(path, self.options)
 
     def match_option(self, key: str) -> list[str]:
         """Files matching the path or glob ``options[key]`` (every file whose name matches,
@@ -381,6 +390,23 @@ class SourceReader(RecordStage):
                 lambda detail: scrub_paths(detail, roots),
             )
         RestructureRecords.count("out")
+        return self.name_sources(draft)
+
+    def name_sources(self, draft: Any) -> Any:
+        """``draft`` with its ``provenance.source_file`` and each image's ``source_uri``
+        named as a release may show them: the address the source publishes for an image
+        where the restructure hook gave one (``ImageRefs.add(source_uri=...)``), otherwise
+        the file relative to the source's root (:meth:`display`). A draft of the wrong shape
+        is left for ``LoadImages`` to reject (``malformed_draft``)."""
+        if not isinstance(draft, dict):
+            return draft
+        prov = draft.get("provenance")
+        if isinstance(prov, dict) and isinstance(prov.get("source_file"), str):
+            prov["source_file"] = self.display(prov["source_file"])
+        for entry in draft.get("images") if isinstance(draft.get("images"), list) else []:
+            named = isinstance(entry, dict) and entry.get("source_uri")
+            if not named and isinstance(entry, dict) and isinstance(entry.get("uri"), str):
+                entry["source_uri"] = self.display(entry["uri"])
         return draft
 
     def _check_side_file(self, path: str) -> Iterator[beam.pvalue.TaggedOutput]:

@@ -46,7 +46,8 @@ from hypothesis import strategies as st
 
 from pipelines.config import DedupeConfig, ImagesConfig
 from pipelines.dedupe import stages as dedupe
-from pipelines.transforms.images import DROP_RECORD, DROP_SEGMENT, LoadImagesFn, load_images
+from pipelines.images import DROP_RECORD, DROP_SEGMENT, load_images
+from pipelines.transforms.images import LoadImagesFn
 from pipelines.transforms.io import ToRecordRow, dead_letter_json
 from pipelines.transforms.validate import PickOneFn, ValidateRecordsFn
 from schemas.deadletter import DEAD, UNIT_IMAGE, UNIT_RECORD

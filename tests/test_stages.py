@@ -38,6 +38,9 @@ EXPECTED = {
     "pipelines.dedupe.stages": ["DedupeRecords"],
     "pipelines.audit.blind": ["ScoreBlindAnswerability"],
     "pipelines.audit.blind_flag": ["FlagBlindAnswerable", "SkipBlindScoring"],
+    "pipelines.audit.stages": ["AuditAnswerPatterns", "DropFlagged"],
+    "pipelines.audit.label_score": ["ScoreLabelAgreement"],
+    "pipelines.audit.label_flag": ["FlagLabelSuspect"],
 }
 
 # bookkeeping only the base may do

@@ -38,6 +38,9 @@ STAGE_MODULES = (
     "pipelines.clip.filter",
     "pipelines.audit.blind",
     "pipelines.audit.blind_flag",
+    "pipelines.audit.stages",
+    "pipelines.audit.label_score",
+    "pipelines.audit.label_flag",
     "pipelines.transforms.io",
 )
 

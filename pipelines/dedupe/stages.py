@@ -9,8 +9,10 @@ side inputs.
    paths are content-addressed, so this is one image) or when their 64-bit pHashes differ in
    at most ``k`` bits. Near pairs come from multi-index hashing (``hamming.band_keys``: k+1
    bands, one ``GroupByKey``, verify on all 64 bits; exact recall). Extra edges, e.g. CLIP
-   embedding near-duplicates, can join the same graph. Union-find turns edges into clusters;
-   each cluster's canonical image is the one with most pixels, then the smallest sha256.
+   embedding near-duplicates, can join the same graph. Union-find, in one worker (what must
+   fit there, measured at a million images: :class:`DedupeRecords`), turns edges into
+   clusters; each cluster's canonical image is the one with most pixels, then the smallest
+   sha256.
 2. **Frequency rule.** A cluster used by more than ``max_image_uses`` records is a logo, a
    placeholder or a stock picture: its images are dropped from every record, and the record
    with them (``on_bad_image: drop_record``) or just their segments (``drop_segment``, while
@@ -47,7 +49,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from pipelines.config import DedupeConfig
 from pipelines.dedupe import hamming, text
-from pipelines.transforms.images import DROP_SEGMENT
+from pipelines.images import DROP_SEGMENT
 from schemas.deadletter import DEAD, STAGE_DEDUPE, UNIT_IMAGE
 from schemas.records import Record
 from schemas.stage import RecordStage, StageFn, StageReason
@@ -438,9 +440,10 @@ class ClusterImages(beam.PTransform):
     Output: a dict: ``keys`` (distinct ``(sha256, phash, pixels)``) and ``clusters`` (one
     element, :func:`image_clusters`'s ``{"canonical", "sizes"}``).
 
-    What must fit in one worker: every edge (``GatherImageEdges >> ToList``: the union-find
-    runs on one worker) and the clusters' ``canonical`` map (a side input of every later
-    step), one entry per image that has a near-duplicate.
+    What must fit in one worker: every distinct edge (``GatherImageEdges >> ToList``: the
+    union-find runs on one worker), about 470 bytes each there, and the clusters'
+    ``canonical`` map (a side input of every later step), about 260 bytes per image that has
+    a near-duplicate. Measured figures: :class:`DedupeRecords`.
     """
 
     def __init__(self, k: int, extra_image_edges: beam.PCollection | None = None) -> None:
@@ -484,7 +487,8 @@ class DecideItems(beam.PTransform):
 
     What must fit in one worker: the over-used clusters (a side input), and every decision
     (``GatherDecisions`` lists them for the report, and step 3 reads them as ``AsDict``, a
-    side input broadcast to every worker): one small dict per dropped record.
+    side input broadcast to every worker): one dict per dropped record, about 1.2 KB.
+    Measured figures: :class:`DedupeRecords`.
     """
 
     def __init__(self, dedupe: DedupeConfig, policy: str, clusters: beam.PCollection) -> None:
@@ -564,16 +568,33 @@ class DedupeRecords(RecordStage):
     Input: valid ``Record``. Output: ``records`` (kept ``Record``), ``DEAD`` (``DeadLetter``),
     and ``report``: one ``{"dedupe": {...}}`` dict for stats.json.
 
-    What must fit in one worker's memory (the rest is spread by Beam):
+    The search is spread by Beam, but these must fit in one worker's memory. They grow with
+    the near-duplicates, not with the images, and were measured at 1,000,000 images
+    (``bench/dedupe_one_worker.py``: the stage's own functions and Beam's coder;
+    bench/RESULTS.md, 2026-12-07) with 10% of the images in near-duplicate clusters of 2-4
+    (40,012 clusters), and with 30%:
 
-    * every image edge: ``GatherImageEdges >> ToList`` collects them all in one worker for
-      the union-find, and the resulting ``canonical`` map (one entry per image in a cluster)
-      is broadcast to every worker as a side input;
-    * every decision: ``AsDict(decisions)`` broadcasts one small dict per dropped record to
-      every worker that applies them, and ``GatherDecisions`` lists them for the report;
-    * the over-used clusters, and the cross-source shared images (the report lists at most
-      ``MAX_LEAKAGE_LISTED``, but gathers them all first).
+    * every distinct image edge: ``GatherImageEdges >> ToList`` collects them all in one
+      worker for the union-find (:func:`image_clusters`). An edge is about 470 bytes there
+      (150 encoded), and a cluster of s images all within k of each other is s(s-1)/2
+      edges. 10%: 84,019 edges, 37 MB as the list, 55 MB at the peak of the union-find,
+      3.2 s on a shared 2-core VM (3.6% of the banded search's time in the same run);
+      30%: 252,162 edges, 112 MB, 155 MB, 11.4 s (10.5%);
+    * the ``canonical`` map (one entry per image in a cluster, about 260 bytes), a side input
+      that every worker holds: 10%: 25 MB; 30%: 72 MB;
+    * every decision: ``AsDict(decisions)`` gives every worker that applies them one dict
+      per dropped record (about 1.2 KB), and ``GatherDecisions`` lists them for the report.
+      The benchmark drops one record per clustered image beyond the first of its cluster
+      (an upper bound): 60,000 decisions, 71 MB, at 10%; 180,032, 215 MB, at 30%;
+    * and, small beside these, the over-used clusters and the cross-source shared images
+      (the report lists at most ``MAX_LEAKAGE_LISTED``, but gathers them all first).
 
+    So at a million images, even with 30% near-duplicates, one worker needs about 160 MB for
+    the union-find and every worker that applies the decisions about 290 MB of side inputs.
+    What does not scale is a tight cluster of many images: 1,000 near-identical variants of
+    one placeholder are about 500,000 edges (about 230 MB); with tens of millions of edges
+    the union-find would have to be distributed (iterative connected components), which
+    this stage does not do.
     Records themselves never meet in one place: only their summaries are grouped, by
     question images.
     """

@@ -1,5 +1,7 @@
 """``mmloom fetch``: get the real sources from where they are published, verified and laid out.
 
+    mmloom fetch list                                  # every file, size, licence, totals
+    mmloom fetch all --to /data/mmloom --dry-run       # the same, with paths and status
     mmloom fetch all --to /data/mmloom
     mmloom fetch vist coco --to /data/mmloom --split vist=test --split coco=val
     mmloom fetch mathvista remi --to /data/mmloom --mathvista-layout github
@@ -7,14 +9,17 @@
 
 Each source's files go to ``DIR/<source>/`` in the layout of its README, archives are kept
 in ``DIR/downloads/<source>/`` (``--delete-archives`` removes them once unpacked), and
-``DIR/mmloom.yaml`` is a ready build config pointing at what was fetched. Every file is
-verified against ``sources/<source>/checksums.tsv``; files it does not know yet are
-recorded on first fetch in ``DIR/<source>/checksums.tsv`` and verified on every later one.
-Downloads resume after an interruption: run the same command again.
+``DIR/mmloom.yaml`` is a ready build config pointing at every source whose files are all
+fetched. Every file is verified against ``sources/<source>/checksums.tsv``; files it does
+not know yet are recorded on first fetch in ``DIR/<source>/checksums.tsv`` and verified on
+every later one. Downloads resume after an interruption: run the same command again.
 
-Hosts that cannot be scripted (wikiHow-VGSI's and VIST's images on Google Drive): download
-the listed files by hand into ``DIR/manual/<source>/`` (or ``--manual-dir``); fetch then
-verifies, unpacks and lays them out. Hub datasets (MathVista, ReMI) come through
+Hand-downloaded files have one place: ``DIR/manual/<source>/<file>`` (or
+``--manual-dir``). Hosts that cannot be scripted (wikiHow-VGSI's and VIST's images on
+Google Drive) are downloaded by hand; so may be any file whose download fails. A fetch
+first gets everything a script can, then lists the files still to be put there by hand
+(exit status 3); run the same command again once they are there, and it verifies, unpacks
+and lays them out. Hub datasets (MathVista, ReMI) come through
 ``huggingface_hub`` pinned to a commit; set ``HF_TOKEN`` for gated ones and ``HF_ENDPOINT``
 for a hub mirror. ``--mirror URL`` (or ``MMLOOM_FETCH_MIRROR``) fetches every HTTP file from
 ``URL/<host>/<path>`` instead, e.g. an internal mirror.
@@ -39,7 +44,8 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.fetch.core import FetchSettings, fetch_plan, missing_manual
+from pipelines.fetch import listing
+from pipelines.fetch.core import MISSING, FetchSettings, fetch_plan, missing_manual
 from pipelines.fetch.http import RetryPolicy
 from pipelines.fetch.limits import (
     DEFAULT_MAX_DOWNLOAD,
@@ -55,6 +61,14 @@ from schemas.errors import MmloomError
 
 LOG = logging.getLogger("mmloom.fetch")
 CONFIG_NAME = "mmloom.yaml"
+LIST = "list"
+EXIT_BY_HAND = 3  # everything a script can get is fetched; files to get by hand remain
+EXIT_STATUSES = (
+    "Exit status: 0 when every file of the chosen sources is fetched and laid out; 3 when "
+    "everything a script can download is, and files to be downloaded by hand remain (listed "
+    "with the exact path to put each at; the config names the complete sources); 2 on an "
+    "error (one message saying what to do)."
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -68,14 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmloom fetch",
         description="Download the real sources, verify them and lay them out for a build.",
         allow_abbrev=False,
+        usage="mmloom fetch [list] SOURCE... [--to DIR] [options]",
         epilog="Splits: "
         + "; ".join(
             f"{n}: {', '.join(s.splits)} (default {','.join(s.default_splits)})"
             for n, s in known.items()
-        ),
+        )
+        + ". "
+        + EXIT_STATUSES,
     )
-    parser.add_argument("sources", nargs="+", metavar="SOURCE", help=f"{', '.join(known)} or all")
-    parser.add_argument("--to", required=True, help="folder to fetch into (created)")
+    parser.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help=f"{', '.join(known)} or all; `list [SOURCE...]` prints the plan (every file, "
+        "its size, licence, where it comes from, where it goes, totals) and fetches nothing "
+        "(without sources: all)",
+    )
+    parser.add_argument(
+        "--to", default=None, metavar="DIR", help="folder to fetch into (created); needed to fetch"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (as `fetch list`, with what is already in --to) and fetch nothing",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="with list or --dry-run: print the plan as JSON"
+    )
     parser.add_argument(
         "--split",
         action="append",
@@ -92,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--manual-dir",
         default=None,
-        help="where hand-downloaded files are put, as <dir>/<source>/<file> (default DIR/manual)",
+        help="where hand-downloaded files are put, for every source (also a file whose "
+        "download failed): <dir>/<source>/<file> (default DIR/manual)",
     )
     parser.add_argument(
         "--mirror",
@@ -279,9 +314,23 @@ def run(argv: list[str]) -> int:
 
 def _run(argv: list[str]) -> int:
     args = parse_args(argv)
-    names = source_names(args.sources)
+    listing_only = bool(args.sources) and args.sources[0] == LIST
+    values = args.sources[1:] if listing_only else args.sources
+    dry = listing_only or args.dry_run
+    if not values and not dry:
+        raise MmloomError(
+            "name the sources to fetch (or all); `mmloom fetch list` shows what each needs"
+        )
+    names = source_names(values or ["all"])
+    if args.json and not dry:
+        raise MmloomError("--json prints the plan: use it with `mmloom fetch list` or --dry-run")
+    if not args.to and not dry:
+        raise MmloomError(
+            "--to DIR is missing: name the folder to fetch into (`mmloom fetch list` and "
+            "--dry-run show the plan without one)"
+        )
     splits = choose_splits(names, args.split)
-    to = Path(args.to).expanduser().resolve()
+    to = Path(args.to).expanduser().resolve() if args.to else Path("DIR")
     manual = Path(args.manual_dir).expanduser().resolve() if args.manual_dir else to / "manual"
     settings = FetchSettings(
         to=to,
@@ -299,20 +348,56 @@ def _run(argv: list[str]) -> int:
         known[n].plan(splits[n], {o.key: getattr(args, o.key) for o in known[n].options})
         for n in names
     ]
+    if dry:
+        items = listing.entries(plans, settings, with_status=bool(args.to))
+        where = str(to) if args.to else None
+        render = listing.render_json if args.json else listing.render_text
+        print(render(plans, items, where))
+        return 0
 
-    missing = [line for plan in plans for line in missing_manual(plan, settings)]
+    totals = listing.totals(listing.entries(plans, settings, with_status=True))
+    LOG.info(
+        "plan: %s by script, %s by hand (`--dry-run` lists them)",
+        listing.total_text(totals["scriptable"]),
+        listing.total_text(totals["by_hand"]),
+    )
+    missing = [hand for plan in plans for hand in missing_manual(plan, settings)]
     if missing:
-        raise MmloomError(
-            "these files cannot be downloaded by a script (their host needs a browser); "
-            "download them by hand and put them where shown, then run the same command "
-            "again:\n" + "\n".join(missing)
+        LOG.warning(
+            "%d file(s) must be downloaded by hand and are not in place yet (listed at the "
+            "end); fetching everything a script can first",
+            len(missing),
         )
+    complete: list[Plan] = []
     for plan in plans:
         LOG.info("fetching %s (%s) into %s", plan.source, ", ".join(plan.splits), to / plan.source)
         report = fetch_plan(plan, settings)
         for filename, what in report.items():
             LOG.info("  %s/%s: %s", plan.source, filename, what)
-    config = write_config(to, plans, "mmloom fetch " + " ".join(argv))
-    print(f"fetched {', '.join(names)} into {to}")
-    print(f"build with: mmloom build --config {config} --output OUT")
-    return 0
+        if MISSING not in report.values():
+            complete.append(plan)
+    command = "mmloom fetch " + " ".join(argv)
+    config = write_config(to, complete, command) if complete else None
+    done = [p.source for p in complete]
+    if done:
+        print(f"fetched {', '.join(done)} into {to}")
+    if config is not None:
+        print(f"build with: mmloom build --config {config} --output OUT")
+    missing = [hand for plan in plans for hand in missing_manual(plan, settings)]
+    if not missing:
+        return 0
+    waiting = list(dict.fromkeys(h.source for h in missing))
+    print(
+        f"\n{len(missing)} file(s) of {', '.join(waiting)} must be downloaded by hand (their "
+        "host needs a browser); everything else was fetched. Download each and put it at the "
+        "path shown, then run the same command again:"
+    )
+    print("\n".join(h.lines() for h in missing))
+    scriptable = [p.source for p in plans if not any(j.manual for j in p.jobs)]
+    if scriptable and done:
+        print(
+            f"Meanwhile the config names {', '.join(done)}; "
+            f"`mmloom fetch {' '.join(scriptable)} --to {to}` is the fetch of the sources that "
+            "need nothing by hand (exit status 0)."
+        )
+    return EXIT_BY_HAND

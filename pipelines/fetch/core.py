@@ -4,9 +4,12 @@ For every :class:`~sources.spec.FileJob` of a plan, in order:
 
 1. Skip it when its stamp ``<to>/<source>/.mmloom-fetch/<filename>.done`` holds the sha256
    the checksums expect (the file was verified and laid out before).
-2. Get the file: a hand-downloaded one from ``<manual>/<source>/``, a hub file with
+2. Get the file: one put by hand at ``<manual>/<source>/<filename>`` (``<manual>`` is
+   ``<to>/manual`` unless ``--manual-dir``; the one place for hand-downloaded files, those
+   that cannot be scripted and those whose download failed), else a hub file with
    ``huggingface_hub`` (pinned to a commit), or an HTTP download with resume and retries
-   into ``<to>/downloads/<source>/``.
+   into ``<to>/downloads/<source>/``. A file that must be fetched by hand and is not in
+   place yet is skipped (:func:`missing_manual` lists them): the rest is fetched.
    Never more bytes are written than the file's known size, or the cap for an unknown one
    (:mod:`pipelines.fetch.limits`).
 3. Verify size and sha256 against ``checksums.tsv``; a mismatch moves the file into
@@ -57,23 +60,45 @@ class FetchSettings:
 
 
 def manual_path(settings: FetchSettings, source: str, job: FileJob) -> Path:
+    """Where a person puts ``job``'s file by hand: ``<manual>/<source>/<filename>``."""
     return settings.manual_dir / source / job.filename
 
 
-def missing_manual(plan: Plan, settings: FetchSettings) -> list[str]:
-    """Lines naming each hand-downloaded file that is not in place yet (and not fetched)."""
-    book = ChecksumBook(plan.source, settings.to / plan.source, settings.checksums_dir)
-    lines = []
-    for job in plan.jobs:
-        if not job.manual or _stamp_ok(settings, plan.source, job, book):
-            continue
-        if not manual_path(settings, plan.source, job).is_file():
-            size = f" ({job.size_note})" if job.size_note else ""
-            lines.append(
-                f"  {plan.source}: {job.filename}{size} from {job.manual}\n"
-                f"      -> put it at {manual_path(settings, plan.source, job)}"
-            )
-    return lines
+@dataclass(frozen=True)
+class HandFile:
+    """A file to be downloaded by hand that is not in place yet."""
+
+    source: str
+    job: FileJob
+    path: Path  # where to put it
+
+    def lines(self) -> str:
+        size = f" ({self.job.size_note})" if self.job.size_note else ""
+        return (
+            f"  {self.source}: {self.job.filename}{size} from {self.job.manual}\n"
+            f"      -> put it at {self.path}"
+        )
+
+
+def is_done(plan: Plan, job: FileJob, settings: FetchSettings, book: ChecksumBook) -> bool:
+    """Whether ``job``'s file was verified and laid out before (its stamp is good)."""
+    return _stamp_ok(settings, plan.source, job, book)
+
+
+def book_of(plan: Plan, settings: FetchSettings) -> ChecksumBook:
+    return ChecksumBook(plan.source, settings.to / plan.source, settings.checksums_dir)
+
+
+def missing_manual(plan: Plan, settings: FetchSettings) -> list[HandFile]:
+    """Each file of ``plan`` to be downloaded by hand that is neither in place nor fetched."""
+    book = book_of(plan, settings)
+    return [
+        HandFile(plan.source, job, manual_path(settings, plan.source, job))
+        for job in plan.jobs
+        if job.manual
+        and not _stamp_ok(settings, plan.source, job, book)
+        and not manual_path(settings, plan.source, job).is_file()
+    ]
 
 
 def _stamp(settings: FetchSettings, source: str, job: FileJob) -> Path:
@@ -90,8 +115,16 @@ def _stamp_ok(settings: FetchSettings, source: str, job: FileJob, book: Checksum
     )
 
 
+MISSING = "missing: to be downloaded by hand"
+
+
 def fetch_plan(plan: Plan, settings: FetchSettings) -> dict[str, str]:
-    """Run every job of ``plan``; returns filename -> what happened (for the summary)."""
+    """Run every job of ``plan`` whose file can be had (a file to be downloaded by hand that
+    is not in place yet is skipped: :data:`MISSING`); returns filename -> what happened.
+
+    Jobs run in order, so a job's install may depend on the files of earlier jobs that are
+    fetched by script (as MathVista's images.zip reads the testmini.json laid out before it).
+    """
     root = settings.to / plan.source
     root.mkdir(parents=True, exist_ok=True)
     book = ChecksumBook(plan.source, root, settings.checksums_dir)
@@ -101,14 +134,17 @@ def fetch_plan(plan: Plan, settings: FetchSettings) -> dict[str, str]:
             LOG.info("%s/%s: already fetched and verified", plan.source, job.filename)
             report[job.filename] = "up to date"
             continue
+        if job.manual and not manual_path(settings, plan.source, job).is_file():
+            report[job.filename] = MISSING
+            continue
         stamp = _stamp(settings, plan.source, job)
         stamp.unlink(missing_ok=True)  # a stale stamp: this file is laid out again
-        local, url = _obtain(plan.source, job, book, settings)
-        row, trusted = _verify(plan.source, job, local, url, book)
+        local, url, by_hand = _obtain(plan.source, job, book, settings)
+        row, trusted = _verify(plan.source, job, local, url, book, by_hand)
         try:
             install(job, local, root, settings.limits)
         except RefusedFileError as exc:
-            raise _refused(plan.source, job, local, row, trusted, book, exc) from None
+            raise _refused(plan.source, job, local, row, trusted, book, exc, by_hand) from None
         if not trusted:
             LOG.warning(
                 "%s: %s has no known checksum; recorded sha256 %s (%d bytes) on this first "
@@ -125,7 +161,7 @@ def fetch_plan(plan: Plan, settings: FetchSettings) -> dict[str, str]:
         stamp.write_text(row.sha256 + "\n", encoding="utf-8")
         if (
             settings.delete_archives
-            and not job.manual
+            and not by_hand
             and local.name.endswith((".zip", ".tar.gz", ".tgz", ".tar"))
         ):
             local.unlink()
@@ -145,6 +181,7 @@ def _refused(
     trusted: bool,
     book: ChecksumBook,
     exc: RefusedFileError,
+    by_hand: bool,
 ) -> MmloomError:
     """The error for a file that could not be laid out; an untrusted download of it that
     is not merely over a cap is moved aside, so that the next fetch starts afresh."""
@@ -159,10 +196,10 @@ def _refused(
     if isinstance(exc, ArchiveTooLargeError):
         # kept where it is: a larger cap may take it
         return MmloomError(f"{source}: {exc}. Its checksum was not recorded")
-    if job.manual:  # the person who put it there replaces it
+    if by_hand:  # the person who put it there replaces it
         return MmloomError(
             f"{source}: {exc}. Its checksum was not recorded; put a good copy of "
-            f"{job.filename} from {job.manual} at {local}"
+            f"{job.filename} from {job.manual or job.url} at {local}"
         )
     bad = _set_aside(local, row.sha256)
     return MmloomError(
@@ -178,16 +215,21 @@ def _set_aside(local: Path, sha: str) -> Path:
     return bad
 
 
-def _obtain(source: str, job: FileJob, book: ChecksumBook, settings: FetchSettings):
-    """The local path of the file (downloaded if needed) and its canonical URL."""
+def _obtain(
+    source: str, job: FileJob, book: ChecksumBook, settings: FetchSettings
+) -> tuple[Path, str, bool]:
+    """The local path of the file (downloaded if needed), its canonical URL, and whether it
+    was put in place by hand (at :func:`manual_path`, which wins over a download)."""
+    path = manual_path(settings, source, job)
+    if path.is_file():
+        if not job.manual:
+            LOG.info("%s: using %s, put there by hand", source, path)
+        return path, book.url(job.filename, job.url) or f"manual:{job.filename}", True
     if job.manual:
-        path = manual_path(settings, source, job)
-        if not path.is_file():
-            raise MmloomError(
-                f"{source}: {job.filename} must be downloaded by hand from {job.manual}; put it "
-                f"at {path} and run the same command again"
-            )
-        return path, book.url(job.filename, job.url) or f"manual:{job.filename}"
+        raise MmloomError(
+            f"{source}: {job.filename} must be downloaded by hand from {job.manual}; put it "
+            f"at {path} and run the same command again"
+        )
     url = book.url(job.filename, job.url)
     size = book.size_hint(job.filename)
     size_from = str(book.where_size(job.filename))
@@ -205,7 +247,7 @@ def _obtain(source: str, job: FileJob, book: ChecksumBook, settings: FetchSettin
             have = local.stat().st_size if local.is_file() else 0
             check_disk(downloads, max(size - have, 0), f"{job.filename} ({human(size)})")
         bound = SizeBound.of(size, size_from, settings.limits)
-        return hubmod.download(hub, downloads / "hub", bound, label), hub.url
+        return hubmod.download(hub, downloads / "hub", bound, label), hub.url, False
     local = downloads / job.filename
     if not local.is_file():
         download(
@@ -215,8 +257,9 @@ def _obtain(source: str, job: FileJob, book: ChecksumBook, settings: FetchSettin
             policy=settings.policy,
             progress=settings.progress,
             label=label,
+            by_hand=path,
         )
-    return local, url
+    return local, url, False
 
 
 def _verify(
@@ -225,6 +268,7 @@ def _verify(
     local: Path,
     url: str,
     book: ChecksumBook,
+    by_hand: bool,
 ) -> tuple[Checksum, bool]:
     """The file's row, and whether a known checksum vouches for it (False: not known yet;
     it is recorded only once the file is laid out)."""
@@ -241,7 +285,7 @@ def _verify(
         bad = _set_aside(local, sha)
         again = (
             f"put a good copy at {local}"
-            if job.manual
+            if by_hand
             else "run the same command again to download it afresh"
         )
         raise ChecksumError(

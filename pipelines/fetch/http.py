@@ -10,6 +10,11 @@ No download writes more than it may: a file of known size (its checksums row, or
 metadata) is cut when the server sends one byte more than that size, a file of unknown size
 at :attr:`~pipelines.fetch.limits.FetchLimits.max_download`; either way the partial file is
 deleted and the download refused (:class:`DownloadTooLargeError`), without retrying.
+
+Only failures that the next attempt may not meet are retried (with backoff): timeouts, a
+dropped or reset connection, HTTP 5xx, 408 and 429. Those that will not change fail at once,
+with one message naming the URL and what to do: a host name that does not resolve (DNS), a
+host that refuses the connection, and every other HTTP 4xx (401, 403, 404, 410, ...).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import socket
 import sys
 import time
 import urllib.error
@@ -42,6 +48,10 @@ USER_AGENT = "mmloom-fetch (+https://github.com/; python urllib)"
 
 class DownloadError(MmloomError):
     """A download that failed for good (after the retries, or a status that will not change)."""
+
+
+class DownloadFailedFastError(DownloadError):
+    """A failure that retrying will not cure (DNS, connection refused, HTTP 4xx): not retried."""
 
 
 class DownloadTooLargeError(DownloadError):
@@ -134,6 +144,7 @@ def download(
     policy: RetryPolicy | None = None,
     progress: bool = True,
     label: str = "",
+    by_hand: Path | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (atomically renamed from ``dest.part`` when complete).
 
@@ -145,15 +156,20 @@ def download(
         policy: retries, backoff and timeout.
         progress: draw a progress bar on stderr.
         label: what to call the file in messages (defaults to its name).
+        by_hand: where a person may put the file instead (named in the messages).
 
     Raises:
-        DownloadError: after the retries, or at once on a 4xx other than 416.
+        DownloadError: after the retries on transient failures (timeouts, dropped
+            connections, 5xx, 408, 429).
+        DownloadFailedFastError: at once, without retrying: DNS failure, connection refused,
+            a 4xx other than 408, 416 and 429.
         DownloadTooLargeError: the server sent more than ``bound`` (the partial is deleted).
         DiskSpaceError: before downloading, when the rest of the file would not fit, or while
             downloading a file of unknown size, when the disk gets full (the partial is kept).
     """
     policy = policy or RetryPolicy()
     label = label or dest.name
+    hand = by_hand or dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     if bound.known:
@@ -171,7 +187,7 @@ def download(
         if bound.known and offset == bound.limit and offset > 0:
             break  # a previous run got every byte but was stopped before the rename
         try:
-            got = _attempt(url, part, offset, bound, policy.timeout, progress, label)
+            got = _attempt(url, part, offset, bound, policy.timeout, progress, label, hand)
             if got:
                 break
         except _Retryable as exc:
@@ -185,7 +201,7 @@ def download(
                     f"could not download {label} from {url}: {failures} attempts in a row "
                     f"failed (last error: {last_error}).{kept} Check your connection or the "
                     "host's status and run the same command again: it resumes where it stopped. "
-                    f"Or download the file by hand and put it at {dest}"
+                    f"Or download the file by hand and put it at {hand}"
                 ) from None
             delay = policy.backoff * (2 ** max(failures - 1, 0))
             LOG.warning(
@@ -209,6 +225,7 @@ def _attempt(
     timeout: float,
     progress: bool,
     label: str,
+    hand: Path,
 ) -> bool:
     """One request; True when ``part`` holds the whole file."""
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
@@ -226,12 +243,13 @@ def _attempt(
             raise _Retryable(f"HTTP 416 for a range at {offset}") from exc
         if exc.code >= 500 or exc.code in (408, 429):
             raise _Retryable(f"HTTP {exc.code}") from exc
-        raise DownloadError(
-            f"{label}: {url} answered HTTP {exc.code} {exc.reason}. The file may have moved; "
-            "check the source's page (see its README under sources/) and update the URL in "
-            "its checksums.tsv, or download the file by hand"
-        ) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise _http_refusal(exc.code, str(exc.reason), url, label, hand) from None
+    except urllib.error.URLError as exc:
+        fast = _fails_fast(exc.reason, url, label, hand)
+        if fast is not None:
+            raise fast from None
+        raise _Retryable(str(exc)) from exc
+    except (OSError, http.client.HTTPException) as exc:
         raise _Retryable(str(exc)) from exc
     with resp:
         status = resp.status
@@ -258,6 +276,50 @@ def _attempt(
                 f"connection closed after {offset + written} of {offset + length} bytes"
             )
     return True
+
+
+def _http_refusal(code: int, reason: str, url: str, label: str, hand: Path) -> DownloadError:
+    """One message for an HTTP status that another attempt will not change."""
+    if code in (401, 403):
+        why = (
+            "the host refuses to serve it (it may need a login or a browser, or block "
+            "scripts). Download it by hand (in a browser) and put it at "
+            f"{hand}, then run the same command again"
+        )
+    elif code in (404, 410):
+        why = (
+            "the file is not (or no longer) there. Check the source's page (see its README "
+            "under sources/) and update the URL in its checksums.tsv (or check --mirror), or "
+            f"download the file by hand and put it at {hand}; then run the same command again"
+        )
+    else:
+        why = (
+            "another attempt will not change that. Check the URL (and --mirror), or download "
+            f"the file by hand and put it at {hand}; then run the same command again"
+        )
+    return DownloadFailedFastError(
+        f"{label}: {url} answered HTTP {code} {reason}; not retried: {why}"
+    )
+
+
+def _fails_fast(reason: object, url: str, label: str, hand: Path) -> DownloadError | None:
+    """The message for a connection failure that retrying will not cure, or None."""
+    host = urlsplit(url).hostname or url
+    if isinstance(reason, socket.gaierror):
+        return DownloadFailedFastError(
+            f"{label}: cannot download {url}: the host name {host} does not resolve (DNS: "
+            f"{reason.strerror or reason}); not retried. Check your network connection and "
+            "DNS, and the host name (and --mirror or MMLOOM_FETCH_MIRROR if set); then run "
+            f"the same command again, or download the file by hand and put it at {hand}"
+        )
+    if isinstance(reason, ConnectionRefusedError):
+        return DownloadFailedFastError(
+            f"{label}: cannot download {url}: {host} refused the connection (nothing listens "
+            "there); not retried. Check the URL (and --mirror or MMLOOM_FETCH_MIRROR if set) "
+            "and the host's status; then run the same command again, or download the file "
+            f"by hand and put it at {hand}"
+        )
+    return None
 
 
 def _receive(

@@ -72,6 +72,11 @@ def _explain(exc: Exception, hub: HubFile) -> MmloomError:
         hint = "accept the dataset's terms on the hub if it is gated, and export HF_TOKEN"
     elif name in ("RevisionNotFoundError", "EntryNotFoundError", "RemoteEntryNotFoundError"):
         hint = "the pinned revision or file is gone; update the row in the source's checksums.tsv"
+    elif name in ("ConnectError", "ConnectionError", "ConnectTimeout"):
+        hint = (
+            "the hub could not be reached (its host name does not resolve, or it refused the "
+            "connection): check your network connection, DNS and HF_ENDPOINT"
+        )
     return MmloomError(
         f"could not fetch {hub.path} from {constants.ENDPOINT} ({hub.repo_type} {hub.repo_id} "
         f"@ {hub.revision}): {name}: {str(exc).splitlines()[0] if str(exc) else ''}. {hint}; "

@@ -22,7 +22,9 @@ Inputs
            "mean_score": 4.5 | null,           # mean of the annotators' 0-6 ratings
            "n_responses": 2,                   # submitted responses behind the decision
            "comments": [{"annotator": "alice", "text": "..."}],   # optional
-           "needs_edit": ["fix_without_correction"]}              # optional, see below
+           "needs_edit": ["fix_without_correction"],              # optional, see below
+           "audit": {"flags": [{"code": "longest_option",         # optional: annotators'
+                                "outcome": "confirmed"}]}}        # review of audit flags
 
       A ``veto`` removes the record whatever the verdict (reason ``harmful_veto``); ``reject``
       removes it; ``fix`` and ``accept`` apply ``corrections`` (if any: an answer text goes
@@ -30,7 +32,11 @@ Inputs
       sub-instructions, see :mod:`annotation.corrections`) and the record is validated again
       with :func:`schemas.validation.validate_record`; a correction that does not fit is
       ``correction_invalid``. The row's ``annotation.edits`` keeps each applied correction
-      with its value before and after and ``corrected_by``. A line that is
+      with its value before and after and ``corrected_by``. ``audit`` (what the annotators
+      made of the record's validity-audit flags: ``confirmed``, ``cleared`` or ``split``)
+      decides nothing; the card and report count, per category and flag code, the build's
+      flags, those reviewed, confirmed, cleared and split, and those on items the verdict or
+      veto removed. A line that is
       not valid JSON or breaks this contract, and a decision for an id the build does not hold,
       become entries of the release's ``dropped.jsonl`` (stage ``read_annotations``); they never
       stop the run.

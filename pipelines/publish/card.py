@@ -28,6 +28,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from pipelines.publish.audit_view import audit_tables
 from pipelines.publish.shards import COLUMN_DOCS, FEATURES, SPLIT
 from pipelines.publish.summary import (
     CATEGORY_NAMES,
@@ -39,6 +40,7 @@ from pipelines.publish.summary import (
     MMIE_QUESTION_LENGTH,
     MMIE_TOTAL,
     agreement_rows,
+    audit_review_table,
     category_order,
     clip_is_untrained,
     numeric_leaves,
@@ -464,8 +466,13 @@ def card_context(
         "version": version,
         "mmloom_version": mmloom_version,
         "mmie": mmie,
+        "mmie_limit_rows": [
+            [c, v["items"], v["read_whole"], v["truncated"], v["skipped"]]
+            for c, v in mmie["by_category"].items()
+        ],
         "annotations_used": annotations_used,
         "name": md(s["build"]["name"] or "mmloom"),
+        "contact": md(s["build"]["contact"]) if s["build"].get("contact") else None,
         "split": SPLIT,
         "licence_section": LICENCE_SECTION,
         "licence_anchor": LICENCE_ANCHOR,
@@ -517,11 +524,13 @@ def card_context(
         "protocol": agreement.get("protocol") if isinstance(agreement, dict) else None,
         "agreement_view": agreement_view(agreement) if annotations_used else None,
         "coverage_rows": _coverage_rows(ann) if annotations_used else [],
+        "audit_review_rows": audit_review_table(ann.get("audit_review") or []),
         "annotators": n_annotators if isinstance(n_annotators, int) else None,
         "other_languages": {c: n for c, n in s["languages"].items() if c not in ("en", "und")},
         "release_citation": release_citation(s, version, mmloom_version),
         "citations": _citations(),
         "prose": source_prose(),
+        "audit": audit_tables(s.get("audit_patterns") or {"build": None, "released": {}}),
     }
 
 

@@ -32,6 +32,9 @@ VERDICTS = ("accept", "fix", "reject")
 CORRECTABLE = ("field", "subfield", "answer", "weights")
 # needs_edit reasons that no flag publishes: an edit annotators asked for but did not settle
 UNRESOLVED = ("conflicting_corrections", "invalid_correction")
+# what the annotators made of a validity-audit flag (annotation/pull.py: audit_review)
+AUDIT_OUTCOMES = ("confirmed", "cleared", "split")
+AUDIT_COUNTS = ("flagged", "reviewed", "confirmed", "cleared", "split", "removed")
 
 
 @dataclass
@@ -137,6 +140,21 @@ def _check_decision(obj: Any) -> str | None:
     veto = obj.get("veto")
     if veto is not None and not (isinstance(veto, dict) and isinstance(veto.get("by"), list)):
         return "'veto' must be null or an object with a 'by' list"
+    audit = obj.get("audit")
+    if audit is not None and not (
+        isinstance(audit, dict)
+        and isinstance(audit.get("flags"), list)
+        and all(
+            isinstance(f, dict)
+            and isinstance(f.get("code"), str)
+            and f.get("outcome") in AUDIT_OUTCOMES
+            for f in audit["flags"]
+        )
+    ):
+        return (
+            '\'audit\' must be null or {"flags": [{"code": str, "outcome": '
+            f"{'|'.join(AUDIT_OUTCOMES)}}}, ...]}}"
+        )
     score = obj.get("mean_score")
     if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
         return "'mean_score' must be a number or null"
@@ -338,10 +356,15 @@ def apply_decisions(
         "warning": None,
         "responses": annotations.n_responses if annotations.responses else None,
     }
+    audit: dict[str, dict[str, dict[str, int]]] = defaultdict(
+        lambda: defaultdict(lambda: dict.fromkeys(AUDIT_COUNTS, 0))
+    )
     for record in records:
-        cat = tally["by_category"][record.get("category") or record["id"].split("_", 1)[0]]
+        category = record.get("category") or record["id"].split("_", 1)[0]
+        cat = tally["by_category"][category]
         cat["build"] += 1
         decision = annotations.decisions.get(record["id"])
+        _count_audit(audit[category], record, decision)
         if decision is None:
             if require:
                 dropped.append(
@@ -432,8 +455,38 @@ def apply_decisions(
     tally["by_category"] = {k: dict(v) for k, v in tally["by_category"].items()}
     tally["verdicts"] = dict(sorted(tally["verdicts"].items()))
     tally["edits"] = dict(sorted(tally["edits"].items()))
+    tally["audit"] = {
+        cat: {code: dict(c) for code, c in sorted(codes.items())}
+        for cat, codes in sorted(audit.items())
+        if codes
+    }
     annotations.tally = tally
     return kept, dropped
+
+
+def _count_audit(
+    counts: dict[str, dict[str, int]], record: dict[str, Any], decision: dict[str, Any] | None
+) -> None:
+    """Add one build record to the per-flag-code counts of its category: ``flagged`` (the
+    build's flags), ``reviewed`` and the annotators' outcome (``confirmed``, ``cleared``,
+    ``split``: the decision's ``audit`` entries for flags the record carries), and
+    ``removed`` (a flagged record the human verdict or the harmful veto left out)."""
+    codes = [f.get("code") for f in (record.get("audit") or {}).get("flags") or []]
+    if not codes:
+        return
+    for code in codes:
+        counts[code]["flagged"] += 1
+    if decision is None:
+        return
+    left = list(codes)
+    for review in (decision.get("audit") or {}).get("flags") or []:
+        if review["code"] in left:  # a flag the record still carries
+            left.remove(review["code"])
+            counts[review["code"]]["reviewed"] += 1
+            counts[review["code"]][review["outcome"]] += 1
+    if decision.get("veto") or decision["verdict"] == "reject":
+        for code in codes:
+            counts[code]["removed"] += 1
 
 
 def read_targets(path: str) -> dict[str, dict[str, int]]:

@@ -15,7 +15,11 @@ listed in ``mmie/scorer_limits.json`` under ``not_exported``; the Parquet data h
 ``dataset.py`` reading rules, the items the scorer **truncates** (question images are all kept;
 answer segments are read until 3 images in total have been read, and everything after that,
 text included, is dropped) and the items it **skips** (more than 4 images left after that,
-i.e. 5 or more question images).
+i.e. 5 or more question images), with counts per category (``by_category``). An SA or PBL item
+at mmloom's default caps (``sources.vist.answer_segments`` and
+``sources.wikihow.max_answer_steps`` 3: one question image and three answer segments, the
+shape of MMIE Figure 1) has 4 images; the scorer reads 3 of them and drops the last answer segment,
+text included, so such items are listed as truncated.
 """
 
 from __future__ import annotations
@@ -134,11 +138,24 @@ def export(records: list[dict[str, Any]], out_dir: str, store: ImageStore) -> di
     with open(os.path.join(out_dir, "data.json"), "w", encoding="utf-8") as f:
         json.dump(items, f, ensure_ascii=False, indent=2, sort_keys=True)
         f.write("\n")
+    by_category: dict[str, dict[str, int]] = {}
+    for cat in MMIE_CATEGORIES:
+        mine = [v for v in views if v["id"].startswith(cat + "_")]
+        cut = sum(1 for v in mine if v["truncated"] and not v["skipped"])
+        skipped = sum(1 for v in mine if v["skipped"])
+        by_category[cat] = {
+            "items": len(mine),
+            "read_whole": len(mine) - cut - skipped,
+            "skipped": skipped,
+            "truncated": cut,
+        }
     limits = {
+        "by_category": by_category,
         "rules": {
             "truncated": "MMIE dataset.py keeps all question images, reads answer segments "
             "until 3 images in total have been read and drops the rest of the answer (text "
-            "included)",
+            "included): an item with one question image and three answer segments (mmloom's "
+            "default caps, the shape of MMIE Figure 1) loses its last answer segment",
             "skipped": "MMIE dataset.py drops items with more than 4 images after reading",
             "not_exported": "items whose category MMIE's scorer cannot route",
         },

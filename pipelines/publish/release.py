@@ -67,8 +67,8 @@ def _folder_of(value: str) -> str:
 
 
 def _source_roots(stats: dict[str, Any], base: str) -> dict[str, list[str]]:
-    """Per source, the folders of its configured paths (fallback bases for provenance paths
-    that a reader wrote relative to its own root rather than to the config's folder).
+    """Per source, the folders of its configured paths: the roots its readers name
+    provenance paths relative to (``sources.base.source_relative``).
 
     stats.json's ``source_paths`` holds them as the build resolved them. A build made before
     it was recorded has only the config's absolute path: its sources are read from that
@@ -102,11 +102,13 @@ def _source_roots(stats: dict[str, Any], base: str) -> dict[str, list[str]]:
 def _source_checksums(records: list[dict[str, Any]], stats: dict[str, Any]) -> list[dict[str, Any]]:
     """Checksums of the source files the build read, as named in the records' provenance.
 
-    Provenance paths are relative to the build config's folder, which stats.json records by
-    its absolute path (``config``); a path not found there is tried against the folders of
-    the source's configured paths (``source_paths``). Neither depends on the folder publish
-    runs in: a build whose stats.json names its config by a relative path (made before
-    mmloom recorded absolute ones) has its source files listed as not checked. Files that
+    Provenance paths are relative to the source's root, a folder of the source's configured
+    paths (``source_paths`` in stats.json; ``sources.base.source_relative``); a path not found
+    there is tried against the build config's folder, which stats.json records by its
+    absolute path (``config``): builds made before readers named files relative to their
+    root. Neither depends on the folder publish runs in: a build whose stats.json names its
+    config by a relative path (made before mmloom recorded absolute ones) has its source
+    files listed as not checked. Files that
     cannot be found are listed with why. Entries name the files as the records do (relative
     paths), never by the absolute paths used to find them.
     """
@@ -120,12 +122,13 @@ def _source_checksums(records: list[dict[str, Any]], stats: dict[str, Any]) -> l
     roots = _source_roots(stats, base) if base is not None else {}
     out = []
     for path, source in sorted(counts):
-        entry: dict[str, Any] = {"path": path, "records": counts[(path, source)]}
+        # names are relative to each source's root, so two sources may share one: say whose
+        entry: dict[str, Any] = {"path": path, "records": counts[(path, source)], "source": source}
         if "://" in path or os.path.isabs(path):
             candidates = [path]
         elif base is not None:
-            candidates = [os.path.normpath(os.path.join(base, path))]
-            candidates += [os.path.join(root, path) for root in roots.get(source, [])]
+            candidates = [os.path.join(root, path) for root in roots.get(source, [])]
+            candidates.append(os.path.normpath(os.path.join(base, path)))
         else:
             candidates = []
         found = next((c for c in candidates if FileSystems.exists(c)), None)

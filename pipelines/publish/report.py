@@ -5,7 +5,9 @@ CLIP score histograms per category with the build's thresholds (and a warning wh
 come from the tiny test model), dedupe cluster sizes, drops per stage and reason, the human
 round (coverage per category, verdicts, vetoes, edits, and a warning when no decision matched
 the build), annotation agreement (a table of alpha with its 95% interval per question,
-overall and per category, n/a below two items judged twice, and one interval plot). A
+overall and per category, n/a below two items judged twice, and one interval plot), the
+model-free validity audit (answer positions against uniform per cell, blind heuristics'
+accuracies, leakage counts, flags: ``pipelines.publish.audit_view``). A
 section with nothing to show is a sentence, not an empty plot; counts have integer axes; no
 plot is taller than 2,000 px and no raw JSON is shown. The page is the Jinja2 template
 ``templates/report.html.j2`` (macros in ``templates/report_macros.html.j2``) with autoescape
@@ -27,11 +29,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from matplotlib.ticker import MaxNLocator
 
+from pipelines.publish.audit_view import audit_tables, write_audit_plots
 from pipelines.publish.summary import (
     MMIE_CATEGORIES,
     MMIE_FIELDS,
     MMIE_TOTAL,
     agreement_rows,
+    audit_review_table,
     category_order,
     clip_is_untrained,
     clip_thresholds,
@@ -351,6 +355,9 @@ def write_report(
             [d[0] for d in shown], [d[1] for d in shown], title, os.path.join(out_dir, "drops.png")
         )
         written.append("drops.png")
+    audit_view = summary.get("audit_patterns") or {"build": None, "released": {}}
+    audit_plots = write_audit_plots(audit_view, out_dir)
+    written += audit_plots
     ann = summary["annotation"]
     agreement_html = _agreement_section(ann["agreement"], out_dir, plot)
     page = _ENV.get_template("report.html.j2").render(
@@ -372,7 +379,10 @@ def write_report(
         drops=drops,
         annotation=ann,
         coverage_rows=_coverage_rows(ann) if ann.get("decisions") is not None else [],
+        audit_review_rows=audit_review_table(ann.get("audit_review") or []),
         agreement_html=agreement_html,
+        audit=audit_tables(audit_view),
+        audit_plots=audit_plots,
     )
     with open(os.path.join(out_dir, "index.html"), "w", encoding="utf-8") as f:
         f.write(page)

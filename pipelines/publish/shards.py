@@ -102,7 +102,9 @@ COLUMN_DOCS = {
     "as JSON text",
     "scores": "CLIP image-text scores (`scored` false when the build ran without CLIP); "
     "`blind`: a text-only model's option log-likelihoods or answer leakage without the images "
-    "(null in builds made before it; `scored` false when the audit was off)",
+    "(null in builds made before it; `scored` false when the audit was off); `label`: a "
+    "vision-language model's answer against the gold label (label-suspicion audit), null "
+    "when that audit did not run",
     "audit": "validity-audit flags (`code`, `stage`, plain-words `reason`, the `figure` behind it "
     "and the `threshold` it crossed): evidence for review, never a verdict; null when not audited",
     "annotation": "human decision (`verdict`, mean 0-6 score, responses, `corrected`) or "
@@ -177,6 +179,7 @@ def to_row(record: dict[str, Any], read_image: Callable[[str], bytes]) -> dict[s
                 "pairs": clip["pairs"],
             },
             "blind": record["scores"].get("blind"),
+            "label": record["scores"].get("label"),
         },
         "audit": record.get("audit"),
         "annotation": record.get("annotation"),

@@ -6,6 +6,7 @@ the card's tables can be checked against the data they describe.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -14,7 +15,9 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
+from pipelines.publish.audit_view import audit_summary
 from schemas import load_schema, yamlsafe
+from schemas.fs import sha256_size
 from schemas.records import CATEGORIES
 
 # MMIE's published distribution (docs/mmie-method.md §2.1: project page stats table and the
@@ -179,6 +182,11 @@ def agreement_rows(agreement: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def audit_review_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """The rows of the audit-review table (card and report): category, flag code, counts."""
+    return [[r["category"], r["code"], *(r[k] for k in AUDIT_REVIEW_KEYS)] for r in rows]
+
+
 def numeric_leaves(obj: Any, prefix: str = "", limit: int = 40) -> list[tuple[str, float]]:
     """Scalar numbers of a JSON value keyed by dotted path, skipping lists (for an
     agreement.json without a ``questions`` section); at most ``limit``."""
@@ -213,17 +221,48 @@ def _cat_order(item: tuple[tuple[str, ...], int]) -> tuple:
     return (CATEGORIES.index(key[0]), *key[1:])
 
 
+def describe_checkpoint(value: str, config_dir: str | None) -> str:
+    """How a release names the build's local CLIP checkpoint: its file name and sha256, never
+    its path on the build machine. ``value`` is the config's ``clip.checkpoint``, relative
+    to the config's folder ``config_dir`` unless absolute."""
+    name = os.path.basename(value.rstrip("/")) or value
+    path = value if os.path.isabs(value) or "://" in value else None
+    if path is None and config_dir:
+        path = os.path.join(config_dir, value)
+    if path is not None and os.path.isfile(path):
+        return f"local checkpoint {name}, sha256 {sha256_size(path)[0]}"
+    return f"local checkpoint {name} (not found where the build read it: no checksum)"
+
+
+def _name_checkpoint(clip: dict[str, Any] | None, config_dir: str | None) -> None:
+    """Replace the CLIP settings' ``checkpoint`` path by :func:`describe_checkpoint`."""
+    if not isinstance(clip, dict):
+        return
+    for block in (clip, clip.get("settings")):
+        if isinstance(block, dict) and isinstance(block.get("checkpoint"), str):
+            block["checkpoint"] = describe_checkpoint(block["checkpoint"], config_dir)
+
+
 def build_settings(stats: dict[str, Any], build_dir: str) -> dict[str, Any]:
     """The dedupe and CLIP settings of the build, from stats.json or the build's config file.
 
     stats.json sections ``dedupe`` and ``clip`` (written by those stages) win. Otherwise the
     config file named in stats.json is read if it still exists and its sha256 matches
-    ``config_sha256``, and the schema's defaults are filled in. ``origin`` says which.
+    ``config_sha256``, and the schema's defaults are filled in. ``origin`` says which. A
+    local CLIP checkpoint is named by its file name and sha256 (:func:`describe_checkpoint`).
     """
+    out = _build_settings(stats, build_dir)
+    config = stats.get("config")
+    local = isinstance(config, str) and "://" not in config and os.path.isabs(config)
+    _name_checkpoint(out["clip"], os.path.dirname(config) if local else None)
+    return out
+
+
+def _build_settings(stats: dict[str, Any], build_dir: str) -> dict[str, Any]:
     out: dict[str, Any] = {"dedupe": None, "clip": None, "origin": {}}
     for key in ("dedupe", "clip"):
         if isinstance(stats.get(key), dict):
-            out[key] = stats[key]
+            out[key] = copy.deepcopy(stats[key])
             out["origin"][key] = "stats.json"
     config_path = stats.get("config")
     if not config_path or (out["dedupe"] is not None and out["clip"] is not None):
@@ -353,11 +392,13 @@ def summarize(
             "settings": settings.get("clip"),
         },
         "dedupe": settings.get("dedupe"),
+        "audit_patterns": audit_summary(records, stats),
         "settings_origin": settings.get("origin", {}),
         "annotation": annotation_summary(records, agreement, tally),
         "selection": selection,
         "build": {
             "name": stats.get("build"),
+            "contact": stats.get("contact"),
             "config_sha256": stats.get("config_sha256"),
             "mmloom_version": stats.get("mmloom_version"),
             "totals": stats.get("totals"),
@@ -426,7 +467,27 @@ def annotation_summary(
         "warning": tally.get("warning"),
         "responses": tally.get("responses"),
         "agreement": agreement,
+        "audit_review": audit_review_rows(tally.get("audit") or {}),
     }
+
+
+AUDIT_REVIEW_KEYS = ("flagged", "reviewed", "confirmed", "cleared", "split", "removed")
+
+
+def audit_review_rows(audit: dict[str, dict[str, dict[str, int]]]) -> list[dict[str, Any]]:
+    """The human review of the validity-audit flags, one row per category x flag code (then
+    a ``total`` row): flags in the build, reviewed by annotators, confirmed, cleared, split
+    evenly, and flags on items the human verdict or veto removed. Empty when no build record
+    had a flag."""
+    rows = [
+        {"category": cat, "code": code, **{k: int(counts.get(k, 0)) for k in AUDIT_REVIEW_KEYS}}
+        for cat in sorted(audit, key=category_order)
+        for code, counts in sorted(audit[cat].items())
+    ]
+    if rows:
+        total = {k: sum(r[k] for r in rows) for k in AUDIT_REVIEW_KEYS}
+        rows.append({"category": "total", "code": "", **total})
+    return rows
 
 
 def dumps(obj: Any) -> str:

@@ -24,13 +24,12 @@ turns an item into a record.
 from __future__ import annotations
 
 import json
-import posixpath
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from schemas.errors import RecordError
 from schemas.fs import glob_root, join, read_bytes, resolve_under, safe_name
-from sources.base import Item, source_options
+from sources.base import Item, source_options, source_relative
 
 SOURCE = "coco"
 SPLITS = ("train", "val")
@@ -53,19 +52,6 @@ def paths(options: dict[str, Any]) -> dict[str, str]:
         or join(root, "annotations", f"instances_{split}2017.json"),
         "images": options.get("images") or join(root, f"{split}2017"),
     }
-
-
-def relative_name(path: str, root: str | None) -> str:
-    """``path`` relative to ``root`` when it lies under it, else its base name.
-
-    Provenance then names ``annotations/captions_val2017.json`` rather than a machine's
-    absolute path.
-    """
-    if root:
-        prefix = root.rstrip("/") + "/"
-        if path.startswith(prefix):
-            return path[len(prefix) :]
-    return posixpath.basename(path.rstrip("/"))
 
 
 def file_root(options: dict[str, Any], key: str) -> str | None:
@@ -313,10 +299,10 @@ def iter_units(
     """
     options = source_options("coco", options)
     split = options["split"]
-    root = options.get("root")
     images_dir = paths(options)["images"]
-    cap_name = relative_name(captions_file, root)
-    inst_name = relative_name(instances_file, root)
+    # named as provenance names them: relative to the source's root (annotations/...)
+    cap_name = source_relative(captions_file, options)
+    inst_name = source_relative(instances_file, options)
 
     def dead(reason: str, source_id: str, detail: str) -> RecordError:
         return RecordError(reason, detail, source_id)
@@ -437,7 +423,7 @@ def iter_units(
             "source_id": sid,
             "split": split,
             # the full path, as the other readers give it; the build rewrites local paths
-            # relative to the config's folder (pipelines.transforms.images.localize_paths)
+            # relative to the config's folder (pipelines.images.localize_paths)
             "source_file": captions_file,
             "instances_file": inst_name,
             "image": image,

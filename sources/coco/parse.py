@@ -93,7 +93,12 @@ def restructure(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     text = instruction_text(components)
     reference = reference_text(item, components)
     refs = ImageRefs()
-    ref = refs.add(image["uri"], license=image["license_name"], root=paths(options)["images"])
+    ref = refs.add(
+        image["uri"],
+        license=image["license_name"],
+        root=paths(options)["images"],
+        source_uri=image.get("coco_url"),  # COCO's published address of the image
+    )
     stats = category_stats(item["instances"])
     return new_record(
         record_id=make_id("IF", SOURCE, split, item["source_id"]),

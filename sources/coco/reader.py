@@ -38,9 +38,6 @@ class ReadCOCO(SourceReader):
     def list_files(self) -> list[str]:
         return match(join.paths(self.options)["captions"])
 
-    def file_unit(self, path: str) -> str:
-        return join.relative_name(path, self.options.get("root"))
-
     def iter_units(self, path: str) -> Iterator[Unit]:
         instances_file = join.paths(self.options)["instances"]
         limit = self.max_file_bytes

@@ -46,7 +46,7 @@ def plan(splits: tuple[str, ...], options: dict[str, Any]) -> Plan:
                     drive,
                     Unpack(images_into(f"images/{split}")),
                     manual=f"{drive} (linked from {VIST_PAGE}, a Google Drive file)",
-                    size_note=sizes.get(name, "13-27 GB"),
+                    size_note=sizes.get(name, "~20 GB"),  # 13 files, ~256 GB in all
                 )
             )
     config = {

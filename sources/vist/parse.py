@@ -47,8 +47,9 @@ DEFAULT_PROMPT = (
     "Continue the story: write the next parts of this photo story, each with a sentence and an "
     "image."
 )
-# MMIE Figure 1 shows 1 question segment and 3 answer segments; MMIE's scorer skips items
-# with more than 4 images, so the default keeps a story at 4 of its 5 photos.
+# MMIE Figure 1 shows 1 question segment and 3 answer segments, so the default keeps a story at
+# 4 of its 5 photos; MMIE's scorer skips items with more than 4 images and reads an answer only
+# until the third image (the release's mmie/scorer_limits.json lists such items as truncated).
 DEFAULT_TEXT_FIELD = source_options("vist", {})["text_field"]
 TEXT_FIELDS = ("original_text", "text")
 
@@ -502,7 +503,10 @@ def restructure(item: Item, options: dict[str, Any]) -> Record:
             )
         image = s.get("image") or {}
         ref = refs.add(
-            s["image_uri"], license=license_name(image.get("license")), root=options.get("images")
+            s["image_uri"],
+            license=license_name(image.get("license")),
+            root=options.get("images"),
+            source_uri=image.get("url_o"),  # the Flickr original, where the SIS file gives it
         )
         segments.append(seg(text, ref))
 

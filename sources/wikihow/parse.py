@@ -375,7 +375,10 @@ def restructure(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     k = item["method_index"] + 1
     question.append(seg(text=heading(item["goal"], k, item["method_name"])))
     root = item.get("images_root") or options.get("images")
-    ref = refs.add(first["image_uri"], license=first["img_license"], root=root)
+    # each step's `img`: the wikiHow address VGSI publishes for its image
+    ref = refs.add(
+        first["image_uri"], license=first["img_license"], root=root, source_uri=first["img"]
+    )
     question.append(seg(text=step_text(1, first), image=ref))
     answer = []
     missing: list[str] = []
@@ -384,7 +387,9 @@ def restructure(item: Item, options: dict[str, Any]) -> dict[str, Any]:
         if step["image_uri"] is None:
             missing.append(step["step_id"])
         else:
-            ref = refs.add(step["image_uri"], license=step["img_license"], root=root)
+            ref = refs.add(
+                step["image_uri"], license=step["img_license"], root=root, source_uri=step["img"]
+            )
         answer.append(seg(text=step_text(i, step), image=ref))
 
     used = [first, *answer_steps]

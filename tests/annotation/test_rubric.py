@@ -99,6 +99,9 @@ def test_default_rubric_covers_every_category():
         (lambda d: d["questions"]["answer_quality"].pop("values"), "values"),
         (lambda d: d.update(score_question="comment"), "rating"),
         (lambda d: d["categories"].update(XX=["verdict"]), "XX"),
+        (lambda d: d.update(audit_question="irrelevant_images"), "flag_1"),
+        (lambda d: d["questions"]["audit_flags_hold"].update(required=True), "audit_question"),
+        (lambda d: d["questions"].update(audit_codes={"kind": "text", "title": "x"}), "reserved"),
     ],
 )
 def test_invalid_rubrics_are_refused(mutate, message):
@@ -365,6 +368,11 @@ def test_per_item_choices_are_sized_to_the_largest_item():
     )
     assert sized_labels(q["irrelevant_images"], {"image": 1}) == ("image_1", "image_2")
     assert sized_labels(q["unverifiable_checks"], {"check": 3})[-1] == "check_3"
+    flags = q[rubric.audit_question]
+    assert sized_labels(flags, {"flag": 3}) == ("flag_1", "flag_2", "flag_3")
+    assert sized_labels(flags, {"flag": 0}) == ("flag_1", "flag_2")  # Argilla wants two
+    assert all(rubric.audit_question in names for names in rubric.categories.values())
+    assert not flags.required  # unflagged items leave it empty
     assert sized_labels(q["verdict"], {"image": 9}) == q["verdict"].labels
     assert sized_labels(q["irrelevant_images"], None) == q["irrelevant_images"].labels
     assert "checks_verifiable" in rubric.categories["IF"]

@@ -9,7 +9,7 @@ import pytest
 from pipelines.clip import ClipSettings
 from pipelines.clip.tiny import TINY_MODEL_NAME
 from pipelines.config import ClipConfig
-from pipelines.transforms.images import load_images
+from pipelines.images import load_images
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from schemas.store import ImageStore
 from tools.sample_images import make_image

@@ -3,7 +3,8 @@
 * :class:`FileServer` serves bytes by path with ``Range`` support, HEAD, a request log,
   and per-path faults: ``hang`` (send N bytes, then stall until released), ``cut`` (send
   N bytes, then close; ``cut_once`` only the first time), ``drop`` (close without
-  answering) and ``endless`` (200 without a length, then zeros until the client leaves).
+  answering), ``endless`` (200 without a length, then zeros until the client leaves) and
+  ``status`` (answer HTTP N, e.g. 403 or 503; ``status_once`` only the first time).
   It is both the ``--mirror`` of every official host (``/<host>/<path>``) and the hub's
   "CDN" (``/cdn/<sha256>``).
 * :class:`HubServer` answers what ``huggingface_hub`` calls for a dataset file:
@@ -97,6 +98,16 @@ class _FileHandler(_Handler):
             self._not_found()
             return
         fault = self.state.faults.get(path)
+        if fault and fault[0] in ("status", "status_once"):
+            if fault[0] == "status_once":
+                self.state.faults.pop(path, None)
+            body = f"HTTP {fault[1]}".encode()
+            self.send_response(fault[1])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+            return
         if fault and fault[0] == "drop" and not head:
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True

@@ -8,12 +8,14 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from pipelines.cli import main
 from tests.fetch.conftest import (
     COCO_ANN,
     COCO_VAL,
     REPO,
+    VIST_SIS,
     checksums_dir,
     fetch_cmd,
     fetch_coco,
@@ -175,23 +177,40 @@ def test_disk_space_is_checked_before_downloading(tmp_path, serve, published, ca
     assert not gets(files, COCO_VAL)
 
 
-def test_hand_downloaded_files_are_listed_before_any_download(tmp_path, serve, published, capsys):
+def test_hand_files_are_listed_after_everything_a_script_can_get(
+    tmp_path, serve, published, capsys
+):
     files, _ = serve
     to = tmp_path / "data"
-    argv = ["fetch", "vist", "wikihow", "--to", str(to), "--mirror", files.url, "--no-progress"]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    for name in ("test_images.tar.gz", "WikihowText_data.json", "wiki_images.zip"):
-        assert name in err
-    assert str(to / "manual/vist/test_images.tar.gz") in err
-    assert str(to / "manual/wikihow/wiki_images.zip") in err
-    assert "drive.google.com" in err
-    assert not files.requests()  # nothing fetched until every manual file is in place
+    sums = checksums_dir(tmp_path, published)
+    argv = ["fetch", "vist", "wikihow", "--to", str(to), "--checksums-dir", str(sums)]
+    argv += ["--mirror", files.url, "--no-progress"]
+    assert main(argv) == 3  # scriptable files fetched, files to get by hand remain
+    out = capsys.readouterr().out
+    for path in (
+        to / "manual/vist/test_images.tar.gz",
+        to / "manual/wikihow/WikihowText_data.json",
+        to / "manual/wikihow/wiki_images.zip",
+    ):
+        assert f"-> put it at {path}\n" in out + "\n"
+    assert "drive.google.com" in out
+    # meanwhile VIST's annotations were downloaded and laid out
+    assert (to / "vist/sis/test.story-in-sequence.json").is_file()
+    assert (to / "vist/dii/test.description-in-isolation.json").is_file()
+    assert not (to / "mmloom.yaml").exists()  # no source is complete yet
 
     put_manual(to / "manual", published, "wikihow")
-    sums = checksums_dir(tmp_path, published)
-    assert main(["fetch", "wikihow", "--to", str(to), "--checksums-dir", str(sums)]) == 0
+    assert main(argv) == 3  # VIST's images are still missing
+    assert set(yaml.safe_load((to / "mmloom.yaml").read_text())["sources"]) == {"wikihow"}
     assert (to / "wikihow/wiki_images/train").is_dir()
+    out = capsys.readouterr().out
+    assert "test_images.tar.gz" in out and "wiki_images.zip" not in out
+
+    put_manual(to / "manual", published, "vist")
+    assert main(argv) == 0
+    assert set(yaml.safe_load((to / "mmloom.yaml").read_text())["sources"]) == {"vist", "wikihow"}
+    assert len(list((to / "vist/images/test").iterdir())) == 42
+    assert len(gets(files, VIST_SIS)) == 1  # fetched once, on the first run
 
 
 @pytest.mark.parametrize(

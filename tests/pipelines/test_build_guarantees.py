@@ -95,7 +95,7 @@ def test_dead_letters_are_strict_json_whatever_they_hold():
 def test_dead_letter_details_hold_no_object_address(tmp_path):
     """Pillow says ``cannot identify image file <_io.BytesIO object at 0x7f...>``: an address
     that differs every run. The dead letter keeps the message without it (issue 14, 7)."""
-    from pipelines.transforms.images import load_images_checked
+    from pipelines.images import load_images_checked
 
     junk = tmp_path / "src" / "junk.png"
     junk.parent.mkdir()

@@ -22,7 +22,7 @@ from pipelines.dedupe.stages import (
     DedupeRecords,
     decide_group,
 )
-from pipelines.transforms.images import load_images
+from pipelines.images import load_images
 from schemas.deadletter import DEAD
 from schemas.records import ImageRefs, make_id, new_record, provenance, seg
 from tools.sample_images import make_image

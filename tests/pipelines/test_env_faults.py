@@ -26,10 +26,11 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 import schemas.store
+from pipelines import images as images_mod
 from pipelines.cli import main
 from pipelines.config import ImagesConfig
-from pipelines.transforms import images as images_mod
-from pipelines.transforms.images import LoadImagesFn, fetch_bytes
+from pipelines.images import fetch_bytes
+from pipelines.transforms.images import LoadImagesFn
 from schemas.errors import (
     READING,
     WRITING,

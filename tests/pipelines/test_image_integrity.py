@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import asdict, fields, replace
 
 import apache_beam as beam
 import imagehash
@@ -12,15 +13,16 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
-from pipelines.config import ImagesConfig
-from pipelines.transforms.images import ImageLimits, LoadImages, inspect_image, load_images
+from pipelines.config import ImagesConfig, LimitsConfig
+from pipelines.images import ImageLimits, inspect_image, load_images
+from pipelines.transforms.images import LoadImages
 from schemas.deadletter import DEAD
 from schemas.errors import RecordError
 from schemas.store import ImageStore
 from tests.conftest import make_draft
 from tools.sample_images import make_image
 
-LIMITS = ImageLimits(max_pixels=50_000_000)
+LIMITS = ImageLimits.defaults(max_pixels=50_000_000)
 DROP_SEGMENT_NOT_EXEMPT = ImagesConfig.from_block(
     {"on_bad_image": "drop_segment", "exempt_sources": []}
 )
@@ -110,15 +112,36 @@ def test_odd_modes_and_orientation_are_normalised(name):
 
 def test_phash_matches_imagehash_on_full_decode():
     data = make_image("phash", 640, 480)
-    info = inspect_image(data, "x", ImageLimits(draft=False))
+    info = inspect_image(data, "x", ImageLimits.defaults(draft_decode=False))
     assert info.phash == str(imagehash.phash(Image.open(io.BytesIO(data)).convert("RGB")))
 
 
 def test_gates_are_skipped_for_exempt_sources_but_decoding_is_not():
     small = bad_fixtures()["image_too_small"]
-    assert inspect_image(small, "x", ImageLimits(check_size=False)).width == 100
+    assert inspect_image(small, "x", ImageLimits.defaults(check_size=False)).width == 100
+    truncated = bad_fixtures()["image_truncated"]
     with pytest.raises(RecordError):
-        inspect_image(bad_fixtures()["image_truncated"], "x", ImageLimits(check_size=False))
+        inspect_image(truncated, "x", ImageLimits.defaults(check_size=False))
+
+
+def test_image_limits_are_the_images_block_plus_what_an_image_check_derives(tmp_path):
+    images = ImagesConfig.from_block(
+        {"min_side": 50, "max_aspect": 3.0, "exempt_sources": ["vist"], "draft_decode": False}
+    )
+    limits = ImageLimits.from_config(images, LimitsConfig.from_block({"max_image_bytes": 4096}))
+    assert isinstance(limits, ImagesConfig)
+    assert {f.name: getattr(limits, f.name) for f in fields(ImagesConfig)} == asdict(images)
+    assert (limits.check_size, limits.max_bytes) == (True, 4096)
+    assert limits.exempt() == replace(limits, check_size=False)
+    # the read cap is the limits block's: a file over 4096 bytes is refused before decoding
+    path = tmp_path / "big.jpg"
+    path.write_bytes(make_image("big", 1200, 900))
+    assert path.stat().st_size > 4096
+    draft = make_draft()
+    draft["images"] = [{"ref": draft["images"][0]["ref"], "uri": str(path), "root": str(tmp_path)}]
+    with pytest.raises(RecordError) as caught:
+        load_images(draft, limits)
+    assert caught.value.reason == "image_file_too_large"
 
 
 def test_load_images_stage_dead_letters_every_kind_and_reconciles(tmp_path):

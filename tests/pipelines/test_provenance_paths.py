@@ -62,12 +62,12 @@ def test_publish_from_two_folders_gives_identical_manifests(tmp_path, monkeypatc
                 assert str(tmp_path) not in path.read_text("utf-8"), path
     assert manifests[0] == manifests[1]
     sources = json.loads(manifests[0])["source_files"]
-    real = {
-        f"remi/{n}": hashlib.sha256((here / "remi" / n).read_bytes()).hexdigest()
+    real = {  # named relative to the source's root, the configured glob's folder
+        n: hashlib.sha256((here / "remi" / n).read_bytes()).hexdigest()
         for n in ("test.parquet", "train.parquet")
     }
-    assert {s["path"]: (s["status"], s["sha256"]) for s in sources} == {
-        path: ("ok", digest) for path, digest in real.items()
+    assert {s["path"]: (s["source"], s["status"], s["sha256"]) for s in sources} == {
+        path: ("remi", "ok", digest) for path, digest in real.items()
     }
     stats = json.loads((tmp_path / "build" / "stats.json").read_text("utf-8"))
     assert stats["config"] == str(config)  # absolute, whatever was typed

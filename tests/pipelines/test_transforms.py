@@ -6,7 +6,8 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.transforms.images import LoadImages, load_images
+from pipelines.images import load_images
+from pipelines.transforms.images import LoadImages
 from pipelines.transforms.stats import build_stats
 from pipelines.transforms.validate import DropDuplicateIds, PickOneFn, ValidateRecords
 from schemas.deadletter import DEAD
@@ -36,8 +37,17 @@ def test_load_images_reads_uris(tmp_path):
     path = tmp_path / "a.jpg"
     path.write_bytes(make_image("uri"))
     rec = load_images(_with_uri_image(str(path)))
-    assert rec["images"][0]["source_uri"] == str(path)
+    # a draft made outside a reader: its file by name, never by a path of this machine
+    assert rec["images"][0]["source_uri"] == "a.jpg"
     assert rec["images"][0]["format"] == "jpeg"
+    (tmp_path / "sub").mkdir()
+    nested = tmp_path / "sub" / "b.jpg"
+    nested.write_bytes(make_image("uri"))
+    draft = _with_uri_image(str(nested))
+    draft["images"][0]["root"] = str(tmp_path)
+    assert load_images(draft)["images"][0]["source_uri"] == "sub/b.jpg"  # relative to its root
+    draft["images"][0]["source_uri"] = "https://example.org/b.jpg"  # what the source publishes
+    assert load_images(draft)["images"][0]["source_uri"] == "https://example.org/b.jpg"
 
 
 def test_bad_images_become_dead_letters_with_distinct_reasons(tmp_path):

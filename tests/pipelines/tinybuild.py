@@ -49,6 +49,7 @@ def tiny_row(i: int, store: ImageStore, source_metadata: str = "{}") -> dict:
         },
         "source_metadata": source_metadata,
         "scores": "{}",
+        "audit": None,
     }
 
 

@@ -126,7 +126,7 @@ def _raised_reasons(path: Path) -> set[str]:
 
 @pytest.mark.parametrize(
     ("stage", "path"),
-    [(LoadImages, "pipelines/transforms/images.py"), (WriteRecords, "schemas/parquet.py")],
+    [(LoadImages, "pipelines/images.py"), (WriteRecords, "schemas/parquet.py")],
 )
 def test_the_enum_lists_every_reason_the_pure_code_raises(stage, path):
     raised = _raised_reasons(REPO / path)

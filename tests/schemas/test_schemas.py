@@ -7,7 +7,7 @@ import copy
 import pytest
 from jsonschema import Draft202012Validator
 
-from pipelines.transforms.images import load_images
+from pipelines.images import load_images
 from schemas import load_schema
 from schemas.records import make_id
 from schemas.taxonomy import taxonomy

@@ -13,7 +13,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.transforms.images import load_images
+from pipelines.images import load_images
 from schemas.deadletter import DEAD
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.fs import list_dir_stems, read_bytes

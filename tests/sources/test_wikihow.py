@@ -17,7 +17,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.transforms.images import load_images
+from pipelines.images import load_images
 from schemas.deadletter import DEAD, STAGE_READ, dead_letter
 from schemas.errors import PipelineConfigError, RecordError
 from schemas.records import NULL_GT_ANSWER
@@ -421,7 +421,7 @@ def test_restructure_prompt_goal_question_mark_and_split():
 def test_restructure_caps_answer_steps():
     article = make_article("62", n_steps=9)
     item = item_for(article, full_lookup(article))
-    rec = parse.restructure(item, {})  # default cap 3: 1 + 3 = 4 images, MMIE's scorer limit
+    rec = parse.restructure(item, {})  # default cap 3: 1 + 3 = 4 images, as in MMIE Figure 1
     assert len(rec["answer"]) == 3 and rec["answer"][-1]["text"].startswith("Step 4:")
     assert len(rec["images"]) == 4
     assert rec["source_metadata"]["answer_truncated"] is True
