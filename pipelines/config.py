@@ -305,6 +305,11 @@ class BlindConfig:
                 "checkpoint": values.get("checkpoint"),  # optional, no default
                 "margin": float(values["margin"]),
                 "leakage_threshold": float(values["leakage_threshold"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
 class LabelAuditConfig:
     """The ``audit.label`` block (schema: ``$defs.audit_label``): label-error suspicion.
 
