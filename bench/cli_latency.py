@@ -21,9 +21,9 @@ with the goal of issue 13: every subcommand under 1.5 s on the 2-core developmen
 
 ``--baseline-rev REV`` exports revision REV of this repository (``git archive``, into a
 temporary folder; ``--baseline-tree DIR`` takes a checkout instead) and runs the same commands
-there, interleaved with this checkout's runs (each repeat runs every case in both), so both
-see the same machine load; it prints median [min-max] of ``--repeat`` runs each, and the
-this/baseline ratio of the medians.
+there, interleaved with this checkout's runs (each repeat runs every case in both, the two
+trees in turns first), so both see the same machine load; it prints median [min-max] of
+``--repeat`` runs each, and the this/baseline ratio of the medians.
 """
 
 from __future__ import annotations
@@ -143,9 +143,10 @@ def startup(args: argparse.Namespace) -> int:
         }
         results: dict[str, dict[str, list[float]]] = {}
         for i in range(args.repeat):  # interleaved: every case and tree sees the same load
+            order = list(trees.items())[:: -1 if i % 2 else 1]  # neither always goes first
             for k, (name, run) in enumerate(cases.items()):
                 times = results.setdefault(name, {t: [] for t in trees})
-                for label, tree in trees.items():
+                for label, tree in order:
                     times[label].append(run(tree, f"{label}-{i}-{k}"))
         print(
             f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python "
