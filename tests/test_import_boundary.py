@@ -17,8 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.pipelines.tinybuild import write_tiny_build
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,24 +42,32 @@ def _imported(body: str, *args: str) -> tuple[list[str], str]:
     return json.loads(last), "\n".join(printed)
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["show", "{build}", "--summary"],
-        ["show", "{build}", "--jsonl", "--limit", "2"],
-        ["show", "{build}", "--dead-letters"],
-        ["verify", "{build}", "--quick"],
-        ["verify", "{build}"],
-    ],
-    ids=lambda c: " ".join(c).replace("{build} ", ""),
-)
-def test_reading_a_local_build_imports_no_beam_nor_torch(tmp_path, command):
+READ_COMMANDS = [
+    ["show", "{build}", "--summary"],
+    ["show", "{build}", "--jsonl", "--limit", "2"],
+    ["show", "{build}", "--dead-letters"],
+    ["verify", "{build}", "--quick"],
+    ["verify", "{build}"],
+]
+
+
+def test_reading_a_local_build_imports_no_beam_nor_torch(tmp_path):
+    """Every command runs in one interpreter, one after the other; after each, the HEAVY
+    modules imported so far are noted, so a failure names the first command that imported."""
     build = write_tiny_build(tmp_path / "build")
-    argv = [word.format(build=build) for word in command]
-    body = "from pipelines.cli import main\nassert main(sys.argv[1:]) == 0"
-    imported, printed = _imported(body, *argv)
-    assert printed  # the command ran and answered
-    assert imported == [], f"mmloom {' '.join(command)} imported {imported}"
+    commands = [[word.format(build=build) for word in c] for c in READ_COMMANDS]
+    body = f"""
+from pipelines.cli import main
+after = []
+for argv in {commands!r}:
+    assert main(argv) == 0, argv
+    after.append([" ".join(argv[:1] + argv[2:]), sorted(m for m in {HEAVY!r} if m in sys.modules)])
+print(json.dumps(after))
+"""
+    imported, printed = _imported(body)
+    after = json.loads(printed.splitlines()[-1])
+    assert [c for c, _ in after] == [" ".join(c[:1] + c[2:]) for c in READ_COMMANDS]
+    assert imported == [], f"imported after each command: {after}"
 
 
 def test_the_probe_sees_beam_when_it_is_imported():
