@@ -8,19 +8,22 @@ run ``--repeat`` times (default 5) as a fresh process and the median wall time i
 with the goal of issue 13: every subcommand under 1.5 s on the 2-core development machine.
 
     python bench/cli_latency.py [--repeat 5] [--json-out FILE]
-    python bench/cli_latency.py --startup [--build DIR] [--baseline-tree ../main] [--repeat 3]
+    python bench/cli_latency.py --startup [--baseline-rev main] [--build DIR] [--repeat 5]
 
-``--startup`` times (median of ``--repeat`` fresh processes):
+``--startup`` times, as fresh processes:
 
 * ``show DIR --summary`` on a build (``--build``; by default the sample built once here with
-  ``--no-clip``);
+  ``--no-clip``), from the process start to its first line on stdout;
 * a build of ``configs/sample.yaml`` (tiny local CLIP model) and one with ``--no-clip``, from
-  the process start to the first progress line (``--progress-every 0.0001``: the line printed
-  when the first stage's first element arrives); the process is then stopped.
+  the process start to the pipeline's first stage: the first progress line on stderr
+  (``--progress-every 0.0001``: the line ``[mmloom H:MM:SS] ReadX: 1 items so far`` printed
+  when a source's reader hands on its first item); the process is then stopped.
 
-``--baseline-tree`` runs the same commands in another checkout too (e.g. a ``git worktree`` of
-main, made beforehand), interleaved with this one's runs so both see the same machine load,
-and prints this/baseline ratios.
+``--baseline-rev REV`` exports revision REV of this repository (``git archive``, into a
+temporary folder; ``--baseline-tree DIR`` takes a checkout instead) and runs the same commands
+there, interleaved with this checkout's runs (each repeat runs every case in both, the two
+trees in turns first), so both see the same machine load; it prints median [min-max] of
+``--repeat`` runs each, and the this/baseline ratio of the medians.
 """
 
 from __future__ import annotations
@@ -66,15 +69,16 @@ def timed(cmd: list[str], repeat: int) -> float:
     return statistics.median(times)
 
 
-def until_line(cmd: list[str], cwd: Path, marker: str = "[mmloom ") -> float:
-    """Wall seconds from starting ``cmd`` until a stderr line starts with ``marker``; the
-    process is then stopped (killed after 5 s). Infinity when it ends without one."""
+def first_line(cmd: list[str], cwd: Path, stream: str, marker: str = "") -> float:
+    """Wall seconds from starting ``cmd`` until its ``stream`` (``"stdout"`` or ``"stderr"``)
+    prints a line starting with ``marker``; the process is then stopped (killed after 5 s).
+    Infinity when it ends without one."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: subprocess.PIPE}
+    proc = subprocess.Popen(cmd, cwd=cwd, text=True, **pipes)
     seconds = float("inf")
     try:
-        for line in proc.stderr:
+        for line in getattr(proc, stream):
             if line.startswith(marker):
                 seconds = time.perf_counter() - t0
                 break
@@ -88,6 +92,20 @@ def until_line(cmd: list[str], cwd: Path, marker: str = "[mmloom ") -> float:
     return seconds
 
 
+def export_rev(rev: str, into: Path) -> Path:
+    """A copy of revision ``rev`` of this repository (``git archive``) in ``into``, with this
+    checkout's ``out/models`` linked in (the sample config's tiny CLIP model)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True,
+                             capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    models = REPO / "out" / "models"
+    if models.exists():
+        (into / "out").mkdir(exist_ok=True)
+        (into / "out" / "models").symlink_to(models.resolve())
+    return into
+
+
 def startup(args: argparse.Namespace) -> int:
     """The ``--startup`` measurements (see the module docstring)."""
     import shutil
@@ -95,6 +113,7 @@ def startup(args: argparse.Namespace) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="mmloom-latency-"))
     try:
+        load_before = os.getloadavg()[0]
         build = Path(args.build) if args.build else tmp / "sample"
         if not args.build:
             cmd = [sys.executable, "-m", "pipelines.cli", "build", "--config",
@@ -103,7 +122,9 @@ def startup(args: argparse.Namespace) -> int:
             subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)  # fmt: skip
         trees = {"this": REPO}
-        if args.baseline_tree:
+        if args.baseline_rev:
+            trees["baseline"] = export_rev(args.baseline_rev, tmp / "baseline")
+        elif args.baseline_tree:
             trees["baseline"] = Path(args.baseline_tree).resolve()
         mmloom = [sys.executable, "-m", "pipelines.cli"]
 
@@ -111,48 +132,49 @@ def startup(args: argparse.Namespace) -> int:
             config = str(tree / "configs" / "sample.yaml")
             out = str(tmp / f"build-{n}")
             cmd = [*mmloom, "build", "--config", config, "--output", out, *flags]
-            return until_line([*cmd, "--progress-every", "0.0001"], tree)
+            return first_line([*cmd, "--progress-every", "0.0001"], tree, "stderr", "[mmloom ")
 
         cases = {
-            "show --summary": lambda tree, n: timed_in(
-                [*mmloom, "show", str(build), "--summary"], tree
+            "show --summary, first line": lambda tree, n: first_line(
+                [*mmloom, "show", str(build), "--summary"], tree, "stdout"
             ),
-            "build (CLIP) to first stage": lambda tree, n: build_start(tree, n),
+            "build (tiny CLIP) to first stage": lambda tree, n: build_start(tree, n),
             "build --no-clip to first stage": lambda tree, n: build_start(tree, n, "--no-clip"),
         }
-        results: dict[str, dict[str, float]] = {}
-        for name, run in cases.items():
-            times: dict[str, list[float]] = {t: [] for t in trees}
-            for i in range(args.repeat):
-                for label, tree in trees.items():  # interleaved: both see the same load
-                    times[label].append(run(tree, f"{label}{i}{len(results)}"))
-            results[name] = {t: statistics.median(v) for t, v in times.items()}
+        results: dict[str, dict[str, list[float]]] = {}
+        for i in range(args.repeat):  # interleaved: every case and tree sees the same load
+            order = list(trees.items())[:: -1 if i % 2 else 1]  # neither always goes first
+            for k, (name, run) in enumerate(cases.items()):
+                times = results.setdefault(name, {t: [] for t in trees})
+                for label, tree in order:
+                    times[label].append(run(tree, f"{label}-{i}-{k}"))
         print(
             f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python "
-            f"{platform.python_version()}, load {os.getloadavg()[0]:.1f}, "
+            f"{platform.python_version()}, load {load_before:.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after, "
             f"{datetime.datetime.now().isoformat(timespec='seconds')}"
         )
-        head = f"{'startup (median of ' + str(args.repeat) + ')':<34} {'this s':>8}"
         if "baseline" in trees:
-            head += f" {'baseline s':>11} {'this/baseline':>14}"
+            print(f"baseline: {args.baseline_rev or trees['baseline']}")
+
+        def cell(v: list[float]) -> str:
+            return f"{statistics.median(v):6.2f} [{min(v):.2f}-{max(v):.2f}]"
+
+        head = f"{'seconds: median [min-max] of ' + str(args.repeat):<34} {'this':>20}"
+        if "baseline" in trees:
+            head += f" {'baseline':>20} {'this/baseline':>14}"
         print(head)
         for name, r in results.items():
-            row = f"{name:<34} {r['this']:8.2f}"
+            row = f"{name:<34} {cell(r['this']):>20}"
             if "baseline" in r:
-                row += f" {r['baseline']:11.2f} {r['this'] / r['baseline']:14.2f}"
+                ratio = statistics.median(r["this"]) / statistics.median(r["baseline"])
+                row += f" {cell(r['baseline']):>20} {ratio:14.2f}"
             print(row)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
-
-
-def timed_in(cmd: list[str], cwd: Path) -> float:
-    """Wall seconds of one run of ``cmd`` in ``cwd`` (output discarded)."""
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--startup", action="store_true", help="show --summary and build start-up")
     ap.add_argument("--build", help="--startup: the build show reads (default: sample, built)")
     ap.add_argument("--baseline-tree", help="--startup: another checkout to compare with")
+    ap.add_argument("--baseline-rev", help="--startup: a git revision to compare with (exported)")
     args = ap.parse_args(argv)
     if args.startup:
         return startup(args)

@@ -17,8 +17,9 @@ and checks the images the records use.
 
 Readers stream: :func:`read_records` yields one record at a time, reading one row group
 at a time, so nothing holds a whole build in memory. This module is the bottom layer: it
-imports no Beam transform, so ``mmloom show``, ``publish`` and ``annotate`` stay light.
-Paths may be local or any Beam filesystem URI (``gs://...``).
+imports no Beam (:mod:`schemas.filesystems` reads a local build with ``os`` and imports Beam's
+filesystems only for a URI), so ``mmloom show``, ``verify``, ``publish`` and ``annotate`` stay
+light. Paths may be local or any Beam filesystem URI (``gs://...``).
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from schemas import output
 from schemas.errors import MmloomError
+from schemas.filesystems import FileSystems
 from schemas.fs import sha256_size
 from schemas.parquet import from_row
 

@@ -5,7 +5,9 @@ Every read of a source's data goes through :func:`open_bounded` (or :func:`read_
 symlinks lead out of its source folder, and never reads more than a size cap. The build's own
 outputs (``schemas.buildio``, ``schemas.store``) are read directly.
 
-Bottom layer: imports nothing of the project but ``schemas.errors``.
+Bottom layer: imports nothing of the project but ``schemas.errors`` and
+``schemas.filesystems`` (which imports Beam only for a ``scheme://`` URI; :func:`open_bounded`
+imports Beam's codecs only to decompress).
 """
 
 from __future__ import annotations
@@ -18,10 +20,8 @@ import re
 import stat
 from typing import Any, BinaryIO
 
-from apache_beam.io.filesystem import CompressedFile, CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
 from schemas.errors import PipelineConfigError, RecordError
+from schemas.filesystems import UNCOMPRESSED, FileSystems
 
 
 def join(root: str, *parts: str) -> str:
@@ -333,10 +333,15 @@ def open_bounded(
         size = found[0].size_in_bytes
         if size > max_bytes:  # before opening: nothing is fetched
             raise too_large(name, size, max_bytes)
-        f = FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+        f = FileSystems.open(uri, compression_type=UNCOMPRESSED)
     raw: BinaryIO = io.BufferedReader(_Capped(f, max_bytes, name))
-    kind = CompressionTypes.detect_compression_type(uri) if decompress else None
-    if kind and kind != CompressionTypes.UNCOMPRESSED:
+    if not decompress:
+        return raw
+    # Beam's codecs (imported here: a plain read of a local file needs no Beam)
+    from apache_beam.io.filesystem import CompressedFile, CompressionTypes
+
+    kind = CompressionTypes.detect_compression_type(uri)
+    if kind != CompressionTypes.UNCOMPRESSED:
         expanded = CompressedFile(raw, compression_type=kind)
         raw = io.BufferedReader(_Capped(expanded, max_bytes, f"{name} (decompressed)"))
     return raw

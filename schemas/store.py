@@ -27,9 +27,8 @@ import re
 import shutil
 import uuid
 
-from apache_beam.io.filesystems import FileSystems
-
 from schemas.errors import WRITING, environment_faults
+from schemas.filesystems import FileSystems
 
 IMAGES_DIR = "images"
 PARTIAL_SUFFIX = ".partial"

@@ -29,8 +29,6 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
-
 from schemas.buildio import (
     MANIFEST_FILE,
     RECORDS_DIR,
@@ -48,6 +46,7 @@ from schemas.buildio import (
     safe_relpath,
 )
 from schemas.errors import MmloomError
+from schemas.filesystems import FileSystems
 from schemas.fs import sha256_size
 from schemas.store import IMAGES_DIR, PARTIAL_SUFFIX, ImageStore, is_ref
 

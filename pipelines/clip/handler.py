@@ -1,5 +1,6 @@
-"""The RunInference ``ModelHandler`` for open_clip (imports torch through Beam's inference module,
-so only builds that score with CLIP import this module)."""
+"""The RunInference ``ModelHandler`` for open_clip. Importing it imports no torch (Beam's
+RunInference names come from :mod:`pipelines.transforms.inference`): torch and open_clip are
+imported by ``load_model``, in ``DoFn.setup()``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipelines.clip.model import IMAGE, TEXT, ClipInput, ClipModel, ClipSpec
+from pipelines.transforms.inference import ModelHandler, PredictionResult
 
 
 class OpenClipModelHandler(ModelHandler[ClipInput, PredictionResult, ClipModel]):

@@ -1,6 +1,7 @@
 """open_clip for Beam's RunInference: model spec, image preprocessing and the model wrapper
-(the ``ModelHandler`` is in :mod:`pipelines.clip.handler`; importing Beam's inference module
-imports torch, so only the stages that run CLIP load it).
+(the ``ModelHandler`` is in :mod:`pipelines.clip.handler`; torch and open_clip are imported in
+the functions that need them, so launching a build with ``clip.checkpoint`` imports neither; the
+preflight of a pretrained tag asks open_clip for the tag's files).
 
 Loading is one code path for every kind of weights: ``open_clip.create_model_and_transforms(
 model, pretrained=<tag or local file>)``. A pretrained tag (``openai``, ``laion2b_s32b_b82k``,

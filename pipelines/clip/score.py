@@ -27,12 +27,12 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.pvalue import TaggedOutput
 
 from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, preprocess_config
 from pipelines.clip.pairs import clip_pairs, text_ref
 from pipelines.clip.settings import ClipSettings
+from pipelines.transforms.inference import KeyedModelHandler, RunInference
 from schemas.deadletter import DEAD, STAGE_SCORE_CLIP
 from schemas.errors import READING, EnvironmentFault, classify_os_error
 from schemas.records import Record, not_scored

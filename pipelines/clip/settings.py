@@ -43,7 +43,8 @@ class ClipSettings(ClipConfig):
         )
 
     def model_handler(self) -> OpenClipModelHandler:
-        """The (unkeyed) RunInference handler for these settings (imports torch)."""
+        """The (unkeyed) RunInference handler for these settings (torch and open_clip are
+        imported when it loads the model, in ``DoFn.setup()``)."""
         from pipelines.clip.handler import OpenClipModelHandler
 
         return OpenClipModelHandler(

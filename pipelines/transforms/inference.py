@@ -1,0 +1,60 @@
+"""Beam's RunInference API, imported without torch: import it from here, not from Beam.
+
+Beam 2.77's ``apache_beam.ml.inference.base`` imports ``apache_beam.ml.inference.model_manager``
+at its top, and that module imports torch and scipy (3.5 s on the quiet 2-core development
+machine, 9 s and more when it is loaded: bench/RESULTS.md, "cli_latency.py --startup"). The
+process that launches a build pays it before its pipeline starts, although only
+``RunInference(..., use_model_manager=True)`` uses the model manager, and Beam imports it again
+itself there. mmloom never uses it: its model handlers import their framework (torch,
+open_clip, transformers) in ``load_model``, which runs in ``DoFn.setup()``.
+
+So ``base`` is imported here with the model manager hidden: its ``sys.modules`` entry is set
+to None for the import, which makes Beam's own ``try: ... except ImportError`` around it leave
+``ModelManager = None`` (its documented fallback when torch is missing); the entry is then
+removed, so a later ``import apache_beam.ml.inference.model_manager`` works as usual. The same
+fallback sets ``base.resource`` (the ``resource`` module, read for the memory counters) to
+None; it is put back. When ``base`` or the model manager is already imported, nothing is
+hidden. ``tests/test_import_boundary.py`` checks that a CLIP build's pipeline is constructed
+without torch.
+
+The pattern for a new model stage: import the RunInference names from this module; import the
+model framework inside the handler's ``load_model`` (and in functions that need it), never at
+a module's top; keep preflight checks to files (exists, readable, a safetensors header).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
+
+_BASE = "apache_beam.ml.inference.base"
+_MODEL_MANAGER = "apache_beam.ml.inference.model_manager"
+
+
+def _import_base() -> ModuleType:
+    if _BASE in sys.modules or _MODEL_MANAGER in sys.modules:
+        return importlib.import_module(_BASE)
+    sys.modules[_MODEL_MANAGER] = None  # type: ignore[assignment]  # hides it: ImportError
+    try:
+        base = importlib.import_module(_BASE)
+    finally:
+        if _MODEL_MANAGER in sys.modules and sys.modules[_MODEL_MANAGER] is None:
+            del sys.modules[_MODEL_MANAGER]
+    if getattr(base, "resource", ModuleType) is None:
+        try:
+            import resource
+        except ImportError:  # not on this platform: Beam's None is right
+            pass
+        else:
+            base.resource = resource
+    return base
+
+
+_base = _import_base()
+KeyedModelHandler = _base.KeyedModelHandler
+ModelHandler = _base.ModelHandler
+PredictionResult = _base.PredictionResult
+RunInference = _base.RunInference
+
+__all__ = ["KeyedModelHandler", "ModelHandler", "PredictionResult", "RunInference"]
