@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.pvalue import TaggedOutput
 
 from pipelines.audit.blind_handler import BlindLMHandler
 from pipelines.audit.blind_items import blind_item, blind_scores, not_scored_blind
 from pipelines.audit.blind_model import BlindSpec, blind_spec, encode, load_tokenizer
 from pipelines.config import BlindConfig
+from pipelines.transforms.inference import KeyedModelHandler, RunInference
 from schemas.deadletter import DEAD, STAGE_SCORE_BLIND
 from schemas.records import Record
 from schemas.stage import RecordStage, StageFn

@@ -1,14 +1,14 @@
-"""The RunInference ``ModelHandler`` of the blind-answerability audit (imports torch through
-Beam's inference module, so only builds that run the audit import this module)."""
+"""The RunInference ``ModelHandler`` of the blind-answerability audit. Importing it imports no
+torch or transformers: the model is loaded in ``load_model`` (``DoFn.setup()``), and the
+RunInference names come from :mod:`pipelines.transforms.inference`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
-
 from pipelines.audit.blind_model import BlindInput, BlindLM, BlindSpec
+from pipelines.transforms.inference import ModelHandler, PredictionResult
 
 
 class BlindLMHandler(ModelHandler[BlindInput, PredictionResult, BlindLM]):

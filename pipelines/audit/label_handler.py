@@ -31,8 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
-
 from pipelines.audit.label import (
     LabelItem,
     choice_scores,
@@ -43,6 +41,7 @@ from pipelines.audit.label import (
     options_from_top_logprobs,
 )
 from pipelines.audit.label_model import VlmModel, VlmSpec
+from pipelines.transforms.inference import ModelHandler, PredictionResult
 from schemas.deadletter import scrub_detail
 from schemas.errors import EnvironmentFault
 

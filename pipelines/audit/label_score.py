@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
 from pipelines.audit.label import gold_label, label_item, not_checked
+from pipelines.transforms.inference import KeyedModelHandler, ModelHandler, RunInference
 from schemas.deadletter import DEAD, STAGE_SCORE_LABEL, scrub_detail
 from schemas.errors import READING, EnvironmentFault, classify_os_error, environment_fault_in_text
 from schemas.records import Record
