@@ -47,7 +47,7 @@ class _FlagFn(StageFn):
             reason = label_flag_reason(label)
             yield add_flags(
                 record,
-                [flag(LABEL_SUSPECT, "FlagLabelSuspect", reason, suspicion, self._threshold)],
+                [flag(LABEL_SUSPECT, STAGE_FLAG_LABEL, reason, suspicion, self._threshold)],
             )
             return
         self.count("no_confidence" if suspicion is None else "not_flagged")

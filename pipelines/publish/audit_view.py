@@ -52,6 +52,35 @@ def audit_summary(records: list[dict[str, Any]], stats: dict[str, Any]) -> dict[
             "flagged": flagged,
             "by_code": dict(sorted(by_code.items())),
         },
+        "models": {key: _model_scores(records, key) for key in ("blind", "label")},
+    }
+
+
+def _model_scores(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """What a model-based audit stage (``scores.blind``, ``scores.label``) did to the released
+    items: how many it scored, with which models, and why it left the others."""
+    scored = 0
+    models: set[str] = set()
+    reasons: Counter = Counter()
+    for r in records:
+        scores = r.get("scores")
+        if isinstance(scores, str):
+            scores = json.loads(scores)
+        value = (scores or {}).get(key)
+        if not isinstance(value, dict):
+            continue
+        if value.get("scored"):
+            scored += 1
+            if value.get("model"):
+                models.add(str(value["model"]))
+        else:
+            reasons[str(value.get("reason") or "not stated")] += 1
+    return {
+        "scored": scored,
+        "models": sorted(models),
+        "not_scored": dict(sorted(reasons.items())),
+        # mmloom's tiny random-weight test models (the sample's): their scores mean nothing
+        "untrained": any("tiny" in m.lower() for m in models),
     }
 
 
@@ -116,6 +145,7 @@ def audit_tables(view: dict[str, Any]) -> dict[str, Any]:
         "build_flagged": flagged.get("items", 0),
         "build_by_code": flagged.get("by_code", {}),
         "released": view["released"],
+        "models": view.get("models") or {},
         "biased_cells": sum(
             1
             for c in mc

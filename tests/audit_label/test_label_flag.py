@@ -53,7 +53,7 @@ def test_flags_at_or_above_the_threshold_only_where_the_model_disagrees():
     assert low["audit"] == {"flags": []}, "checked and nothing found"
     (raised,) = high["audit"]["flags"]
     assert (raised["stage"], raised["figure"], raised["threshold"]) == (
-        "FlagLabelSuspect", 0.9, 0.6,
+        "flag_label", 0.9, 0.6,
     )  # fmt: skip
     assert "answered 'B' with confidence 0.90; the gold label is 'A'" in raised["reason"]
 
