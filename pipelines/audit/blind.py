@@ -27,7 +27,12 @@ from pipelines.audit.blind_handler import BlindLMHandler
 from pipelines.audit.blind_items import blind_item, blind_scores, not_scored_blind
 from pipelines.audit.blind_model import BlindSpec, blind_spec, encode, load_tokenizer
 from pipelines.config import BlindConfig
-from pipelines.transforms.inference import KeyedModelHandler, RunInference
+from pipelines.transforms.inference import (
+    AttachScoresFn,
+    KeyedModelHandler,
+    RunInference,
+    record_origin,
+)
 from schemas.deadletter import DEAD, STAGE_SCORE_BLIND
 from schemas.records import Record
 from schemas.stage import RecordStage, StageFn
@@ -42,11 +47,6 @@ def _with_blind(record: Record, value: dict[str, Any]) -> Record:
     return out
 
 
-def _source(record: Record) -> tuple[str, str]:
-    prov = record.get("provenance") or {}
-    return prov.get("source", "unknown"), str(prov.get("source_id", record.get("id", "")))
-
-
 class PrepareBlindInputsFn(StageFn):
     """Tokenize the texts to score of each record (the tokenizer is loaded in ``setup``)."""
 
@@ -57,7 +57,7 @@ class PrepareBlindInputsFn(StageFn):
         self._tokenizer = load_tokenizer(self._spec)
 
     def origin_of(self, record: Record) -> tuple[str, str]:
-        return _source(record)
+        return record_origin(record)
 
     def process_element(self, record: Record) -> Iterator[Any]:
         self.count("in")
@@ -77,15 +77,8 @@ class PrepareBlindInputsFn(StageFn):
         yield from inputs
 
 
-class AttachBlindScoresFn(StageFn):
+class AttachBlindScoresFn(AttachScoresFn):
     """Join a record with its continuations' log-probabilities and write ``scores.blind``."""
-
-    def __init__(self, model_id: str) -> None:
-        self._model_id = model_id
-
-    def origin_of(self, element: tuple[str, dict[str, list]]) -> tuple[str, str]:
-        records = list(element[1]["records"])
-        return _source(records[0]) if records else ("unknown", str(element[0]))
 
     def process_element(self, element: tuple[str, dict[str, list]]) -> Iterator[Record]:
         _key, group = element

@@ -24,7 +24,13 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines.audit.label import gold_label, label_item, not_checked
-from pipelines.transforms.inference import KeyedModelHandler, ModelHandler, RunInference
+from pipelines.transforms.inference import (
+    AttachScoresFn,
+    KeyedModelHandler,
+    ModelHandler,
+    RunInference,
+    record_origin,
+)
 from schemas.deadletter import DEAD, STAGE_SCORE_LABEL, scrub_detail
 from schemas.errors import READING, EnvironmentFault, classify_os_error, environment_fault_in_text
 from schemas.records import Record
@@ -33,11 +39,6 @@ from schemas.store import ImageStore
 
 RECORDS = "records"
 KEYED = "keyed_records"
-
-
-def _source(record: Record) -> tuple[str, str]:
-    prov = record.get("provenance") or {}
-    return prov.get("source", "unknown"), str(prov.get("source_id", record.get("id", "")))
 
 
 def with_label(record: Record, scores: dict[str, Any]) -> Record:
@@ -56,7 +57,7 @@ class PrepareLabelInputsFn(StageFn):
         self._model_id = model_id
 
     def origin_of(self, record: Record) -> tuple[str, str]:
-        return _source(record)
+        return record_origin(record)
 
     def process_element(self, record: Record) -> Iterator[Any]:
         self.count("in")
@@ -86,15 +87,8 @@ class PrepareLabelInputsFn(StageFn):
         yield (record["id"], item)
 
 
-class AttachLabelScoresFn(StageFn):
+class AttachLabelScoresFn(AttachScoresFn):
     """Join a record with its answer and write ``scores.label``."""
-
-    def __init__(self, model_id: str) -> None:
-        self._model_id = model_id
-
-    def origin_of(self, element: tuple[str, dict[str, list]]) -> tuple[str, str]:
-        records = list(element[1]["records"])
-        return _source(records[0]) if records else ("unknown", str(element[0]))
 
     def process_element(self, element: tuple[str, dict[str, list]]) -> Iterator[Record]:
         _key, group = element

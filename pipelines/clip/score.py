@@ -32,7 +32,12 @@ from apache_beam.pvalue import TaggedOutput
 from pipelines.clip.model import IMAGE, TEXT, ClipInput, ImagePreprocessor, preprocess_config
 from pipelines.clip.pairs import clip_pairs, text_ref
 from pipelines.clip.settings import ClipSettings
-from pipelines.transforms.inference import KeyedModelHandler, RunInference
+from pipelines.transforms.inference import (
+    AttachScoresFn,
+    KeyedModelHandler,
+    RunInference,
+    record_origin,
+)
 from schemas.deadletter import DEAD, STAGE_SCORE_CLIP
 from schemas.errors import READING, EnvironmentFault, classify_os_error
 from schemas.records import Record, not_scored
@@ -42,11 +47,6 @@ from schemas.store import ImageStore
 RECORDS = "records"
 KEYED = "keyed_records"
 EMBEDDINGS = "image_embeddings"
-
-
-def _source(record: Record) -> tuple[str, str]:
-    prov = record.get("provenance") or {}
-    return prov.get("source", "unknown"), str(prov.get("source_id", record.get("id", "")))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -129,11 +129,11 @@ class PrepareClipInputsFn(StageFn):
         self._tokenizer = open_clip.get_tokenizer(spec.model)
 
     def origin_of(self, record: Record) -> tuple[str, str]:
-        return _source(record)
+        return record_origin(record)
 
     def process_element(self, record: Record) -> Iterator[Any]:
         self.count("in")
-        source, source_id = _source(record)
+        source, source_id = record_origin(record)
         try:
             pairs = clip_pairs(record)
         except ValueError as exc:
@@ -192,15 +192,8 @@ class PrepareClipInputsFn(StageFn):
             yield (key, item)
 
 
-class AttachClipScoresFn(StageFn):
+class AttachClipScoresFn(AttachScoresFn):
     """Join a record with its embeddings and write ``scores.clip``."""
-
-    def __init__(self, model_id: str) -> None:
-        self._model_id = model_id
-
-    def origin_of(self, element: tuple[str, dict[str, list]]) -> tuple[str, str]:
-        records = list(element[1]["records"])
-        return _source(records[0]) if records else ("unknown", str(element[0]))
 
     def process_element(
         self, element: tuple[str, dict[str, list]]
@@ -209,7 +202,7 @@ class AttachClipScoresFn(StageFn):
         failures = group["failed"]
         embeddings = {tuple(k): v for k, v in group["embeddings"]}
         for record in group["records"]:
-            source, source_id = _source(record)
+            source, source_id = record_origin(record)
             if failures:
                 yield self.reject(ScoreReason.CLIP_INFERENCE_FAILED, source, source_id, failures[0])
                 continue

@@ -28,6 +28,9 @@ import importlib
 import sys
 from types import ModuleType
 
+from schemas.records import Record
+from schemas.stage import StageFn
+
 _BASE = "apache_beam.ml.inference.base"
 _MODEL_MANAGER = "apache_beam.ml.inference.model_manager"
 
@@ -58,3 +61,23 @@ PredictionResult = _base.PredictionResult
 RunInference = _base.RunInference
 
 __all__ = ["KeyedModelHandler", "ModelHandler", "PredictionResult", "RunInference"]
+
+
+def record_origin(record: Record) -> tuple[str, str]:
+    """``(source, source id)`` of a record, for its dead letters."""
+    prov = record.get("provenance") or {}
+    return prov.get("source", "unknown"), str(prov.get("source_id", record.get("id", "")))
+
+
+class AttachScoresFn(StageFn):
+    """Base of the DoFns that join a record with its RunInference results (one
+    ``CoGroupByKey`` group per record id, ``{"records": [...], ...}``) and write one
+    ``scores.<name>``: CLIP's, the blind audit's and the label audit's. Holds the model id the
+    scores name, and finds a group's origin for its dead letters."""
+
+    def __init__(self, model_id: str) -> None:
+        self._model_id = model_id
+
+    def origin_of(self, element: tuple[str, dict[str, list]]) -> tuple[str, str]:
+        records = list(element[1]["records"])
+        return record_origin(records[0]) if records else ("unknown", str(element[0]))
