@@ -297,3 +297,11 @@ def segment_images(record: Record | DraftRecord) -> list[str]:
             if s.get("image") is not None:
                 used.append(s["image"])
     return used
+
+
+def with_scores(record: Record, name: str, value: dict[str, Any]) -> Record:
+    """A copy of ``record`` with ``scores.<name>`` set to ``value`` (the other scores kept): how
+    every scoring stage (CLIP, the blind audit, the label audit) writes its result."""
+    out = dict(record)
+    out["scores"] = {**(record.get("scores") or {}), name: value}
+    return out

@@ -34,7 +34,7 @@ from pipelines.transforms.inference import (
     record_origin,
 )
 from schemas.deadletter import DEAD, STAGE_SCORE_BLIND
-from schemas.records import Record
+from schemas.records import Record, with_scores
 from schemas.stage import RecordStage, StageFn
 
 RECORDS = "records"
@@ -42,9 +42,7 @@ KEYED = "keyed_records"
 
 
 def _with_blind(record: Record, value: dict[str, Any]) -> Record:
-    out = dict(record)
-    out["scores"] = {**(record.get("scores") or {}), "blind": value}
-    return out
+    return with_scores(record, "blind", value)
 
 
 class PrepareBlindInputsFn(StageFn):

@@ -21,7 +21,7 @@ import apache_beam as beam
 from pipelines.audit.blind_items import MULTIPLE_CHOICE, not_scored_blind
 from schemas.audit import AuditFlag, add_flags, flag
 from schemas.deadletter import STAGE_AUDIT_BLIND, STAGE_SCORE_BLIND
-from schemas.records import Record
+from schemas.records import Record, with_scores
 from schemas.stage import RecordStage, StageFn
 
 BLIND_ANSWERABLE = "blind_answerable"
@@ -115,10 +115,8 @@ class _MarkFn(StageFn):
         self._reason = reason
 
     def process_element(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        out = dict(record)
-        out["scores"] = {**(record.get("scores") or {}), "blind": not_scored_blind(self._reason)}
         self.count("out")
-        yield out
+        yield with_scores(record, "blind", not_scored_blind(self._reason))
 
 
 class SkipBlindScoring(RecordStage):

@@ -33,7 +33,7 @@ from pipelines.transforms.inference import (
 )
 from schemas.deadletter import DEAD, STAGE_SCORE_LABEL, scrub_detail
 from schemas.errors import READING, EnvironmentFault, classify_os_error, environment_fault_in_text
-from schemas.records import Record
+from schemas.records import Record, with_scores
 from schemas.stage import RecordStage, StageFn
 from schemas.store import ImageStore
 
@@ -43,9 +43,7 @@ KEYED = "keyed_records"
 
 def with_label(record: Record, scores: dict[str, Any]) -> Record:
     """A copy of ``record`` with ``scores.label`` set."""
-    out = dict(record)
-    out["scores"] = {**(record.get("scores") or {}), "label": scores}
-    return out
+    return with_scores(record, "label", scores)
 
 
 class PrepareLabelInputsFn(StageFn):

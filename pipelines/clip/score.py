@@ -40,7 +40,7 @@ from pipelines.transforms.inference import (
 )
 from schemas.deadletter import DEAD, STAGE_SCORE_CLIP
 from schemas.errors import READING, EnvironmentFault, classify_os_error
-from schemas.records import Record, not_scored
+from schemas.records import Record, not_scored, with_scores
 from schemas.stage import RecordStage, StageFn, StageReason
 from schemas.store import ImageStore
 
@@ -138,9 +138,9 @@ class PrepareClipInputsFn(StageFn):
             pairs = clip_pairs(record)
         except ValueError as exc:
             self.count("not_scored")
-            out = dict(record)
-            out["scores"] = {**(record.get("scores") or {}), "clip": not_scored(str(exc))}
-            yield beam.pvalue.TaggedOutput(RECORDS, out)
+            yield beam.pvalue.TaggedOutput(
+                RECORDS, with_scores(record, "clip", not_scored(str(exc)))
+            )
             return
         by_path = {im["path"]: im for im in record["images"]}
         inputs: list[ClipInput] = []
@@ -216,10 +216,8 @@ class AttachClipScoresFn(AttachScoresFn):
                     f"no embedding for {exc}",
                 )
                 continue
-            out = dict(record)
-            out["scores"] = {**(record.get("scores") or {}), "clip": scores}
             self.count("scored")
-            yield out
+            yield with_scores(record, "clip", scores)
 
 
 def _failed_batch(element: tuple[list, Exception]) -> Iterator[tuple[str, str]]:

@@ -12,7 +12,7 @@ from typing import Any
 import apache_beam as beam
 
 from schemas.deadletter import STAGE_SCORE_CLIP
-from schemas.records import not_scored
+from schemas.records import not_scored, with_scores
 from schemas.stage import RecordStage, StageFn
 
 
@@ -21,10 +21,8 @@ class MarkNotScoredFn(StageFn):
         self._reason = reason
 
     def process_element(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        out = dict(record)
-        out["scores"] = {**(record.get("scores") or {}), "clip": not_scored(self._reason)}
         self.count("out")
-        yield out
+        yield with_scores(record, "clip", not_scored(self._reason))
 
 
 class SkipClipScoring(RecordStage):

@@ -14,7 +14,7 @@ from tests.conftest import REPO, SAMPLE_CONFIG
 def label_config(tmp_path, label_block: str) -> str:
     """configs/sample.yaml with its sources by absolute path, no CLIP, and an audit block."""
     text = SAMPLE_CONFIG.read_text().replace("../sample/", f"{REPO}/sample/")
-    head, _, _ = text.partition("\nclip:\n")
+    head, _, _ = text.partition("\naudit:\n")  # the sources; audit and clip follow
     path = tmp_path / "label.yaml"
     path.write_text(f"{head}\nclip:\n  enabled: false\naudit:\n  label:\n{label_block}")
     return str(path)

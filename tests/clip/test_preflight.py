@@ -42,7 +42,11 @@ def cache_file(cache, repo: str, name: str) -> str:
 
 def tag_config(tmp_path, clip_block: str) -> str:
     """configs/sample.yaml with its sources by absolute path and another clip block."""
-    text = SAMPLE_CONFIG.read_text().replace("../sample/", f"{REPO}/sample/")
+    text = (
+        SAMPLE_CONFIG.read_text()
+        .replace("../sample/", f"{REPO}/sample/")
+        .replace("../out/", f"{REPO}/out/")
+    )
     head, _, _ = text.partition("\nclip:\n")
     path = tmp_path / "tag.yaml"
     path.write_text(f"{head}\nclip:\n{clip_block}")
