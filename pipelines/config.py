@@ -166,6 +166,18 @@ class AuditConfig:
         return cls(**{**values, "drop_flags": tuple(values["drop_flags"])})
 
 
+def scoring_switch(
+    configured: bool, turned_off: bool, off_reason: str, disabled_reason: str
+) -> tuple[bool, str | None]:
+    """``(enabled, skip_reason)`` of a scoring stage: off by the CLI's flag (``--no-clip``,
+    ``--no-blind``: ``off_reason``), off by its config (``disabled_reason``), or on."""
+    if turned_off:
+        return False, off_reason
+    if not configured:
+        return False, disabled_reason
+    return True, None
+
+
 @dataclass(frozen=True)
 class ClipConfig:
     """The ``clip`` block (schema: ``$defs.clip``), with ``--no-clip`` already applied.
@@ -220,12 +232,9 @@ class ClipConfig:
             no_clip: the CLI's ``--no-clip``: scoring is off whatever the config says.
         """
         values = fill_block("clip", block, base_dir)
-        if no_clip:
-            enabled, skip_reason = False, NO_CLIP_REASON
-        elif not values["enabled"]:
-            enabled, skip_reason = False, DISABLED_REASON
-        else:
-            enabled, skip_reason = True, None
+        enabled, skip_reason = scoring_switch(
+            values["enabled"], no_clip, NO_CLIP_REASON, DISABLED_REASON
+        )
         return cls(
             **{
                 **values,
@@ -291,12 +300,9 @@ class BlindConfig:
             no_blind: the CLI's ``--no-blind``: scoring is off whatever the config says.
         """
         values = fill_block("audit_blind", block, base_dir)
-        if no_blind:
-            enabled, skip_reason = False, NO_BLIND_REASON
-        elif not values["enabled"]:
-            enabled, skip_reason = False, BLIND_DISABLED_REASON
-        else:
-            enabled, skip_reason = True, None
+        enabled, skip_reason = scoring_switch(
+            values["enabled"], no_blind, NO_BLIND_REASON, BLIND_DISABLED_REASON
+        )
         return cls(
             **{
                 **values,
