@@ -325,7 +325,8 @@ def test_browser_sent_every_answer(ui_round):
     rubric = ui_round["rubric"]
     for (rid, _), values in ui_round["sent"].items():
         category = rid.split("_", 1)[0]
-        assert set(values) == set(rubric.categories[category]), rid  # every question answered
+        # every question answered, but the audit question: the plans tick no flag (optional)
+        assert set(values) == set(rubric.categories[category]) - {rubric.audit_question}, rid
         assert all(v not in (None, "", []) for v in values.values()), values
 
 
@@ -367,6 +368,7 @@ def test_every_answer_is_in_responses_jsonl(ui_round):
             "harmful": plan["harmful"],
             "corrected_weights": plan["weights"],
             "verdict": "fix",
+            rubric.audit_question: None,  # no flag ticked: an optional question left empty
         }
         assert _typed(answers_if["corrected_answer"], plan["if_answer"])
         assert answers_if["comment"] == plan["if_comment"]
@@ -383,6 +385,7 @@ def test_every_answer_is_in_responses_jsonl(ui_round):
             "corrected_answer": MSR_ANSWER,
             "verdict": "fix",
             "comment": plan["msr_comment"],
+            rubric.audit_question: None,
         }
         # what the browser sent is what was pulled
         for rid in (item_if["id"], item_msr["id"]):

@@ -92,6 +92,7 @@ def test_report_fits_the_window_in_headless_chromium(report_release, tmp_path):
         "dedupe_clusters.png",
         "drops.png",
         "agreement.png",
+        "audit_heuristics.png",
     }
     for image in dom["images"]:
         assert 0 < image["h"] <= MAX_PLOT_PX, image
