@@ -76,6 +76,7 @@ def read_only_folder(tmp_path):
     subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_build_into_proc_or_a_read_only_folder_is_one_message(read_only_folder):
     for out in ("/proc/xx", str(read_only_folder / "out")):
         run = _mmloom("build", "--config", str(SAMPLE_CONFIG), "--output", out, "--no-clip")
@@ -103,6 +104,7 @@ def test_a_mistyped_build_flag_is_an_error_before_anything_runs(tmp_path, typo, 
     assert not out.exists() and os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_a_stray_word_or_a_bad_beam_value_is_an_error(tmp_path):
     base = ["build", "--config", str(SAMPLE_CONFIG), "--output", str(tmp_path / "out")]
     line = _one_message(_mmloom(*base, "extra"), "build")
@@ -231,6 +233,7 @@ def hanging_up_server():
     listener.close()
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_an_argilla_that_hangs_up_is_one_message(hanging_up_server, tmp_path):
     pytest.importorskip("argilla")
     build = write_tiny_build(tmp_path / "build")

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.pipelines.tinybuild import write_tiny_build
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +83,7 @@ def test_the_probe_sees_beam_when_it_is_imported():
     assert "apache_beam" in imported
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_launching_a_clip_build_imports_no_model_framework(tmp_path):
     """The CLIP preflight and the construction of the sample's whole pipeline (with
     ScoreImageText and its RunInference), everything ``mmloom build`` does before
@@ -113,6 +116,7 @@ print("constructed")
     assert not set(imported) & set(MODEL_FRAMEWORKS), imported
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_run_inference_is_beams_and_its_fallbacks_are_restored():
     """``pipelines.transforms.inference`` re-exports Beam's own classes; after it, Beam's
     model manager can still be imported, and ``base.resource`` (memory counters) is set."""

@@ -268,6 +268,7 @@ def _run(records, options=None, policy="drop_record"):
         yield out
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_planted_duplicates_found_across_sources_and_distinct_kept():
     records, kept_of, reasons = planted_records()
     kept = sorted(r["id"] for r in records if r["id"] not in kept_of)
@@ -330,6 +331,7 @@ def test_conflict_detail_names_both_ids_and_answers():
         )
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_image_shared_across_sources_with_other_questions_is_listed_not_dropped():
     astro = _jpeg(_photo("astronaut"))
     records = [_record("mathvista", 1, astro, q=Q[1]), _record("remi", 1, astro, q=Q[2])]
@@ -353,6 +355,7 @@ def test_image_shared_across_sources_with_other_questions_is_listed_not_dropped(
 TEN = DedupeConfig.from_block({"max_image_uses": 10})
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_frequency_rule_drops_over_used_images():
     logo = make_image("logo", 200, 200, fmt="PNG")
     photos = [_jpeg(_photo(n)) for n in ("astronaut", "chelsea", "coffee", "rocket")]
@@ -439,6 +442,7 @@ def test_near_text_needs_the_same_images_and_is_verified():
         )
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_near_text_only_for_text_categories():
     photo = _jpeg(_photo("astronaut"))
     records = [

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pipelines.cli import main
 from pipelines.transforms.progress import ReportProgressFn
 from tests.conftest import REPO, SAMPLE_CONFIG
@@ -56,6 +58,7 @@ def test_no_eta_before_a_rate_is_known(capsys):
     assert LINE.match(capsys.readouterr().err.splitlines()[0]).group(2) == "1 of 4 drafts (25%)"
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_a_short_build_prints_a_line_per_stage_with_the_load_total(tmp_path, capsys):
     """The sample's VIST source alone, --no-clip: a build of seconds, every stage reported."""
     text = SAMPLE_CONFIG.read_text().replace("../sample/", f"{REPO}/sample/")

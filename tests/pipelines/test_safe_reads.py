@@ -76,6 +76,7 @@ def _reasons(dead: list[dict], stage: str) -> dict[str, str]:
     return {d["source_id"]: d["reason"] for d in dead if d["stage"] == stage}
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_hostile_images_are_dead_letters_and_the_build_finishes(tmp_path, hostile_mathvista):
     root, secret = hostile_mathvista
     out, stats, dead = _build(
@@ -98,6 +99,7 @@ def test_hostile_images_are_dead_letters_and_the_build_finishes(tmp_path, hostil
     assert stats["sources"]["mathvista"]["written"] == len(problems) - 4
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_fifo_and_escaping_source_files_are_one_dead_letter_each(tmp_path):
     """A FIFO as MathVista's testmini.json; a ReMI parquet file that links out of its glob's
     folder. Each is one read dead letter; the rest of the build goes on."""

@@ -73,6 +73,7 @@ def test_everything_about_the_toy_lies_in_its_folder(toy):
                 assert "tests.sources.toy" not in path.read_text("utf-8"), path
 
 
+@pytest.mark.slow  # whole `mmloom build` runs: the full tier
 def test_the_toy_is_fetched_built_and_published(toy, published_toy, tmp_path):
     to, build, release = tmp_path / "data", tmp_path / "build", tmp_path / "release"
     assert main(["fetch", "toy", "--to", str(to), "--mirror", published_toy.url,
