@@ -47,3 +47,6 @@ def test_the_card_describes_the_blind_audit_and_counts_every_stages_flags(releas
         f"`{k}` {n}" for k, n in sorted(counted.items())
     )
     assert line + "." in card
+    page = (release / "report" / "index.html").read_text("utf-8")
+    assert "<h3>Model-based audits</h3>" in page and "mmloom-tiny-lm" in page
+    assert "tiny random-weight test model: its scores and flags mean nothing" in page
