@@ -31,6 +31,7 @@ from pipelines.transforms.inference import (
     AttachScoresFn,
     KeyedModelHandler,
     RunInference,
+    failed_batch,
     record_origin,
 )
 from schemas.deadletter import DEAD, STAGE_SCORE_BLIND
@@ -98,12 +99,6 @@ class AttachBlindScoresFn(AttachScoresFn):
             yield _with_blind(record, scores)
 
 
-def _failed(element: tuple[list, Exception]) -> Iterator[tuple[str, str]]:
-    batch, exc = element
-    for key, _item in batch:
-        yield key, type(exc).__name__
-
-
 class ScoreBlindAnswerability(RecordStage):
     """Score every record with a text-only language model, without its images.
 
@@ -150,7 +145,7 @@ class ScoreBlindAnswerability(RecordStage):
         results = inferred | "ResultByKey" >> beam.MapTuple(
             lambda key, r: (key, (r.example[0], r.example[1], r.inference))
         )
-        failed = dlq.failed_inferences | "FailedByKey" >> beam.FlatMap(_failed)
+        failed = dlq.failed_inferences | "FailedByKey" >> beam.FlatMap(failed_batch)
         joined = {
             "records": prepared[KEYED],
             "results": results,

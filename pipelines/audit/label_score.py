@@ -29,10 +29,11 @@ from pipelines.transforms.inference import (
     KeyedModelHandler,
     ModelHandler,
     RunInference,
+    failed_batch,
     record_origin,
 )
-from schemas.deadletter import DEAD, STAGE_SCORE_LABEL, scrub_detail
-from schemas.errors import READING, EnvironmentFault, classify_os_error, environment_fault_in_text
+from schemas.deadletter import DEAD, STAGE_SCORE_LABEL
+from schemas.errors import READING, EnvironmentFault, classify_os_error
 from schemas.records import Record, with_scores
 from schemas.stage import RecordStage, StageFn
 from schemas.store import ImageStore
@@ -104,19 +105,6 @@ class AttachLabelScoresFn(AttachScoresFn):
             yield with_label(record, scores)
 
 
-def _failed_batch(element: tuple[list, Any]) -> Iterator[tuple[str, str]]:
-    """``(key, error)`` per item of a batch the handler raised on. RunInference's dead-letter
-    output holds ``(batch, (exception type, repr, traceback lines))``; an
-    :class:`EnvironmentFault` (a server refusing the key, a machine fault) stops the run with
-    its own message instead."""
-    batch, (exc_type, exc_repr, trace) = element
-    if isinstance(exc_type, type) and issubclass(exc_type, EnvironmentFault):
-        fault = environment_fault_in_text("".join(trace))
-        raise fault or EnvironmentFault(str(exc_repr))
-    for key, _item in batch:
-        yield key, scrub_detail(str(exc_repr))
-
-
 class ScoreLabelAgreement(RecordStage):
     """Ask a vision-language model each checkable item, with its images; write ``scores.label``.
 
@@ -158,7 +146,7 @@ class ScoreLabelAgreement(RecordStage):
             >> RunInference(KeyedModelHandler(self._handler)).with_exception_handling()
         )
         scores = inferred | "ScoresByKey" >> beam.MapTuple(lambda k, r: (k, r.inference))
-        failed = dlq.failed_inferences | "FailedByKey" >> beam.FlatMap(_failed_batch)
+        failed = dlq.failed_inferences | "FailedByKey" >> beam.FlatMap(failed_batch)
         joined = {
             "records": prepared[KEYED],
             "scores": scores,

@@ -36,6 +36,7 @@ from pipelines.transforms.inference import (
     AttachScoresFn,
     KeyedModelHandler,
     RunInference,
+    failed_batch,
     record_origin,
 )
 from schemas.deadletter import DEAD, STAGE_SCORE_CLIP
@@ -220,12 +221,6 @@ class AttachClipScoresFn(AttachScoresFn):
             yield with_scores(record, "clip", scores)
 
 
-def _failed_batch(element: tuple[list, Exception]) -> Iterator[tuple[str, str]]:
-    batch, exc = element
-    for key, _item in batch:
-        yield key, f"{type(exc).__name__}: {exc}"
-
-
 def _first(values):
     for v in values:
         return v
@@ -297,7 +292,7 @@ class ScoreImageText(RecordStage):
         embeddings = inferred | "EmbeddingByKey" >> beam.MapTuple(
             lambda key, result: (key, (result.example, result.inference))
         )
-        failed = dlq.failed_inferences | "FailedByKey" >> beam.FlatMap(_failed_batch)
+        failed = dlq.failed_inferences | "FailedByKey" >> beam.FlatMap(failed_batch)
         joined = {
             "records": prepared[KEYED],
             "embeddings": embeddings,

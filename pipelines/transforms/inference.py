@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
+from schemas.deadletter import scrub_detail
+from schemas.errors import EnvironmentFault, environment_fault_in_text
 from schemas.records import Record
 from schemas.stage import StageFn
 
@@ -81,3 +85,26 @@ class AttachScoresFn(StageFn):
     def origin_of(self, element: tuple[str, dict[str, list]]) -> tuple[str, str]:
         records = list(element[1]["records"])
         return record_origin(records[0]) if records else ("unknown", str(element[0]))
+
+
+def failed_batch(element: tuple[list, Any]) -> Iterator[tuple[str, str]]:
+    """``(key, error)`` for every item of a batch the model handler raised on, from
+    ``RunInference(...).with_exception_handling()``'s ``failed_inferences``.
+
+    Beam 2.77 hands a failure on as ``(batch, (exception type, repr, traceback lines))``
+    (an exception object is also accepted). An :class:`EnvironmentFault` (a machine fault, a
+    server refusing the key) is not the items' fault: it stops the run with its own message.
+    """
+    batch, error = element
+    if isinstance(error, tuple) and len(error) == 3:
+        exc_type, exc_repr, trace = error
+        if isinstance(exc_type, type) and issubclass(exc_type, EnvironmentFault):
+            fault = environment_fault_in_text("".join(trace))
+            raise fault or EnvironmentFault(str(exc_repr))
+        message = str(exc_repr)
+    else:
+        if isinstance(error, EnvironmentFault):
+            raise error
+        message = f"{type(error).__name__}: {error}"
+    for key, _item in batch:
+        yield key, scrub_detail(message)
