@@ -149,7 +149,9 @@ def take_screenshots(
                     cat = record["category"]
                     ds = find_dataset(client, dataset_name(name, cat), workspace)
                     page.goto(f"{server_url}/dataset/{ds.id}/annotation-mode")
-                    page.frame_locator("iframe").first.get_by_text("Reference answer").wait_for()
+                    page.frame_locator("iframe").first.get_by_role(
+                        "heading", name="Reference answer"
+                    ).wait_for()
                     frame = next(
                         f
                         for f in page.frames

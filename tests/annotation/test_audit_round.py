@@ -54,12 +54,13 @@ def _flags(kind: str) -> list[dict]:
 
 def _flagged_build(sample_build: Path, out: Path) -> tuple[Path, dict[str, dict[str, str]]]:
     """A copy of the sample build whose first two records (by id) of each category carry
-    flags; returns it and category -> {"one": id, "two": id}."""
+    flags, and no other record any; returns it and category -> {"one": id, "two": id}."""
     shutil.copytree(sample_build, out)
     records = sorted(read_records(str(out)), key=lambda r: r["id"])
     chosen: dict[str, dict[str, str]] = {}
     rows = []
     for r in records:
+        r = dict(r, audit=None)  # these flags only (the sample's tiny blind LM raises its own)
         picks = chosen.setdefault(r["category"], {})
         kind = next((k for k in ("one", "two") if k not in picks), None)
         if kind is not None:

@@ -119,7 +119,7 @@ def test_hostile_text_is_shown_not_run(argilla_server, image_base, tmp_path):
             page = context.new_page()
             sign_in_and_open(page, argilla_server.url, annotator, dataset.id)
             item = page.frame_locator("iframe").first
-            item.get_by_text("Reference answer").wait_for()
+            item.get_by_role("heading", name="Reference answer").wait_for()
             frame = next(
                 f for f in page.frames if f != page.main_frame and "Reference answer" in f.content()
             )
