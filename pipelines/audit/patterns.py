@@ -58,11 +58,11 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pipelines.config import AuditConfig
 from pipelines.dedupe import text
 from schemas.audit import AuditFlag, flag
 
@@ -94,18 +94,6 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _NUMERIC = re.compile(r"^[\d\s.,+-]+$")
 # open-ended answers that a question names as the allowed replies ("yes or no?"): not a leak
 _REPLY_WORDS = frozenset({"yes", "no", "true", "false"})
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    """The knobs of the model-free audit (the ``audit`` config block; defaults as there)."""
-
-    alpha: float = 0.01
-    min_cell_items: int = 20
-    template_words: int = 4
-    frequent_answer_min_accuracy: float = 0.5
-    repeated_answer_min_items: int = 10
-    repeated_answer_min_words: int = 3
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -306,7 +294,7 @@ def _short(s: str) -> str:
     return s if len(s) <= MAX_TEXT else s[: MAX_TEXT - 1] + "…"
 
 
-def item_view(record: dict[str, Any], settings: AuditSettings) -> dict[str, Any]:
+def item_view(record: dict[str, Any], settings: AuditConfig) -> dict[str, Any]:
     """The small view of a record the audit needs (what travels through the shuffles)."""
     prov = record.get("provenance") or {}
     source = prov.get("source", "?")
@@ -416,7 +404,7 @@ def _split_cell(cell: str, fmt: str) -> dict[str, str]:
     return dict(zip(names, parts, strict=False))
 
 
-def _mc_cell(cell: str, c: Counter, settings: AuditSettings) -> dict[str, Any]:
+def _mc_cell(cell: str, c: Counter, settings: AuditConfig) -> dict[str, Any]:
     n = c[("n",)] - c[("unusable",)]
     ks = sorted({key[1] for key in c if key[0] == "k"})
     positions = {k: [c[("pos", k, j)] for j in range(k)] for k in ks}
@@ -468,7 +456,7 @@ def analyse(
     cells: CellCounts,
     answer_counts: dict[str, dict[str, int]],
     repeated: dict[str, int],
-    settings: AuditSettings,
+    settings: AuditConfig,
 ) -> dict[str, Any]:
     """The audit report (stats.json ``audit``) from the counts of the whole build.
 
@@ -646,7 +634,7 @@ def item_flags(
     indexed: dict[str, Any],
     answer_counts: dict[str, dict[str, int]],
     repeated: dict[str, int],
-    settings: AuditSettings,
+    settings: AuditConfig,
     hits_cache: dict[str, dict[str, bool]] | None = None,
 ) -> list[AuditFlag]:
     """The flags of one item (see the module docstring); empty when none. ``hits_cache``
@@ -754,11 +742,11 @@ def _aiq_flag(view: dict[str, Any], cell: dict[str, Any] | None) -> AuditFlag:
 
 
 def audit(
-    records: Iterable[dict[str, Any]], settings: AuditSettings | None = None
+    records: Iterable[dict[str, Any]], settings: AuditConfig | None = None
 ) -> tuple[dict[str, Any], dict[str, list[AuditFlag]]]:
     """The whole model-free audit in memory: ``(report, {id: flags})``. The Beam stage runs
     the same functions over a build (and adds the flag counts to the report)."""
-    settings = settings or AuditSettings()
+    settings = settings or AuditConfig.from_block()
     views = [item_view(r, settings) for r in records]
     cells = merge_counts([dict([count_view(v)]) for v in views])
     answers: Counter = Counter(k for v in views if (k := answer_key(v)) is not None)

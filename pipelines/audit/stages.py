@@ -29,7 +29,6 @@ import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
 from pipelines.audit import patterns
-from pipelines.audit.patterns import AuditSettings
 from pipelines.config import AuditConfig
 from schemas.audit import add_flags, flag_codes
 from schemas.deadletter import DEAD, STAGE_AUDIT_PATTERNS, STAGE_DROP_FLAGGED, origin
@@ -37,19 +36,7 @@ from schemas.records import Record
 from schemas.stage import RecordStage, StageFn, StageReason
 
 
-def settings_of(config: AuditConfig) -> AuditSettings:
-    """The audit's settings from the ``audit`` config block."""
-    return AuditSettings(
-        alpha=config.alpha,
-        min_cell_items=config.min_cell_items,
-        template_words=config.template_words,
-        frequent_answer_min_accuracy=config.frequent_answer_min_accuracy,
-        repeated_answer_min_items=config.repeated_answer_min_items,
-        repeated_answer_min_words=config.repeated_answer_min_words,
-    )
-
-
-def _view_or_none(record: Record, settings: AuditSettings) -> list[dict[str, Any]]:
+def _view_or_none(record: Record, settings: AuditConfig) -> list[dict[str, Any]]:
     """The record's view, or nothing when it cannot be read (the flagging step then makes
     the record a dead letter, with the exception)."""
     try:
@@ -105,7 +92,7 @@ class FlagCountsFn(beam.CombineFn):
 class FlagItemsFn(StageFn):
     """Adds the audit's flags to each record (``audit`` set on every record)."""
 
-    def __init__(self, settings: AuditSettings) -> None:
+    def __init__(self, settings: AuditConfig) -> None:
         self._settings = settings
         # (id of the report side input, the report by cell, leave-one-out hits per cell)
         self._indexed: tuple[int, dict[str, Any], dict[str, Any]] | None = None
@@ -145,7 +132,7 @@ class AuditAnswerPatterns(RecordStage):
 
     def __init__(self, config: AuditConfig) -> None:
         super().__init__()
-        self._settings = settings_of(config)
+        self._settings = config
 
     def expand_stage(self, records: beam.PCollection[Record]) -> dict[str, beam.PCollection]:
         settings = self._settings

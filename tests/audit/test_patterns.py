@@ -10,6 +10,7 @@ import random
 import pytest
 
 from pipelines.audit import patterns as P
+from pipelines.config import AuditConfig
 from tests.audit import planted
 
 
@@ -214,7 +215,7 @@ def test_a_small_cell_is_reported_as_too_few_items_and_never_flagged():
     assert cell["status"] == "too few items" and "position_test" not in cell
     assert not any(flags.values())
     # tested with a lower minimum, but 4 expected per position is below Cochran's 5
-    report, flags = P.audit(records, P.AuditSettings(min_cell_items=2))
+    report, flags = P.audit(records, AuditConfig.from_block({"min_cell_items": 2}))
     test = report["multiple_choice"]["cells"][0]["position_test"]
     assert test["p"] is None and test["too_small"] == [4] and not any(flags.values())
     # 20 items: 5 expected per position, tested and caught

@@ -10,7 +10,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.audit import patterns as P
-from pipelines.audit.stages import AuditAnswerPatterns, DropFlagged, settings_of
+from pipelines.audit.stages import AuditAnswerPatterns, DropFlagged
 from pipelines.config import AuditConfig
 from schemas.deadletter import DEAD
 from tests.audit import planted
@@ -35,7 +35,7 @@ def _flags_of(record: dict) -> tuple:
 def test_the_stage_writes_the_pure_audits_flags_and_report():
     records = corpus()
     config = AuditConfig.from_block({"min_cell_items": 20})
-    report, flags = P.audit(records, settings_of(config))
+    report, flags = P.audit(records, config)
     expected = [(r["id"], json.dumps({"flags": flags[r["id"]]}, sort_keys=True)) for r in records]
     assert report["flagged"]["by_code"]["answer_position_bias"] == 60
     assert report["flagged"]["by_code"]["frequent_answer"] == 25
@@ -67,7 +67,7 @@ def test_an_unreadable_record_is_a_dead_letter_not_a_crash():
 
 def test_drop_flagged_drops_only_the_configured_codes():
     records = corpus()
-    _, flags = P.audit(records, P.AuditSettings())
+    _, flags = P.audit(records, AuditConfig.from_block())
     audited = [dict(r, audit={"flags": flags[r["id"]]}) for r in records]
     position = sorted(
         r["id"]
