@@ -14,14 +14,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import apache_beam as beam
 
 from pipelines.audit.blind_items import MULTIPLE_CHOICE, not_scored_blind
+from pipelines.transforms.inference import MarkScoresFn
 from schemas.audit import AuditFlag, add_flags, flag
 from schemas.deadletter import STAGE_AUDIT_BLIND, STAGE_SCORE_BLIND
-from schemas.records import Record, with_scores
+from schemas.records import Record
 from schemas.stage import RecordStage, StageFn
 
 BLIND_ANSWERABLE = "blind_answerable"
@@ -110,15 +110,6 @@ class FlagBlindAnswerable(RecordStage):
         return records | "FlagBlind" >> self.par_do(_FlagFn(self._margin, self._leakage))
 
 
-class _MarkFn(StageFn):
-    def __init__(self, reason: str) -> None:
-        self._reason = reason
-
-    def process_element(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        self.count("out")
-        yield with_scores(record, "blind", not_scored_blind(self._reason))
-
-
 class SkipBlindScoring(RecordStage):
     """Mark every record ``scores.blind = {scored: false, reason}`` (the audit is off).
 
@@ -131,11 +122,13 @@ class SkipBlindScoring(RecordStage):
     """
 
     stage = STAGE_SCORE_BLIND
-    fns = (_MarkFn,)
+    fns = (MarkScoresFn,)
 
     def __init__(self, reason: str) -> None:
         super().__init__()
         self._reason = reason
 
     def expand_stage(self, records: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return records | "MarkBlindNotScored" >> self.par_do(_MarkFn(self._reason))
+        return records | "MarkBlindNotScored" >> self.par_do(
+            MarkScoresFn("blind", not_scored_blind(self._reason))
+        )

@@ -65,22 +65,13 @@ class SumCountersFn(beam.CombineFn):
         return acc
 
 
-class FlagCountsFn(beam.CombineFn):
+class FlagCountsFn(SumCountersFn):
     """Counts flagged items, overall and per code (:func:`patterns.flag_counts`)."""
-
-    def create_accumulator(self) -> Counter:
-        return Counter()
 
     def add_input(self, acc: Counter, codes: list[str]) -> Counter:
         acc["__items__"] += bool(codes)
         acc.update(codes)
         return acc
-
-    def merge_accumulators(self, accs) -> Counter:
-        out: Counter = Counter()
-        for acc in accs:
-            out.update(acc)
-        return out
 
     def extract_output(self, acc: Counter) -> dict[str, Any]:
         return {

@@ -6,23 +6,12 @@ Kept apart from :mod:`pipelines.clip.score`, whose RunInference import loads tor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import apache_beam as beam
 
+from pipelines.transforms.inference import MarkScoresFn
 from schemas.deadletter import STAGE_SCORE_CLIP
-from schemas.records import not_scored, with_scores
-from schemas.stage import RecordStage, StageFn
-
-
-class MarkNotScoredFn(StageFn):
-    def __init__(self, reason: str) -> None:
-        self._reason = reason
-
-    def process_element(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        self.count("out")
-        yield with_scores(record, "clip", not_scored(self._reason))
+from schemas.records import not_scored
+from schemas.stage import RecordStage
 
 
 class SkipClipScoring(RecordStage):
@@ -37,11 +26,13 @@ class SkipClipScoring(RecordStage):
     """
 
     stage = STAGE_SCORE_CLIP
-    fns = (MarkNotScoredFn,)
+    fns = (MarkScoresFn,)
 
     def __init__(self, reason: str) -> None:
         super().__init__()
         self._reason = reason
 
     def expand_stage(self, records: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return records | "MarkNotScored" >> self.par_do(MarkNotScoredFn(self._reason))
+        return records | "MarkNotScored" >> self.par_do(
+            MarkScoresFn("clip", not_scored(self._reason))
+        )

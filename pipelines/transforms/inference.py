@@ -32,7 +32,7 @@ from typing import Any
 
 from schemas.deadletter import scrub_detail
 from schemas.errors import EnvironmentFault, environment_fault_in_text
-from schemas.records import Record
+from schemas.records import Record, with_scores
 from schemas.stage import StageFn
 
 _BASE = "apache_beam.ml.inference.base"
@@ -108,3 +108,16 @@ def failed_batch(element: tuple[list, Any]) -> Iterator[tuple[str, str]]:
         message = f"{type(error).__name__}: {error}"
     for key, _item in batch:
         yield key, scrub_detail(message)
+
+
+class MarkScoresFn(StageFn):
+    """Write one fixed ``scores.<name>`` value on every record (a scoring stage that is off:
+    ``SkipClipScoring``, ``SkipBlindScoring``); counts ``out``."""
+
+    def __init__(self, name: str, value: dict[str, Any]) -> None:
+        self._name = name
+        self._value = value
+
+    def process_element(self, record: Record) -> Iterator[Record]:
+        self.count("out")
+        yield with_scores(record, self._name, self._value)
